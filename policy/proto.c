@@ -1,0 +1,250 @@
+/* proto.c: encoder and decoder of the wire protocol; every length checked. */
+#include <string.h>
+
+#include "proto.h"
+
+#define ASK_FIXED 23     /* op l4 family namelen port(2) addr(17) */
+#define VERDICT_FIXED 11 /* action naddr rulelen err(4) ttl(4) */
+#define ADDR_LEN 17      /* family + 16 bytes */
+
+/* ---------------------------------------------------------------- bytes */
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = v & 0xff;
+	p[1] = v >> 8;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (v >> (8 * i)) & 0xff;
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static int addr_valid(const struct proto_addr *a)
+{
+	return a->family == 4 || a->family == 6;
+}
+
+static void put_addr(uint8_t *p, const struct proto_addr *a)
+{
+	p[0] = a->family;
+	memcpy(p + 1, a->bytes, 16);
+}
+
+static void get_addr(const uint8_t *p, struct proto_addr *a)
+{
+	a->family = p[0];
+	memcpy(a->bytes, p + 1, 16);
+}
+
+/* ---------------------------------------------------------------- encode */
+
+/* Returns the body length of m, or -1 when a field is out of bounds. */
+static ssize_t body_len(const struct proto_msg *m)
+{
+	switch (m->type) {
+	case PROTO_ASK: {
+		const struct proto_ask *a = &m->u.ask;
+		size_t n = strnlen(a->name, sizeof a->name);
+		if (a->op < PROTO_OP_RESOLVE || a->op > PROTO_OP_SEND || a->l4 > PROTO_L4_UDP)
+			return -1;
+		if (a->op == PROTO_OP_RESOLVE) {
+			if (n == 0 || n > PROTO_NAME_MAX || a->addr.family != 0 ||
+			    (a->family != 0 && a->family != 4 && a->family != 6))
+				return -1;
+		} else if (n != 0 || a->family != 0 || !addr_valid(&a->addr)) {
+			return -1;
+		}
+		return ASK_FIXED + (ssize_t)n;
+	}
+	case PROTO_VERDICT: {
+		const struct proto_verdict *v = &m->u.verdict;
+		size_t n = strnlen(v->rule, sizeof v->rule);
+		if (v->action < PROTO_ALLOW || v->action > PROTO_REWRITE || n > PROTO_RULE_MAX ||
+		    v->naddr > PROTO_ADDRS_MAX)
+			return -1;
+		for (int i = 0; i < v->naddr; i++)
+			if (!addr_valid(&v->addrs[i]))
+				return -1;
+		return VERDICT_FIXED + (ssize_t)n + ADDR_LEN * v->naddr;
+	}
+	case PROTO_CONTROL:
+		if (m->u.control.what < PROTO_CTL_STATUS || m->u.control.what > PROTO_CTL_RELOAD)
+			return -1;
+		return 1;
+	case PROTO_TEXT:
+		if (m->u.text.len > PROTO_TEXT_MAX)
+			return -1;
+		return 4 + (ssize_t)m->u.text.len;
+	case PROTO_ERROR:
+		return 4;
+	}
+	return -1;
+}
+
+ssize_t proto_encode(const struct proto_msg *m, void *buf, size_t cap)
+{
+	ssize_t blen = body_len(m);
+	uint8_t *p = buf;
+
+	if (blen < 0 || (size_t)blen + PROTO_HDR_LEN > cap)
+		return -1;
+	p[0] = PROTO_MAGIC;
+	p[1] = PROTO_VERSION;
+	put16(p + 2, m->type);
+	put32(p + 4, m->id);
+	put32(p + 8, (uint32_t)blen);
+	p += PROTO_HDR_LEN;
+
+	switch (m->type) {
+	case PROTO_ASK: {
+		const struct proto_ask *a = &m->u.ask;
+		size_t n = (size_t)blen - ASK_FIXED;
+		p[0] = a->op;
+		p[1] = a->l4;
+		p[2] = a->family;
+		p[3] = (uint8_t)n;
+		put16(p + 4, a->port);
+		put_addr(p + 6, &a->addr);
+		memcpy(p + ASK_FIXED, a->name, n);
+		break;
+	}
+	case PROTO_VERDICT: {
+		const struct proto_verdict *v = &m->u.verdict;
+		size_t n = strnlen(v->rule, sizeof v->rule);
+		p[0] = v->action;
+		p[1] = v->naddr;
+		p[2] = (uint8_t)n;
+		put32(p + 3, (uint32_t)v->err);
+		put32(p + 7, v->ttl_ms);
+		memcpy(p + VERDICT_FIXED, v->rule, n);
+		for (int i = 0; i < v->naddr; i++)
+			put_addr(p + VERDICT_FIXED + n + ADDR_LEN * i, &v->addrs[i]);
+		break;
+	}
+	case PROTO_CONTROL:
+		p[0] = m->u.control.what;
+		break;
+	case PROTO_TEXT:
+		put32(p, (uint32_t)m->u.text.status);
+		memcpy(p + 4, m->u.text.text, m->u.text.len);
+		break;
+	case PROTO_ERROR:
+		put32(p, (uint32_t)m->u.error);
+		break;
+	}
+	return PROTO_HDR_LEN + blen;
+}
+
+/* ---------------------------------------------------------------- decode */
+
+static int decode_ask(const uint8_t *p, size_t len, struct proto_ask *a)
+{
+	size_t n;
+
+	if (len < ASK_FIXED)
+		return PROTO_BAD_MSG;
+	n = p[3];
+	if (len != ASK_FIXED + n)
+		return PROTO_BAD_MSG;
+	memset(a, 0, sizeof *a);
+	a->op = p[0];
+	a->l4 = p[1];
+	a->family = p[2];
+	a->port = get16(p + 4);
+	get_addr(p + 6, &a->addr);
+	memcpy(a->name, p + ASK_FIXED, n);
+	if (memchr(a->name, 0, n))
+		return PROTO_BAD_MSG;
+	if (a->op < PROTO_OP_RESOLVE || a->op > PROTO_OP_SEND || a->l4 > PROTO_L4_UDP)
+		return PROTO_BAD_MSG;
+	if (a->op == PROTO_OP_RESOLVE) {
+		if (n == 0 || n > PROTO_NAME_MAX || a->addr.family != 0 ||
+		    (a->family != 0 && a->family != 4 && a->family != 6))
+			return PROTO_BAD_MSG;
+	} else if (n != 0 || a->family != 0 || !addr_valid(&a->addr)) {
+		return PROTO_BAD_MSG;
+	}
+	return 0;
+}
+
+static int decode_verdict(const uint8_t *p, size_t len, struct proto_verdict *v)
+{
+	size_t n;
+
+	if (len < VERDICT_FIXED)
+		return PROTO_BAD_MSG;
+	n = p[2];
+	if (n > PROTO_RULE_MAX || p[1] > PROTO_ADDRS_MAX ||
+	    len != VERDICT_FIXED + n + (size_t)ADDR_LEN * p[1])
+		return PROTO_BAD_MSG;
+	memset(v, 0, sizeof *v);
+	v->action = p[0];
+	v->naddr = p[1];
+	v->err = (int32_t)get32(p + 3);
+	v->ttl_ms = get32(p + 7);
+	memcpy(v->rule, p + VERDICT_FIXED, n);
+	if (memchr(v->rule, 0, n) || v->action < PROTO_ALLOW || v->action > PROTO_REWRITE)
+		return PROTO_BAD_MSG;
+	for (int i = 0; i < v->naddr; i++) {
+		get_addr(p + VERDICT_FIXED + n + ADDR_LEN * i, &v->addrs[i]);
+		if (!addr_valid(&v->addrs[i]))
+			return PROTO_BAD_MSG;
+	}
+	return 0;
+}
+
+int proto_decode(const void *buf, size_t len, struct proto_msg *m)
+{
+	const uint8_t *p = buf;
+	size_t blen;
+
+	if (len < PROTO_HDR_LEN || p[0] != PROTO_MAGIC)
+		return PROTO_BAD_MSG;
+	m->type = get16(p + 2);
+	m->id = get32(p + 4);
+	blen = get32(p + 8);
+	if (blen != len - PROTO_HDR_LEN)
+		return PROTO_BAD_MSG;
+	if (p[1] != PROTO_VERSION)
+		return PROTO_BAD_VERSION;
+	p += PROTO_HDR_LEN;
+
+	switch (m->type) {
+	case PROTO_ASK:
+		return decode_ask(p, blen, &m->u.ask);
+	case PROTO_VERDICT:
+		return decode_verdict(p, blen, &m->u.verdict);
+	case PROTO_CONTROL:
+		if (blen != 1 || p[0] < PROTO_CTL_STATUS || p[0] > PROTO_CTL_RELOAD)
+			return PROTO_BAD_MSG;
+		m->u.control.what = p[0];
+		return 0;
+	case PROTO_TEXT:
+		if (blen < 4 || blen - 4 > PROTO_TEXT_MAX)
+			return PROTO_BAD_MSG;
+		m->u.text.status = (int32_t)get32(p);
+		m->u.text.len = (uint32_t)(blen - 4);
+		memcpy(m->u.text.text, p + 4, blen - 4);
+		m->u.text.text[blen - 4] = 0;
+		return 0;
+	case PROTO_ERROR:
+		if (blen != 4)
+			return PROTO_BAD_MSG;
+		m->u.error = (int32_t)get32(p);
+		return 0;
+	}
+	return PROTO_BAD_TYPE;
+}

@@ -1,0 +1,126 @@
+/* proto.h: the wire protocol between libegress.so, egress-broker and its
+ * control commands. One header and one codec, compiled into both sides. */
+#ifndef EGRESS_PROTO_H
+#define EGRESS_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * Transport: AF_UNIX, SOCK_SEQPACKET; one message per request and per
+ * response. Every message is a 12-byte header followed by a body whose
+ * length is exactly what its type needs:
+ *
+ *   u8 magic 'E' | u8 version | u16 type | u32 id | u32 body length
+ *
+ * All integers are little-endian. Bump PROTO_VERSION with any change to the
+ * message set or a body layout.
+ */
+#define PROTO_MAGIC 'E'
+#define PROTO_VERSION 1
+#define PROTO_HDR_LEN 12
+#define PROTO_NAME_MAX 253  /* longest DNS name, without the trailing dot */
+#define PROTO_RULE_MAX 63   /* longest rule name */
+#define PROTO_ADDRS_MAX 32  /* most addresses in one RESOLVE answer */
+#define PROTO_TEXT_MAX 65000 /* longest control answer */
+#define PROTO_MSG_MAX (PROTO_HDR_LEN + 8 + PROTO_TEXT_MAX) /* receive buffer size */
+
+enum proto_type {
+	PROTO_ASK = 1,     /* shim -> broker: judge one attempt */
+	PROTO_VERDICT = 2, /* broker -> shim: the decision */
+	PROTO_CONTROL = 3, /* control tool -> broker: status or reload */
+	PROTO_TEXT = 4,    /* broker -> control tool: a text answer */
+	PROTO_ERROR = 5,   /* broker -> anyone: request refused */
+};
+
+enum proto_op {
+	PROTO_OP_RESOLVE = 1, /* getaddrinfo of a name */
+	PROTO_OP_CONNECT = 2, /* connect of a stream socket */
+	PROTO_OP_SEND = 3,    /* datagram (sendto/sendmsg/sendmmsg, UDP connect) */
+};
+
+enum proto_l4 {
+	PROTO_L4_ANY = 0, /* unknown (a resolve without socket type) */
+	PROTO_L4_TCP = 1,
+	PROTO_L4_UDP = 2,
+};
+
+enum proto_action {
+	PROTO_ALLOW = 1,
+	PROTO_DENY = 2,
+	PROTO_REWRITE = 3,
+};
+
+enum proto_ctl {
+	PROTO_CTL_STATUS = 1,      /* human-readable status */
+	PROTO_CTL_STATUS_JSON = 2, /* status as one JSON object */
+	PROTO_CTL_RELOAD = 3,      /* reload the policy file */
+};
+
+enum proto_err {
+	PROTO_E_VERSION = 1, /* unknown protocol version */
+	PROTO_E_TYPE = 2,    /* unknown or unexpected message type */
+	PROTO_E_DENIED = 3,  /* control request from a peer not allowed to */
+};
+
+/* Decoder results (negative). */
+#define PROTO_BAD_VERSION (-1) /* header fine but another version */
+#define PROTO_BAD_TYPE (-2)    /* header fine but unknown type */
+#define PROTO_BAD_MSG (-3)     /* malformed: close the connection */
+
+struct proto_addr {
+	uint8_t family;    /* 4 or 6 */
+	uint8_t bytes[16]; /* network order; IPv4 uses the first 4 */
+};
+
+struct proto_ask {
+	uint8_t op;                      /* enum proto_op */
+	uint8_t l4;                      /* enum proto_l4 */
+	uint8_t family;                  /* RESOLVE: 0 any, 4, 6 */
+	uint16_t port;                   /* host order; 0 unknown */
+	struct proto_addr addr;          /* CONNECT and SEND */
+	char name[PROTO_NAME_MAX + 1];   /* RESOLVE: NUL-terminated name */
+};
+
+struct proto_verdict {
+	uint8_t action;                          /* enum proto_action */
+	int32_t err;                             /* DENY: errno; RESOLVE failure: EAI_* */
+	uint32_t ttl_ms;                         /* how long a datagram verdict may be cached */
+	char rule[PROTO_RULE_MAX + 1];           /* matched rule, NUL-terminated */
+	uint8_t naddr;                           /* RESOLVE: number of addresses */
+	struct proto_addr addrs[PROTO_ADDRS_MAX];
+};
+
+struct proto_control {
+	uint8_t what; /* enum proto_ctl */
+};
+
+struct proto_text {
+	int32_t status;                  /* 0 success, else failure */
+	uint32_t len;                    /* bytes in text, without the NUL */
+	char text[PROTO_TEXT_MAX + 1];   /* NUL-terminated */
+};
+
+struct proto_msg {
+	uint16_t type; /* enum proto_type */
+	uint32_t id;   /* chosen by the asker, echoed in the answer */
+	union {
+		struct proto_ask ask;
+		struct proto_verdict verdict;
+		struct proto_control control;
+		struct proto_text text;
+		int32_t error; /* PROTO_ERROR: enum proto_err */
+	} u;
+};
+
+/* Encodes m into buf. Returns the message length, or -1 when a field is out
+ * of bounds or cap is too small; buf is then undefined. */
+ssize_t proto_encode(const struct proto_msg *m, void *buf, size_t cap);
+
+/* Decodes exactly len bytes of buf into m. Returns 0, or PROTO_BAD_VERSION
+ * or PROTO_BAD_TYPE (m->id and m->type are then set, so an ERROR can be
+ * answered), or PROTO_BAD_MSG for anything malformed. */
+int proto_decode(const void *buf, size_t len, struct proto_msg *m);
+
+#endif

@@ -1,0 +1,24 @@
+/* check_main.c: runs the Check suites. Built twice: check_egress (codec,
+ * policy, broker) and, with -DCHECK_SHIM, check_shim (the preload library's
+ * decision code against a stubbed broker). */
+#include <stdlib.h>
+
+#include "suites.h"
+
+int main(void)
+{
+	SRunner *sr;
+	int failed;
+
+#ifdef CHECK_SHIM
+	sr = srunner_create(suite_shim());
+#else
+	sr = srunner_create(suite_proto());
+	srunner_add_suite(sr, suite_policy());
+	srunner_add_suite(sr, suite_broker());
+#endif
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
