@@ -4,7 +4,7 @@
 #include "proto.h"
 
 #define ASK_FIXED 23     /* op l4 family namelen port(2) addr(17) */
-#define VERDICT_FIXED 11 /* action naddr rulelen err(4) ttl(4) */
+#define VERDICT_FIXED 12 /* action naddr rulelen namelen err(4) ttl(4) */
 #define ADDR_LEN 17      /* family + 16 bytes */
 
 /* ---------------------------------------------------------------- bytes */
@@ -72,13 +72,14 @@ static ssize_t body_len(const struct proto_msg *m)
 	case PROTO_VERDICT: {
 		const struct proto_verdict *v = &m->u.verdict;
 		size_t n = strnlen(v->rule, sizeof v->rule);
+		size_t nn = strnlen(v->name, sizeof v->name);
 		if (v->action < PROTO_ALLOW || v->action > PROTO_REWRITE || n > PROTO_RULE_MAX ||
-		    v->naddr > PROTO_ADDRS_MAX)
+		    nn > PROTO_NAME_MAX || v->naddr > PROTO_ADDRS_MAX)
 			return -1;
 		for (int i = 0; i < v->naddr; i++)
 			if (!addr_valid(&v->addrs[i]))
 				return -1;
-		return VERDICT_FIXED + (ssize_t)n + ADDR_LEN * v->naddr;
+		return VERDICT_FIXED + (ssize_t)(n + nn) + ADDR_LEN * v->naddr;
 	}
 	case PROTO_CONTROL:
 		if (m->u.control.what < PROTO_CTL_STATUS || m->u.control.what > PROTO_CTL_RELOAD)
@@ -124,14 +125,17 @@ ssize_t proto_encode(const struct proto_msg *m, void *buf, size_t cap)
 	case PROTO_VERDICT: {
 		const struct proto_verdict *v = &m->u.verdict;
 		size_t n = strnlen(v->rule, sizeof v->rule);
+		size_t nn = strnlen(v->name, sizeof v->name);
 		p[0] = v->action;
 		p[1] = v->naddr;
 		p[2] = (uint8_t)n;
-		put32(p + 3, (uint32_t)v->err);
-		put32(p + 7, v->ttl_ms);
+		p[3] = (uint8_t)nn;
+		put32(p + 4, (uint32_t)v->err);
+		put32(p + 8, v->ttl_ms);
 		memcpy(p + VERDICT_FIXED, v->rule, n);
+		memcpy(p + VERDICT_FIXED + n, v->name, nn);
 		for (int i = 0; i < v->naddr; i++)
-			put_addr(p + VERDICT_FIXED + n + ADDR_LEN * i, &v->addrs[i]);
+			put_addr(p + VERDICT_FIXED + n + nn + ADDR_LEN * i, &v->addrs[i]);
 		break;
 	}
 	case PROTO_CONTROL:
@@ -182,24 +186,27 @@ static int decode_ask(const uint8_t *p, size_t len, struct proto_ask *a)
 
 static int decode_verdict(const uint8_t *p, size_t len, struct proto_verdict *v)
 {
-	size_t n;
+	size_t n, nn;
 
 	if (len < VERDICT_FIXED)
 		return PROTO_BAD_MSG;
 	n = p[2];
-	if (n > PROTO_RULE_MAX || p[1] > PROTO_ADDRS_MAX ||
-	    len != VERDICT_FIXED + n + (size_t)ADDR_LEN * p[1])
+	nn = p[3];
+	if (n > PROTO_RULE_MAX || nn > PROTO_NAME_MAX || p[1] > PROTO_ADDRS_MAX ||
+	    len != VERDICT_FIXED + n + nn + (size_t)ADDR_LEN * p[1])
 		return PROTO_BAD_MSG;
 	memset(v, 0, sizeof *v);
 	v->action = p[0];
 	v->naddr = p[1];
-	v->err = (int32_t)get32(p + 3);
-	v->ttl_ms = get32(p + 7);
+	v->err = (int32_t)get32(p + 4);
+	v->ttl_ms = get32(p + 8);
 	memcpy(v->rule, p + VERDICT_FIXED, n);
-	if (memchr(v->rule, 0, n) || v->action < PROTO_ALLOW || v->action > PROTO_REWRITE)
+	memcpy(v->name, p + VERDICT_FIXED + n, nn);
+	if (memchr(v->rule, 0, n) || memchr(v->name, 0, nn) || v->action < PROTO_ALLOW ||
+	    v->action > PROTO_REWRITE)
 		return PROTO_BAD_MSG;
 	for (int i = 0; i < v->naddr; i++) {
-		get_addr(p + VERDICT_FIXED + n + ADDR_LEN * i, &v->addrs[i]);
+		get_addr(p + VERDICT_FIXED + n + nn + ADDR_LEN * i, &v->addrs[i]);
 		if (!addr_valid(&v->addrs[i]))
 			return PROTO_BAD_MSG;
 	}

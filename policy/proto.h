@@ -88,6 +88,7 @@ struct proto_verdict {
 	int32_t err;                             /* DENY: errno; RESOLVE failure: EAI_* */
 	uint32_t ttl_ms;                         /* how long a datagram verdict may be cached */
 	char rule[PROTO_RULE_MAX + 1];           /* matched rule, NUL-terminated */
+	char name[PROTO_NAME_MAX + 1];           /* CONNECT/SEND: the name the address was attributed to, or "" */
 	uint8_t naddr;                           /* RESOLVE: number of addresses */
 	struct proto_addr addrs[PROTO_ADDRS_MAX];
 };
