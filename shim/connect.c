@@ -1,0 +1,20 @@
+/* connect.c: the connect(2) hook. A stream connect is judged as CONNECT, a
+ * connect on a datagram socket like the datagrams it will send. */
+#include "shim.h"
+
+/* Judges fd's connect to sa, then makes it. Returns what connect(2) returns. */
+int shim_connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	int op, l4;
+
+	if (shim_is_inet(sa, len) && shim_classify(fd, 0, true, &op, &l4) == 0 &&
+	    shim_judge(op, l4, sa, "connect") < 0)
+		return -1;
+	return shim_real.connect(fd, sa, len);
+}
+
+SHIM_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	shim_init();
+	return shim_connect(fd, sa, len);
+}

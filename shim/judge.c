@@ -1,0 +1,135 @@
+/* judge.c: the decision code behind every hook: classify the socket, turn
+ * the address into a request, ask the broker (or the datagram cache), and
+ * apply the verdict: go ahead, or fail with the rule's errno and a line on
+ * stderr. Testable without preloading: the broker is reached through
+ * shim_ask. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "shim.h"
+
+bool shim_is_inet(const struct sockaddr *sa, socklen_t len)
+{
+	if (sa == NULL || len < (socklen_t)sizeof(sa_family_t))
+		return false;
+	if (sa->sa_family == AF_INET)
+		return len >= (socklen_t)sizeof(struct sockaddr_in);
+	if (sa->sa_family == AF_INET6)
+		return len >= (socklen_t)sizeof(struct sockaddr_in6);
+	return false;
+}
+
+int shim_classify(int fd, int flags, bool is_connect, int *op, int *l4)
+{
+	int type;
+	socklen_t tlen = sizeof type;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0)
+		return -1; /* not a socket: the real call reports it */
+	switch (type) {
+	case SOCK_STREAM:
+		if (!is_connect && !(flags & MSG_FASTOPEN))
+			return -1; /* the kernel ignores a stream send's address */
+		*op = PROTO_OP_CONNECT;
+		*l4 = PROTO_L4_TCP;
+		return 0;
+	case SOCK_DGRAM:
+		*op = PROTO_OP_SEND;
+		*l4 = PROTO_L4_UDP;
+		return 0;
+	default: /* raw, SCTP and friends: judged, matched only by proto-less rules */
+		*op = is_connect ? PROTO_OP_CONNECT : PROTO_OP_SEND;
+		*l4 = PROTO_L4_ANY;
+		return 0;
+	}
+}
+
+/* Fills a and *port from sa; an IPv4-mapped IPv6 address becomes IPv4. */
+static void to_proto_addr(const struct sockaddr *sa, struct proto_addr *a, uint16_t *port)
+{
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	memset(a, 0, sizeof *a);
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		a->family = 4;
+		memcpy(a->bytes, &in->sin_addr, 4);
+		*port = ntohs(in->sin_port);
+		return;
+	}
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+	*port = ntohs(in6->sin6_port);
+	if (memcmp(in6->sin6_addr.s6_addr, mapped, sizeof mapped) == 0) {
+		a->family = 4;
+		memcpy(a->bytes, in6->sin6_addr.s6_addr + 12, 4);
+	} else {
+		a->family = 6;
+		memcpy(a->bytes, in6->sin6_addr.s6_addr, 16);
+	}
+}
+
+/* Writes "name:port", "1.2.3.4:port" or "[::1]:port" into buf. */
+static void destination(const struct proto_addr *a, uint16_t port, const char *name, char *buf,
+			size_t cap)
+{
+	char text[INET6_ADDRSTRLEN];
+
+	if (name != NULL && *name) {
+		snprintf(buf, cap, "%s:%u", name, port);
+		return;
+	}
+	inet_ntop(a->family == 4 ? AF_INET : AF_INET6, a->bytes, text, sizeof text);
+	snprintf(buf, cap, a->family == 6 ? "[%s]:%u" : "%s:%u", text, port);
+}
+
+/* The errno a denial returns: the broker's, when it is one a call can return. */
+static int deny_errno(int err)
+{
+	return err > 0 && err < 4096 ? err : EPERM;
+}
+
+int shim_judge(int op, int l4, const struct sockaddr *sa, const char *verb)
+{
+	struct proto_ask ask = { .op = (uint8_t)op, .l4 = (uint8_t)l4 };
+	struct proto_verdict v;
+	char dest[PROTO_NAME_MAX + 16];
+
+	to_proto_addr(sa, &ask.addr, &ask.port);
+	if (op == PROTO_OP_SEND && shim_cache_lookup(&ask.addr, ask.port, l4, &v)) {
+		if (v.action == PROTO_ALLOW)
+			return 0;
+		errno = deny_errno(v.err);
+		return -1;
+	}
+	if (shim_ask(&ask, &v) < 0) {
+		destination(&ask.addr, ask.port, NULL, dest, sizeof dest);
+		char what[sizeof dest + 16];
+		snprintf(what, sizeof what, "%s to %s", verb, dest);
+		shim_log_unreachable(what);
+		if (shim_config.fail_open)
+			return 0;
+		errno = EPERM;
+		return -1;
+	}
+	shim_log_reachable();
+	if (op == PROTO_OP_SEND)
+		shim_cache_store(&ask.addr, ask.port, l4, &v);
+	destination(&ask.addr, ask.port, v.name, dest, sizeof dest);
+	if (v.action == PROTO_ALLOW) {
+		if (shim_config.log == SHIM_LOG_ALL)
+			shim_log_line("egress: allowed %s to %s (rule %s)", verb, dest, v.rule);
+		return 0;
+	}
+	if (shim_config.log != SHIM_LOG_OFF) {
+		if (v.action == PROTO_DENY)
+			shim_log_line("egress: denied %s to %s (rule %s)", verb, dest, v.rule);
+		else
+			shim_log_line("egress: denied %s to %s (rule %s asks for a rewrite, "
+				      "which this libegress does not support)", verb, dest, v.rule);
+	}
+	errno = v.action == PROTO_DENY ? deny_errno(v.err) : EPERM;
+	return -1;
+}

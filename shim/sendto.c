@@ -1,0 +1,22 @@
+/* sendto.c: the sendto(2) hook. A datagram with a destination is judged as
+ * SEND; a stream sendto with MSG_FASTOPEN is the connect it is. */
+#include "shim.h"
+
+/* Judges the destination, if any, then sends. Returns what sendto(2) returns. */
+ssize_t shim_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
+		    socklen_t len)
+{
+	int op, l4;
+
+	if (shim_is_inet(sa, len) && shim_classify(fd, flags, false, &op, &l4) == 0 &&
+	    shim_judge(op, l4, sa, op == PROTO_OP_CONNECT ? "connect" : "send") < 0)
+		return -1;
+	return shim_real.sendto(fd, buf, n, flags, sa, len);
+}
+
+SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+			   const struct sockaddr *sa, socklen_t len)
+{
+	shim_init();
+	return shim_sendto(fd, buf, n, flags, sa, len);
+}

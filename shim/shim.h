@@ -1,0 +1,93 @@
+/* shim.h: internals of libegress.so shared by its hook files. Only the libc
+ * names it hooks are exported (SHIM_EXPORT); everything here is hidden. */
+#ifndef EGRESS_SHIM_H
+#define EGRESS_SHIM_H
+
+#include <netdb.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "proto.h"
+
+#define SHIM_EXPORT __attribute__((visibility("default")))
+#define SHIM_DEFAULT_SOCKET "/run/egress/broker.sock"
+#define SHIM_DEFAULT_TIMEOUT_MS 3000
+
+/* The real libc functions, found once with dlsym(RTLD_NEXT). */
+struct shim_real {
+	int (*connect)(int, const struct sockaddr *, socklen_t);
+	int (*getaddrinfo)(const char *, const char *, const struct addrinfo *,
+			   struct addrinfo **);
+	void (*freeaddrinfo)(struct addrinfo *);
+	ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+	int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
+};
+
+enum shim_log { SHIM_LOG_OFF, SHIM_LOG_DENY, SHIM_LOG_ALL };
+
+/* Settings read once from the environment at start. */
+struct shim_config {
+	char socket_path[108];  /* EGRESS_SOCKET, else SHIM_DEFAULT_SOCKET */
+	int timeout_ms;         /* EGRESS_TIMEOUT_MS: wait for an answer this long */
+	enum shim_log log;      /* EGRESS_LOG=off|deny|all */
+	bool fail_open;         /* EGRESS_FAIL=open: debugging only */
+};
+
+extern struct shim_real shim_real;
+extern struct shim_config shim_config;
+
+/* init.c: resolves the real symbols and reads the environment, once; safe to
+ * call from every hook, before or after the constructor has run. */
+void shim_init(void);
+
+/* broker.c: asks the broker about one attempt over this thread's connection,
+ * opening or reopening it as needed. Returns 0 with *v filled, or -1 with
+ * errno set when the broker is unreachable or did not answer in time. */
+int shim_broker_ask(const struct proto_ask *ask, struct proto_verdict *v);
+
+/* The asking function in use: shim_broker_ask, or a unit test's stub. */
+extern int (*shim_ask)(const struct proto_ask *ask, struct proto_verdict *v);
+
+/* judge.c: judges an attempt of op/l4 to sa (checked by shim_is_inet). verb
+ * names the call in messages ("connect", "send"). Returns 0 when it may go
+ * ahead, else -1 with errno set to what the hooked call returns. */
+int shim_judge(int op, int l4, const struct sockaddr *sa, const char *verb);
+
+/* judge.c: the l4 and op an attempt on socket fd has: returns 0 and sets them,
+ * or -1 when fd is not a socket the shim judges (pass it through). A stream
+ * socket's datagram-style send (no MSG_FASTOPEN) is passed through too. */
+int shim_classify(int fd, int flags, bool is_connect, int *op, int *l4);
+
+/* judge.c: true when sa is an IPv4 or IPv6 address the shim must judge. */
+bool shim_is_inet(const struct sockaddr *sa, socklen_t len);
+
+/* cache.c: this thread's datagram verdict cache. lookup returns true and
+ * fills *v (action, err) while an entry for key is fresh. */
+bool shim_cache_lookup(const struct proto_addr *a, uint16_t port, int l4,
+		       struct proto_verdict *v);
+void shim_cache_store(const struct proto_addr *a, uint16_t port, int l4,
+		      const struct proto_verdict *v);
+void shim_cache_clear(void);
+
+/* The logic of each hook, apart from its exported symbol: each returns what
+ * the libc call returns. */
+int shim_connect(int fd, const struct sockaddr *sa, socklen_t len);
+ssize_t shim_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
+		    socklen_t len);
+ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags);
+int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags);
+int shim_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+		     struct addrinfo **res);
+void shim_freeaddrinfo(struct addrinfo *ai);
+
+/* log.c: one line to stderr, written with a single write(2). */
+void shim_log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* log.c: says once per outage that the broker is unreachable; shim_log_reachable
+ * ends the outage so the next one is reported again. */
+void shim_log_unreachable(const char *what);
+void shim_log_reachable(void);
+
+#endif
