@@ -1,0 +1,120 @@
+/* addr.c: numeric addresses: parsing, canonical form, private ranges, text. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+int policy_addr_parse(const char *s, struct proto_addr *a)
+{
+	memset(a, 0, sizeof *a);
+	if (!s)
+		return -1;
+	/* glibc's inet_pton takes only a.b.c.d in decimal, no leading zeros. */
+	if (inet_pton(AF_INET, s, a->bytes) == 1) {
+		a->family = 4;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, a->bytes) == 1) {
+		a->family = 6;
+		return 0;
+	}
+	memset(a, 0, sizeof *a);
+	return -1;
+}
+
+/* True when the first n bytes of b are zero. */
+static bool zero(const uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+void policy_addr_canonical(struct proto_addr *a)
+{
+	const uint8_t *b = a->bytes;
+	bool mapped, compat;
+
+	if (a->family != 6 || !zero(b, 10))
+		return;
+	mapped = b[10] == 0xff && b[11] == 0xff;
+	/* ::a.b.c.d, except :: and ::1, which are IPv6 addresses of their own. */
+	compat = b[10] == 0 && b[11] == 0 && !(zero(b + 12, 3) && b[15] <= 1);
+	if (!mapped && !compat)
+		return;
+	a->family = 4;
+	memmove(a->bytes, a->bytes + 12, 4);
+	memset(a->bytes + 4, 0, 12);
+}
+
+/* True when the first len bits of x equal those of net. */
+static bool in_prefix(const uint8_t *x, const uint8_t *net, unsigned len)
+{
+	unsigned whole = len / 8, rest = len % 8;
+
+	if (memcmp(x, net, whole))
+		return false;
+	if (!rest)
+		return true;
+	uint8_t mask = (uint8_t)(0xff << (8 - rest));
+	return (x[whole] & mask) == (net[whole] & mask);
+}
+
+bool policy_addr_private(const struct proto_addr *in)
+{
+	static const struct {
+		uint8_t family, len, net[16];
+	} ranges[] = {
+		{ 4, 8, { 0 } },
+		{ 4, 8, { 127 } },
+		{ 4, 8, { 10 } },
+		{ 4, 12, { 172, 16 } },
+		{ 4, 16, { 192, 168 } },
+		{ 4, 16, { 169, 254 } },
+		{ 4, 10, { 100, 64 } },
+		{ 4, 4, { 224 } },
+		{ 4, 32, { 255, 255, 255, 255 } },
+		{ 6, 128, { 0 } },
+		{ 6, 128, { [15] = 1 } },
+		{ 6, 7, { 0xfc } },
+		{ 6, 10, { 0xfe, 0x80 } },
+		{ 6, 8, { 0xff } },
+	};
+	struct proto_addr a = *in;
+
+	/* Canonical by contract; done again so that a mapped form can never
+	 * pass as public. */
+	policy_addr_canonical(&a);
+	for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+		if (ranges[i].family == a.family && in_prefix(a.bytes, ranges[i].net, ranges[i].len))
+			return true;
+	return false;
+}
+
+void policy_addr_format(const struct proto_addr *a, char *buf, size_t cap)
+{
+	char tmp[INET6_ADDRSTRLEN];
+	const char *s = "?";
+
+	if (!cap)
+		return;
+	if (a->family == 4 && inet_ntop(AF_INET, a->bytes, tmp, sizeof tmp))
+		s = tmp;
+	else if (a->family == 6 && inet_ntop(AF_INET6, a->bytes, tmp, sizeof tmp))
+		s = tmp;
+	snprintf(buf, cap, "%s", s);
+}
+
+void policy_addr_mask(uint8_t *bytes, unsigned family, unsigned len)
+{
+	unsigned size = family == 4 ? 4 : 16;
+
+	for (unsigned i = 0; i < 16; i++) {
+		if (i >= size || len <= 8 * i)
+			bytes[i] = 0;
+		else if (len < 8 * (i + 1))
+			bytes[i] &= (uint8_t)(0xff << (8 * (i + 1) - len));
+	}
+}

@@ -1,0 +1,219 @@
+/* decide.c: judges one request against a compiled rule set, and answers
+ * [hosts] lookups. */
+#include <errno.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Candidate lists: 1 exact name + at most 126 parent suffixes of a 253-byte
+ * name + at most 129 prefix lengths of one family + the any-destination
+ * list. */
+#define CAND_MAX 260
+
+struct cand {
+	const unsigned *v; /* ascending rule indices */
+	unsigned n;
+	unsigned pos;      /* next to look at */
+	bool by_addr;      /* rules on this list match the request's address */
+};
+
+/* Adds a non-empty list to the candidates. */
+static void cand_add(struct cand *c, int *nc, const struct idx_list *list, bool by_addr)
+{
+	if (!list || !list->n || *nc >= CAND_MAX)
+		return;
+	c[*nc].v = list->v;
+	c[*nc].n = list->n;
+	c[*nc].pos = 0;
+	c[*nc].by_addr = by_addr;
+	(*nc)++;
+}
+
+/* Collects the rules whose host or cidr can match req (and those with
+ * neither), one ascending list per index hit. Returns how many lists. */
+static int gather(const struct policy *p, const char *name, const struct proto_addr *a,
+		  struct cand *c)
+{
+	int nc = 0;
+
+	if (name) {
+		struct name_idx *e;
+
+		HASH_FIND_STR(p->exact, name, e);
+		if (e)
+			cand_add(c, &nc, &e->rules, false);
+		/* "*.suffix" matches strict subdomains: look up every parent. */
+		for (const char *s = strchr(name, '.'); s; s = strchr(s + 1, '.')) {
+			HASH_FIND_STR(p->wild, s + 1, e);
+			if (e)
+				cand_add(c, &nc, &e->rules, false);
+		}
+	}
+	if (a && (a->family == 4 || a->family == 6)) {
+		const bool *present = a->family == 4 ? p->cidr_len4 : p->cidr_len6;
+		unsigned max = a->family == 4 ? 32 : 128;
+		struct cidr_key key;
+		struct cidr_idx *e;
+
+		for (unsigned len = 0; len <= max; len++) {
+			if (!present[len])
+				continue;
+			memset(&key, 0, sizeof key);
+			key.family = a->family;
+			key.len = (uint8_t)len;
+			memcpy(key.bytes, a->bytes, 16);
+			policy_addr_mask(key.bytes, a->family, len);
+			HASH_FIND(hh, p->cidrs, &key, sizeof key, e);
+			if (e)
+				cand_add(c, &nc, &e->rules, true);
+		}
+	}
+	cand_add(c, &nc, &p->any, false);
+	return nc;
+}
+
+/* True when exe matches one of the rule's patterns: a pattern with a '/' is
+ * matched against the full path ('*' does not cross '/'), one without
+ * against the base name. */
+static bool exe_match(const struct rule *r, const char *exe)
+{
+	const char *base;
+
+	if (!exe)
+		return false;
+	base = strrchr(exe, '/');
+	base = base ? base + 1 : exe;
+	for (unsigned i = 0; i < r->nexes; i++) {
+		const char *pat = r->exes[i];
+
+		if (strchr(pat, '/') ? fnmatch(pat, exe, FNM_PATHNAME) == 0
+				     : fnmatch(pat, base, 0) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* True when req satisfies r's port, proto and exe constraints (its host or
+ * cidr was matched by the index). An unknown port or l4 satisfies a port
+ * or proto constraint only for a rule that does not deny. */
+static bool rule_match(const struct rule *r, const struct policy_request *req)
+{
+	if (r->nports) {
+		bool ok = false;
+
+		if (req->port == 0) {
+			ok = r->action != PROTO_DENY;
+		} else {
+			for (unsigned i = 0; i < r->nports && !ok; i++)
+				ok = req->port >= r->ports[i].lo && req->port <= r->ports[i].hi;
+		}
+		if (!ok)
+			return false;
+	}
+	if (r->l4) {
+		if (req->l4 == PROTO_L4_ANY) {
+			if (r->action == PROTO_DENY)
+				return false;
+		} else if (req->l4 != PROTO_L4_TCP && req->l4 != PROTO_L4_UDP) {
+			return false;
+		} else if (!(r->l4 & (1u << req->l4))) {
+			return false;
+		}
+	}
+	if (r->nexes && !exe_match(r, req->exe))
+		return false;
+	return true;
+}
+
+/*
+ * Destination matching: a rule with host entries matches when the request's
+ * name matches one of them; a rule with cidr entries (numeric host entries
+ * count as cidr) when the request's address is in one of them; a rule with
+ * both when either matches; a rule with neither matches any destination.
+ * Then port, proto and exe must all match. Only an address matched through
+ * cidr opens a private address.
+ */
+void policy_decide(const struct policy *p, const struct policy_request *req,
+		   struct policy_verdict *v)
+{
+	struct cand c[CAND_MAX];
+	char name[PROTO_NAME_MAX + 1];
+	const char *np = NULL;
+	struct proto_addr a;
+	const struct proto_addr *ap = NULL;
+	const struct rule *hit = NULL;
+	bool by_addr = false;
+	int nc;
+
+	/* Normalised and canonical by contract; done again so that another
+	 * spelling can never slip past a deny rule. */
+	if (req->name && policy_name_normalise(req->name, name, sizeof name) == 0)
+		np = name;
+	if (req->addr) {
+		a = *req->addr;
+		policy_addr_canonical(&a);
+		ap = &a;
+	}
+
+	/* Walk the candidate lists merged in rule order; first match wins. */
+	nc = gather(p, np, ap, c);
+	for (;;) {
+		unsigned min = UINT_MAX;
+		bool addr_hit = false;
+
+		for (int i = 0; i < nc; i++)
+			if (c[i].pos < c[i].n && c[i].v[c[i].pos] < min)
+				min = c[i].v[c[i].pos];
+		if (min == UINT_MAX)
+			break;
+		for (int i = 0; i < nc; i++) {
+			if (c[i].pos < c[i].n && c[i].v[c[i].pos] == min) {
+				addr_hit |= c[i].by_addr;
+				c[i].pos++;
+			}
+		}
+		if (rule_match(&p->rules[min], req)) {
+			hit = &p->rules[min];
+			by_addr = addr_hit;
+			break;
+		}
+	}
+
+	if (hit) {
+		v->action = hit->action;
+		v->err = hit->action == PROTO_DENY ? hit->err : 0;
+		v->rule = hit->name;
+	} else {
+		v->action = p->dflt_action;
+		v->err = p->dflt_action == PROTO_DENY ? p->dflt_err : 0;
+		v->rule = "default";
+	}
+
+	/* Private-range protection: neither a name rule nor the default opens
+	 * a private address. */
+	if (v->action != PROTO_DENY && ap && policy_addr_private(ap) && !by_addr &&
+	    !(hit && hit->private_allow) && !p->private_allow && !req->from_hosts) {
+		v->action = PROTO_DENY;
+		v->err = EPERM;
+		v->rule = "private";
+	}
+}
+
+int policy_hosts_lookup(const struct policy *p, const char *name, struct proto_addr *out,
+			int max)
+{
+	char norm[PROTO_NAME_MAX + 1];
+	struct hosts_entry *e;
+	int n;
+
+	if (!name || policy_name_normalise(name, norm, sizeof norm) < 0)
+		return 0;
+	HASH_FIND_STR(p->hosts, norm, e);
+	if (!e || max <= 0)
+		return 0;
+	n = e->naddr < max ? e->naddr : max;
+	memcpy(out, e->addrs, (size_t)n * sizeof *out);
+	return n;
+}
