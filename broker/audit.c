@@ -1,0 +1,179 @@
+/* audit.c: the audit log, JSON Lines appended one write() per decision;
+ * a failing log is counted and reported, never allowed to change a decision. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker.h"
+
+#define AUDIT_LINE_MAX 32768 /* exe (PATH_MAX) fully escaped still fits */
+
+void audit_init(struct audit *a)
+{
+	a->path[0] = 0;
+	a->fd = -1;
+	a->err = 0;
+	a->failures = 0;
+	a->written = 0;
+}
+
+void audit_close(struct audit *a)
+{
+	if (a->fd >= 0)
+		close(a->fd);
+	a->fd = -1;
+}
+
+int audit_reopen(struct audit *a)
+{
+	audit_close(a);
+	if (!a->path[0]) {
+		a->err = 0;
+		return 0;
+	}
+	a->fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+	if (a->fd < 0) {
+		a->err = errno;
+		log_error("audit log %s: %s", a->path, strerror(a->err));
+		return -1;
+	}
+	a->err = 0;
+	return 0;
+}
+
+int audit_open(struct audit *a, const char *path)
+{
+	audit_close(a);
+	if (!path)
+		path = "";
+	if (strlen(path) >= sizeof a->path) {
+		a->path[0] = 0;
+		a->err = ENAMETOOLONG;
+		log_error("audit log path too long");
+		return -1;
+	}
+	strcpy(a->path, path);
+	return audit_reopen(a);
+}
+
+const char *audit_op_name(int op)
+{
+	switch (op) {
+	case PROTO_OP_RESOLVE: return "resolve";
+	case PROTO_OP_CONNECT: return "connect";
+	case PROTO_OP_SEND: return "send";
+	}
+	return "?";
+}
+
+const char *audit_l4_name(int l4)
+{
+	switch (l4) {
+	case PROTO_L4_TCP: return "tcp";
+	case PROTO_L4_UDP: return "udp";
+	}
+	return "any";
+}
+
+const char *audit_action_name(int action)
+{
+	switch (action) {
+	case PROTO_ALLOW: return "allow";
+	case PROTO_DENY: return "deny";
+	case PROTO_REWRITE: return "rewrite";
+	}
+	return "?";
+}
+
+const char *audit_eai_name(int eai)
+{
+	switch (eai) {
+	case EAI_BADFLAGS: return "EAI_BADFLAGS";
+	case EAI_NONAME: return "EAI_NONAME";
+	case EAI_AGAIN: return "EAI_AGAIN";
+	case EAI_FAIL: return "EAI_FAIL";
+	case EAI_FAMILY: return "EAI_FAMILY";
+	case EAI_SOCKTYPE: return "EAI_SOCKTYPE";
+	case EAI_SERVICE: return "EAI_SERVICE";
+	case EAI_MEMORY: return "EAI_MEMORY";
+	case EAI_SYSTEM: return "EAI_SYSTEM";
+	case EAI_OVERFLOW: return "EAI_OVERFLOW";
+#ifdef EAI_NODATA
+	case EAI_NODATA: return "EAI_NODATA";
+#endif
+#ifdef EAI_ADDRFAMILY
+	case EAI_ADDRFAMILY: return "EAI_ADDRFAMILY";
+#endif
+	}
+	return "EAI_?";
+}
+
+int audit_format(const struct audit_event *ev, char *out, size_t cap)
+{
+	struct buf b;
+	char addr[64];
+
+	buf_init(&b, out, cap);
+	buf_printf(&b, "{\"time\":\"");
+	buf_time(&b, &ev->time, true);
+	buf_printf(&b, "\",\"pid\":%ld,\"uid\":%lu,\"exe\":", (long)ev->pid, (unsigned long)ev->uid);
+	buf_json_str(&b, ev->exe);
+	buf_printf(&b, ",\"op\":\"%s\",\"name\":", audit_op_name(ev->op));
+	buf_json_str(&b, ev->name);
+	buf_printf(&b, ",\"addr\":");
+	if (ev->addr) {
+		policy_addr_format(ev->addr, addr, sizeof addr);
+		buf_json_str(&b, addr);
+	} else {
+		buf_json_str(&b, NULL);
+	}
+	buf_printf(&b, ",\"port\":%u,\"proto\":\"%s\",\"action\":\"%s\",\"rule\":", ev->port,
+		   audit_l4_name(ev->l4), audit_action_name(ev->action));
+	buf_json_str(&b, ev->rule);
+	buf_printf(&b, ",\"errno\":");
+	buf_json_str(&b, ev->err);
+	buf_printf(&b, "}\n");
+	return b.overflow ? -1 : (int)b.len;
+}
+
+int audit_write(struct audit *a, const struct audit_event *ev)
+{
+	char line[AUDIT_LINE_MAX];
+	int n;
+	ssize_t w;
+
+	if (!a->path[0])
+		return 0;
+	n = audit_format(ev, line, sizeof line);
+	if (n < 0) {
+		a->failures++;
+		a->err = EMSGSIZE;
+		return -1;
+	}
+	if (a->fd < 0 && audit_reopen(a) < 0) {
+		a->failures++;
+		return -1;
+	}
+	do
+		w = write(a->fd, line, (size_t)n);
+	while (w < 0 && errno == EINTR);
+	if (w != n) {
+		/* A short write leaves a partial line; the next one starts on a
+		 * fresh line so that readers can skip the damaged one. */
+		int err = w < 0 ? errno : EIO;
+
+		if (a->err != err)
+			log_error("audit log %s: %s", a->path, strerror(err));
+		if (w > 0)
+			(void)!write(a->fd, "\n", 1);
+		a->err = err;
+		a->failures++;
+		return -1;
+	}
+	a->err = 0;
+	a->written++;
+	return 0;
+}

@@ -1,0 +1,306 @@
+/* broker.h: the modules of egress-broker, one section and one prefix per
+ * file (buf_, sha256_, audit_, memory_, stats_, resolver_, control_, cli_,
+ * server_, log_); used by main.c and tests/check_broker.c. */
+#ifndef EGRESS_BROKER_H
+#define EGRESS_BROKER_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "policy.h"
+#include "proto.h"
+
+#define BROKER_VERSION "0.1"
+#define BROKER_DEFAULT_SOCKET "/run/egress/broker.sock"
+
+/* ------------------------------------------------------------------ log.c */
+
+/* Prints "egress-broker: <message>" and a newline to stderr. */
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ------------------------------------------------------------------ buf.c */
+
+/* A fixed-size text builder: appends never overrun; once full it remembers
+ * that it overflowed and the text stays NUL-terminated. */
+struct buf {
+	char *p;       /* caller's memory */
+	size_t cap;    /* bytes at p, including room for the NUL */
+	size_t len;    /* bytes written, without the NUL */
+	bool overflow; /* something did not fit */
+};
+
+void buf_init(struct buf *b, char *mem, size_t cap);
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string with its quotes ("null" when s is NULL):
+ * quote, backslash, control characters and every byte >= 0x7f escaped. */
+void buf_json_str(struct buf *b, const char *s);
+/* Appends ts (UTC) as 2026-11-22T10:00:00.123Z, or without the
+ * milliseconds when millis is false. */
+void buf_time(struct buf *b, const struct timespec *ts, bool millis);
+
+/* --------------------------------------------------------------- sha256.c */
+
+struct sha256 {
+	uint32_t h[8];   /* chaining state */
+	uint64_t len;    /* bytes hashed so far */
+	uint8_t blk[64]; /* partial block */
+	size_t nblk;     /* bytes in blk */
+};
+
+void sha256_init(struct sha256 *c);
+void sha256_update(struct sha256 *c, const void *data, size_t len);
+void sha256_final(struct sha256 *c, uint8_t out[32]);
+/* Writes the lowercase hex SHA-256 of data into hex (65 bytes). */
+void sha256_hex(const void *data, size_t len, char hex[65]);
+/* Writes the hex SHA-256 of the file at path into hex. Returns 0, or -1
+ * (logged) when it cannot be read. */
+int sha256_file(const char *path, char hex[65]);
+
+/* ---------------------------------------------------------------- audit.c */
+
+/* One decision, as written to the audit log. */
+struct audit_event {
+	struct timespec time;          /* CLOCK_REALTIME */
+	pid_t pid;                     /* peer's pid */
+	uid_t uid;                     /* peer's uid */
+	const char *exe;               /* peer's executable, NULL when unknown */
+	int op;                        /* enum proto_op */
+	const char *name;              /* attributed or asked name, NULL when unknown */
+	const struct proto_addr *addr; /* NULL for a resolve */
+	uint16_t port;                 /* 0 when unknown */
+	int l4;                        /* enum proto_l4 */
+	int action;                    /* enum proto_action */
+	const char *rule;              /* matched rule */
+	const char *err;               /* "EPERM", "EAI_NONAME" or NULL */
+};
+
+/* The audit log: JSON Lines, append mode, one write() per event. */
+struct audit {
+	char path[PATH_MAX];     /* "" when there is no audit log */
+	int fd;                  /* -1 when closed or failed to open */
+	int err;                 /* errno of the last failure, 0 when the last write worked */
+	unsigned long failures;  /* events that could not be written */
+	unsigned long written;   /* events written */
+};
+
+void audit_init(struct audit *a);
+/* Closes any open log and opens path (NULL or "" for none). Returns 0, or
+ * -1 (logged, error kept in a->err) when it cannot be opened; the next
+ * event tries again. */
+int audit_open(struct audit *a, const char *path);
+/* Reopens the same path (log rotation). Returns as audit_open(). */
+int audit_reopen(struct audit *a);
+void audit_close(struct audit *a);
+/* Formats ev as one JSON line with its newline into buf. Returns the length,
+ * or -1 when it does not fit. */
+int audit_format(const struct audit_event *ev, char *buf, size_t cap);
+/* Writes ev to the log, if any. Returns 0, or -1 after counting the failure
+ * (the decision stands whatever this returns). */
+int audit_write(struct audit *a, const struct audit_event *ev);
+/* Symbolic name of a getaddrinfo error ("EAI_NONAME"), "EAI_?" if unknown. */
+const char *audit_eai_name(int eai);
+const char *audit_op_name(int op);     /* "resolve", "connect", "send" */
+const char *audit_l4_name(int l4);     /* "tcp", "udp", "any" */
+const char *audit_action_name(int a);  /* "allow", "deny", "rewrite" */
+
+/* --------------------------------------------------------------- memory.c */
+
+#define MEMORY_PER_PID_MAX 4096 /* addresses remembered per process */
+#define MEMORY_IDLE_S 600       /* a process unused this long is forgotten */
+
+/* Per-process memory of address -> name, fed by resolves and consulted by
+ * connects; keyed by pid because a process's threads come and go. */
+struct memory;
+
+struct memory *memory_new(size_t per_pid_max);
+void memory_free(struct memory *m);
+/* A connection of pid opened; starttime (from /proc/<pid>/stat, 0 when
+ * unknown) tells a reused pid, whose memory is then flushed. Returns 0/-1. */
+int memory_attach(struct memory *m, pid_t pid, unsigned long long starttime, time_t now);
+/* A connection of pid closed. */
+void memory_detach(struct memory *m, pid_t pid, time_t now);
+/* Remembers that pid resolved name to a (canonical); the most recent
+ * resolution wins, and the least recently used address goes when full.
+ * Returns 0, or -1 when out of memory. */
+int memory_record(struct memory *m, pid_t pid, const struct proto_addr *a, const char *name,
+		  bool from_hosts, time_t now);
+/* Looks a up in pid's memory, then in ppid's (a forked child connecting to
+ * what its parent resolved). Copies the name into name (cap bytes) and
+ * returns true when found. */
+bool memory_lookup(struct memory *m, pid_t pid, pid_t ppid, const struct proto_addr *a,
+		   time_t now, char *name, size_t cap, bool *from_hosts);
+/* Forgets processes with no connection whose pid is no longer alive, and
+ * everything unused for MEMORY_IDLE_S. Returns the processes dropped. */
+size_t memory_gc(struct memory *m, time_t now, bool (*alive)(pid_t));
+size_t memory_pids(const struct memory *m);    /* processes known */
+size_t memory_entries(const struct memory *m); /* addresses known, all processes */
+
+/* ---------------------------------------------------------------- stats.c */
+
+#define STATS_DENIED_MAX 1024 /* denied destinations tracked */
+#define STATS_DEST_MAX (PROTO_NAME_MAX + 48) /* "name:port" or "[v6]:port" */
+
+struct stats_denied; /* one denied destination (uthash) */
+
+/* Counters of the broker, owned by the loop. */
+struct stats {
+	unsigned long allow, deny, rewrite;   /* decisions by action */
+	unsigned long resolve, connect, send; /* decisions by operation */
+	unsigned long malformed;              /* connections closed for a bad message */
+	unsigned long clients_now;            /* connected clients */
+	unsigned long clients_total;          /* clients ever accepted */
+	struct stats_denied *denied;          /* destination -> count */
+	size_t ndenied;                       /* entries in denied */
+};
+
+struct stats_top {
+	char dest[STATS_DEST_MAX]; /* "name:port" or "addr:port" */
+	int l4;                    /* enum proto_l4 */
+	unsigned long count;
+};
+
+void stats_init(struct stats *s);
+void stats_free(struct stats *s);
+/* Counts one decision of op with action. */
+void stats_decision(struct stats *s, int op, int action);
+/* Counts a denied destination: the name when known, else the address. At
+ * STATS_DENIED_MAX entries the least counted one makes room. */
+void stats_denied(struct stats *s, const char *name, const struct proto_addr *addr, uint16_t port,
+		  int l4);
+/* Copies the max most denied destinations into out, most first. Returns
+ * how many. */
+size_t stats_top_denied(const struct stats *s, struct stats_top *out, size_t max);
+/* Formats "name:port", "1.2.3.4:port" or "[v6]:port" into out. */
+void stats_dest(const char *name, const struct proto_addr *addr, uint16_t port, char *out,
+		size_t cap);
+
+/* ------------------------------------------------------------- resolver.c */
+
+#define RESOLVER_THREADS 4
+#define RESOLVER_QUEUE_MAX 1024
+#define RESOLVER_RAW_MAX (2 * PROTO_ADDRS_MAX) /* addresses kept per lookup */
+
+/* Resolves name for family (0, 4, 6) into out (at most max). Returns 0 with
+ * *n set, or an EAI_* code. Replaceable so tests need no DNS. */
+typedef int (*resolver_lookup_fn)(const char *name, int family, struct proto_addr *out, int max,
+				  int *n);
+
+/* One getaddrinfo for the loop: filled in by the loop, answered by a
+ * worker, handed back through resolver_take(). */
+struct resolver_job {
+	uint64_t client;                       /* client serial (id and generation) */
+	uint32_t msgid;                        /* request id to echo */
+	struct proto_ask ask;                  /* the request, name normalised */
+	char rule[PROTO_RULE_MAX + 1];         /* rule that allowed the name */
+	int eai;                               /* result: 0 or EAI_* */
+	int naddr;                             /* result: addresses in addrs */
+	struct proto_addr addrs[RESOLVER_RAW_MAX];
+	struct resolver_job *next;             /* queue link */
+};
+
+struct resolver;
+
+/* Starts nthreads workers using lookup (NULL: getaddrinfo). Returns NULL
+ * (logged) on failure. */
+struct resolver *resolver_new(int nthreads, resolver_lookup_fn lookup);
+/* Stops and joins the workers, frees every job still queued. */
+void resolver_free(struct resolver *r);
+/* The descriptor that turns readable when results wait in resolver_take(). */
+int resolver_fd(const struct resolver *r);
+/* Queues job; the resolver owns it on success. Returns 0, or -1 when the
+ * queue is full (the caller keeps the job). */
+int resolver_submit(struct resolver *r, struct resolver_job *job);
+/* Returns the finished jobs as a list (caller frees each), NULL if none. */
+struct resolver_job *resolver_take(struct resolver *r);
+/* The default lookup: getaddrinfo without AI_ADDRCONFIG. */
+int resolver_getaddrinfo(const char *name, int family, struct proto_addr *out, int max, int *n);
+
+/* -------------------------------------------------------------- control.c */
+
+/* What STATUS reports; filled in by the server. */
+struct control_info {
+	pid_t pid;
+	long uptime_s;
+	const char *socket;           /* listening path */
+	const char *policy_path;
+	const char *sha256;           /* hex of the policy file in force */
+	unsigned rules;
+	struct timespec loaded_at;    /* when the policy in force was loaded */
+	const char *last_error;       /* last failed reload, NULL when none */
+	struct timespec last_error_at;
+	const char *audit_path;       /* NULL when no audit log */
+	const char *audit_error;      /* NULL when fine */
+	unsigned long audit_failures;
+	const struct stats *stats;
+};
+
+/* Resolves the socket path: opt, else $EGRESS_SOCKET, else the default.
+ * Returns 0, or -1 (logged) when it does not fit a sockaddr_un. */
+int control_socket_path(const char *opt, char *out, size_t cap);
+/* Formats the human status into out. Returns the length (truncated to fit). */
+size_t control_status_text(const struct control_info *ci, char *out, size_t cap);
+/* Formats the status as one JSON object into out. Returns the length. */
+size_t control_status_json(const struct control_info *ci, char *out, size_t cap);
+/* Sends CONTROL what to the broker at path and waits for the answer.
+ * Returns 0 with *status and text filled, or -1 with errno set (no broker)
+ * or with a message in err. */
+int control_request(const char *path, int what, int *status, char *text, size_t cap, char *err,
+		    size_t errlen);
+
+/* ------------------------------------------------------------------ cli.c */
+
+/* Splits HOST[:PORT] (or [v6]:PORT) into an address or a normalised name
+ * and a port (0 when absent). Returns 0, or -1 with a message in err. */
+int cli_parse_target(const char *s, char *name, size_t namecap, struct proto_addr *addr,
+		     bool *is_addr, uint16_t *port, char *err, size_t errlen);
+/* Judges target offline against p, writes one line (without newline) into
+ * out. Returns 0 allow or rewrite, 1 deny, 2 on error (message in out). */
+int cli_check(const struct policy *p, const char *target, bool udp, const char *exe, char *out,
+	      size_t cap);
+
+/* --------------------------------------------------------------- server.c */
+
+#define SERVER_PENDING_MAX 8 /* resolves in flight per client before reading pauses */
+
+struct server_config {
+	const char *policy_path;   /* required */
+	const char *socket_path;   /* shown in status; server_listen() binds it */
+	const char *audit_path;    /* --audit; NULL: the policy's audit key */
+	resolver_lookup_fn lookup; /* NULL: getaddrinfo */
+};
+
+struct server;
+
+/* Loads the policy and sets up the loop (epoll, resolver, GC timer, audit),
+ * without any socket or signal. Returns NULL with the reason in err. */
+struct server *server_new(const struct server_config *cfg, char *err, size_t errlen);
+/* Removes the socket if it is still ours, closes every client, frees all. */
+void server_free(struct server *s);
+/* Creates the listening socket at the configured path (see the contract in
+ * server.c). Returns 0, or -1 with the reason in err. */
+int server_listen(struct server *s, char *err, size_t errlen);
+/* Blocks SIGTERM, SIGINT, SIGHUP and takes them through a signalfd; call
+ * before any thread starts. Returns 0 or -1 (logged). */
+int server_signals_block(void);
+int server_signals(struct server *s);
+/* Adopts a connected SEQPACKET socket as a client (accept does this).
+ * Returns 0, or -1 (fd closed). */
+int server_add_client(struct server *s, int fd);
+/* Waits up to timeout_ms and handles what is ready. Returns 1 once asked
+ * to stop, 0 otherwise, -1 on a loop failure. */
+int server_run_once(struct server *s, int timeout_ms);
+/* Runs until SIGTERM or SIGINT. Returns 0, or -1 on a loop failure. */
+int server_run(struct server *s);
+/* Reloads the policy file; msg gets the answer line. reopen_audit reopens
+ * the audit log even when its path is unchanged. Returns 0 or -1. */
+int server_reload(struct server *s, bool reopen_audit, char *msg, size_t cap);
+/* Runs the garbage collection of the name memory now. */
+void server_gc(struct server *s);
+const struct stats *server_stats(const struct server *s);
+const struct memory *server_memory(const struct server *s);
+
+#endif
