@@ -1,0 +1,416 @@
+# lib.sh: shared helpers for the integration tests, sourced by each t_*.sh.
+# run.sh exports ROOT (repo root), BUILD (build or build/san), SANITIZE,
+# T (this test's fresh temp dir) and EGRESS_IT_PY (the real python3 binary).
+# Every background process is recorded in $T/pids; run.sh kills leftovers.
+# Waits are bounded polls (never a fixed sleep that an assertion relies on).
+
+set -u
+
+IT=$ROOT/tests/integration
+H=$IT/helpers
+BROKER_BIN=$ROOT/$BUILD/egress-broker
+LIB=$ROOT/$BUILD/libegress.so
+PY=${EGRESS_IT_PY:-python3}
+NODE=${NODE:-/usr/bin/node}
+CURL=${CURL:-/usr/bin/curl}
+SOCK=$T/broker.sock
+AUDIT=$T/audit.jsonl
+POLICY=$T/policy.ini
+RUN_TIMEOUT=${RUN_TIMEOUT:-20}
+FAILS=0
+CHECKS=0
+BROKER_PID=
+RC=0
+
+# ------------------------------------------------------------- sanitizers
+
+# Preloaded programs: the shim is instrumented, so the sanitizer runtimes
+# must come first in LD_PRELOAD; leaks are the program's business, not ours.
+PRELOAD=$LIB
+SAN_ENV=
+BROKER_SAN_ENV=
+if [ -n "${SANITIZE:-}" ]; then
+	PRELOAD=
+	case $SANITIZE in *address*) PRELOAD="$(gcc -print-file-name=libasan.so)" ;; esac
+	case $SANITIZE in *undefined*) PRELOAD="$PRELOAD $(gcc -print-file-name=libubsan.so)" ;; esac
+	PRELOAD="${PRELOAD# } $LIB"
+	SAN_ENV="ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0 UBSAN_OPTIONS=print_stacktrace=1"
+	# The broker is an ASan binary: leak detection stays on for it.
+	BROKER_SAN_ENV="ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1"
+fi
+SAN_PATTERN='ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|UndefinedBehaviorSanitizer|AddressSanitizer:DEADLYSIGNAL'
+
+# ------------------------------------------------------------- assertions
+
+# pass/fail MSG: record one check; failures go to stdout (run.sh shows them).
+pass() { CHECKS=$((CHECKS + 1)); echo "  ok   $*"; }
+fail() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "  FAIL $*"; }
+
+# show FILE: indents a file's content (at most 40 lines) under a failure.
+show() {
+	if [ -s "$1" ]; then
+		sed -n '1,40s/^/         | /p' "$1"
+	else
+		echo "         | ($1 is empty or missing)"
+	fi
+}
+
+# assert_eq ACTUAL EXPECTED MSG
+assert_eq() {
+	if [ "$1" = "$2" ]; then pass "$3"; else fail "$3: expected [$2], got [$1]"; fi
+}
+
+# assert_ne ACTUAL UNEXPECTED MSG
+assert_ne() {
+	if [ "$1" != "$2" ]; then pass "$3"; else fail "$3: got [$1], expected something else"; fi
+}
+
+# assert_ge ACTUAL MIN MSG (integers)
+assert_ge() {
+	if [ "$1" -ge "$2" ] 2>/dev/null; then pass "$3"; else fail "$3: expected >= $2, got [$1]"; fi
+}
+
+# assert_rc EXPECTED MSG: checks $RC from the last run_*.
+assert_rc() {
+	if [ "$RC" = 124 ] || [ "$RC" = 137 ]; then
+		fail "$2: timed out (rc $RC)"
+	elif [ "$RC" = "$1" ]; then
+		pass "$2 (exit $RC)"
+	else
+		fail "$2: expected exit $1, got $RC"
+		[ -n "${LAST:-}" ] && { echo "         stdout:"; show "$T/$LAST.out"; echo "         stderr:"; show "$T/$LAST.err"; }
+	fi
+}
+
+# assert_rc_nonzero MSG
+assert_rc_nonzero() {
+	if [ "$RC" = 124 ] || [ "$RC" = 137 ]; then
+		fail "$1: timed out (rc $RC)"
+	elif [ "$RC" != 0 ]; then pass "$1 (exit $RC)"; else fail "$1: expected failure, got exit 0"; fi
+}
+
+# assert_contains FILE STRING MSG: fixed-string search.
+assert_contains() {
+	if grep -qF -- "$2" "$1" 2>/dev/null; then
+		pass "$3"
+	else
+		fail "$3: [$2] not in $(basename "$1")"
+		show "$1"
+	fi
+}
+
+# assert_not_contains FILE STRING MSG
+assert_not_contains() {
+	if grep -qF -- "$2" "$1" 2>/dev/null; then
+		fail "$3: [$2] unexpectedly in $(basename "$1")"
+		show "$1"
+	else
+		pass "$3"
+	fi
+}
+
+# assert_lines FILE STRING N MSG: exactly N lines of FILE contain STRING.
+assert_lines() {
+	_n=$(grep -cF -- "$2" "$1" 2>/dev/null)
+	_n=${_n:-0}
+	if [ "$_n" = "$3" ]; then
+		pass "$4"
+	else
+		fail "$4: expected $3 line(s) with [$2], got $_n"
+		show "$1"
+	fi
+}
+
+# assert_empty FILE MSG
+assert_empty() {
+	if [ -s "$1" ]; then fail "$2: $(basename "$1") not empty"; show "$1"; else pass "$2"; fi
+}
+
+# assert_out TAG EXPECTED MSG: the last run's stdout is exactly EXPECTED.
+assert_out() {
+	_got=$(cat "$T/$1.out" 2>/dev/null)
+	if [ "$_got" = "$2" ]; then
+		pass "$3"
+	else
+		fail "$3: stdout expected [$2], got [$_got]"
+		echo "         stderr:"
+		show "$T/$1.err"
+	fi
+}
+
+# assert_no_san FILE WHO: no sanitizer report in FILE.
+assert_no_san() {
+	if grep -qE "$SAN_PATTERN" "$1" 2>/dev/null; then
+		fail "$2: sanitizer report in $(basename "$1")"
+		grep -E -A 12 "$SAN_PATTERN" "$1" | sed -n '1,40s/^/         | /p'
+	fi
+}
+
+# ------------------------------------------------------------- waiting
+
+# wait_for SECONDS CMD...: polls CMD every 50 ms; 0 once it succeeds, 1 after
+# SECONDS.
+wait_for() {
+	_limit=$(($1 * 20))
+	shift
+	_i=0
+	while [ "$_i" -lt "$_limit" ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.05
+		_i=$((_i + 1))
+	done
+	return 1
+}
+
+# bg_record PID: remember a background process for cleanup.
+bg_record() { echo "$1" >>"$T/pids"; }
+
+# stop_pid PID: SIGTERM, wait up to 5 s, then SIGKILL. Sets STOP_RC.
+stop_pid() {
+	kill -TERM "$1" 2>/dev/null
+	if ! wait_for 5 _dead "$1"; then
+		kill -KILL "$1" 2>/dev/null
+	fi
+	wait "$1" 2>/dev/null
+	STOP_RC=$?
+}
+_dead() { ! kill -0 "$1" 2>/dev/null; }
+
+# ------------------------------------------------------------- broker
+
+# write_policy: the policy from stdin becomes $POLICY.
+write_policy() { cat >"$POLICY"; }
+
+# start_broker [ARGS...]: starts the broker on $POLICY/$SOCK/$AUDIT and waits
+# (<= 5 s) for the socket to appear; when a stale socket file is already
+# there, waits until `status` answers instead. Returns 1 (and records a
+# failure) when the broker did not come up.
+start_broker() {
+	_stale=0
+	[ -e "$SOCK" ] && _stale=1
+	env $BROKER_SAN_ENV "$BROKER_BIN" --policy "$POLICY" --socket "$SOCK" --audit "$AUDIT" "$@" \
+		>>"$T/broker.out" 2>>"$T/broker.err" &
+	BROKER_PID=$!
+	bg_record "$BROKER_PID"
+	if [ "$_stale" = 1 ]; then
+		wait_for 5 _broker_answers
+	else
+		wait_for 5 _broker_ready
+	fi
+	if [ $? = 0 ]; then
+		pass "broker started (pid $BROKER_PID)"
+		return 0
+	fi
+	fail "broker did not come up within 5 s on $SOCK"
+	echo "         broker stderr:"
+	show "$T/broker.err"
+	return 1
+}
+_broker_ready() {
+	kill -0 "$BROKER_PID" 2>/dev/null || return 0 # died: stop polling
+	[ -S "$SOCK" ]
+}
+_broker_answers() { "$BROKER_BIN" status --socket "$SOCK" >/dev/null 2>&1; }
+
+# stop_broker: SIGTERM; the broker must exit, remove its socket and have
+# printed no sanitizer report.
+stop_broker() {
+	[ -n "$BROKER_PID" ] || return 0
+	stop_pid "$BROKER_PID"
+	BROKER_PID=
+	if [ -e "$SOCK" ]; then
+		fail "broker left its socket $SOCK after SIGTERM"
+		rm -f "$SOCK"
+	else
+		pass "broker removed its socket on SIGTERM (exit $STOP_RC)"
+	fi
+	assert_no_san "$T/broker.err" "broker"
+}
+
+# broker_status TAG: `egress-broker status --json` into $T/TAG.json, checked
+# to be one JSON object.
+broker_status() {
+	env $BROKER_SAN_ENV "$BROKER_BIN" status --json --socket "$SOCK" >"$T/$1.json" 2>"$T/$1.err"
+	RC=$?
+	assert_no_san "$T/$1.err" "egress-broker status"
+	if [ "$RC" = 0 ] && "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert isinstance(d, dict)' "$T/$1.json" 2>/dev/null; then
+		pass "status --json answers one JSON object"
+	else
+		fail "status --json (exit $RC) did not give a JSON object"
+		show "$T/$1.json"
+		show "$T/$1.err"
+	fi
+}
+
+# jget FILE PATH: a value from a JSON file (strings raw, else JSON text).
+jget() { "$PY" "$H/ej.py" get "$1" "$2"; }
+
+# ------------------------------------------------------------- audit
+
+# audit_count [FILTERS...]: events of $AUDIT matching KEY=VAL / KEY!=VAL.
+audit_count() { "$PY" "$H/ej.py" count "$AUDIT" "$@"; }
+
+# assert_audit N MSG FILTERS...: waits (<= 5 s) until at least N events match,
+# then requires exactly N.
+assert_audit() {
+	_want=$1
+	_msg=$2
+	shift 2
+	wait_for 5 _audit_at_least "$_want" "$@"
+	_got=$(audit_count "$@")
+	if [ "$_got" = "$_want" ]; then
+		pass "audit: $_msg ($_want x $*)"
+	else
+		fail "audit: $_msg: expected $_want event(s) with [$*], got $_got"
+		echo "         audit log ($AUDIT):"
+		show "$AUDIT"
+	fi
+}
+_audit_at_least() {
+	_w=$1
+	shift
+	[ "$(audit_count "$@")" -ge "$_w" ]
+}
+
+# assert_audit_ge N MSG FILTERS...
+assert_audit_ge() {
+	_want=$1
+	_msg=$2
+	shift 2
+	wait_for 5 _audit_at_least "$_want" "$@"
+	_got=$(audit_count "$@")
+	if [ "$_got" -ge "$_want" ]; then
+		pass "audit: $_msg (>= $_want x $*: $_got)"
+	else
+		fail "audit: $_msg: expected >= $_want event(s) with [$*], got $_got"
+		show "$AUDIT"
+	fi
+}
+
+# assert_audit_valid: every audit line is an event of the contract.
+assert_audit_valid() {
+	if "$PY" "$H/ej.py" validate "$AUDIT" >"$T/audit.invalid"; then
+		pass "audit log: every line is a well-formed event ($(wc -l <"$AUDIT" 2>/dev/null || echo 0) lines)"
+	else
+		fail "audit log has malformed lines"
+		show "$T/audit.invalid"
+	fi
+}
+
+# assert_status_matches_audit TAG: the decision counters of status --json
+# ($T/TAG.json) equal what the audit log recorded.
+assert_status_matches_audit() {
+	for _k in allow deny resolve connect send; do
+		case $_k in
+		allow | deny) _f=action=$_k ;;
+		*) _f=op=$_k ;;
+		esac
+		assert_eq "$(jget "$T/$1.json" "decisions.$_k")" "$(audit_count "$_f")" "status decisions.$_k equals audit events with $_f"
+	done
+}
+
+# ------------------------------------------------------------- programs
+
+# run_shim TAG [VAR=VAL...] CMD ARGS...: runs CMD under the shim with
+# EGRESS_SOCKET=$SOCK, bounded by $RUN_TIMEOUT; stdout/stderr go to
+# $T/TAG.out and $T/TAG.err, the exit status to RC.
+run_shim() {
+	LAST=$1
+	shift
+	timeout -k 5 "$RUN_TIMEOUT" env LD_PRELOAD="$PRELOAD" EGRESS_SOCKET="$SOCK" $SAN_ENV "$@" \
+		>"$T/$LAST.out" 2>"$T/$LAST.err" </dev/null
+	RC=$?
+	assert_no_san "$T/$LAST.err" "$LAST"
+}
+
+# run_plain TAG CMD ARGS...: the same without the shim.
+run_plain() {
+	LAST=$1
+	shift
+	timeout -k 5 "$RUN_TIMEOUT" "$@" >"$T/$LAST.out" 2>"$T/$LAST.err" </dev/null
+	RC=$?
+}
+
+# pyc TAG ARGS...: helpers/pyclient.py under the shim.
+pyc() {
+	_tag=$1
+	shift
+	run_shim "$_tag" "$PY" "$H/pyclient.py" "$@"
+}
+
+# ------------------------------------------------------------- servers
+
+# start_server NAME http|udp BIND: a loopback peer (not preloaded); waits
+# (<= 5 s) for its port. Its port is then $(port NAME).
+start_server() {
+	"$PY" "$H/server.py" "$2" "$3" "$T/srv-$1.port" "$T/srv-$1.log" 2>"$T/srv-$1.err" &
+	bg_record $!
+	echo "$2 $3" >"$T/srv-$1.kind"
+	: >"$T/srv-$1.probes"
+	if ! wait_for 5 test -s "$T/srv-$1.port"; then
+		fail "server $1 ($2 on $3) did not start"
+		show "$T/srv-$1.err"
+		return 1
+	fi
+}
+
+# port NAME: the port server NAME listens on.
+port() { cat "$T/srv-$1.port"; }
+
+# server_count NAME: sends an unpreloaded probe through server NAME, waits
+# for it to be logged (so every earlier attempt has been), and prints the
+# number of connections (http) or datagrams (udp) other than probes.
+server_count() {
+	read -r _kind _bind <"$T/srv-$1.kind"
+	_tag=$(($(wc -l <"$T/srv-$1.probes") + 1))
+	echo "$_tag" >>"$T/srv-$1.probes"
+	timeout 10 "$PY" "$H/probe.py" "$_kind" "$_bind" "$(port "$1")" "$1-$_tag" >/dev/null 2>&1 ||
+		echo "  (probe of server $1 failed)" >&2
+	if [ "$_kind" = udp ]; then
+		wait_for 5 grep -qF "dgram __probe__$1-$_tag" "$T/srv-$1.log"
+		_all=$(grep -c '^dgram ' "$T/srv-$1.log")
+	else
+		wait_for 5 grep -qF "req /__probe__$1-$_tag" "$T/srv-$1.log"
+		_all=$(grep -c '^conn ' "$T/srv-$1.log")
+	fi
+	echo $((_all - _tag))
+}
+
+# assert_server NAME N MSG: server NAME saw exactly N connections/datagrams.
+assert_server() {
+	_c=$(server_count "$1")
+	if [ "$_c" = "$2" ]; then
+		pass "server $1 saw $2: $3"
+	else
+		fail "server $1: $3: expected $2, saw $_c"
+		show "$T/srv-$1.log"
+	fi
+}
+
+# ------------------------------------------------------------- the end
+
+# finish: stops the broker, checks the audit log's shape, exits 0 when every
+# check passed.
+finish() {
+	stop_broker
+	[ -e "$AUDIT" ] && assert_audit_valid
+	echo "  $CHECKS checks, $FAILS failed"
+	[ "$FAILS" = 0 ]
+	exit $?
+}
+
+# need_build: skip-free guard; the binaries must exist.
+need_build() {
+	for _f in "$BROKER_BIN" "$LIB"; do
+		if [ ! -e "$_f" ]; then
+			fail "missing $_f (run make)"
+			exit 1
+		fi
+	done
+}
+
+# skip REASON: ends the test as skipped (run.sh prints "skip").
+skip() {
+	echo "  SKIP $*"
+	exit 77
+}
