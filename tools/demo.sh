@@ -7,6 +7,7 @@
 # two HTTP servers on 127.0.0.1, a broker whose policy allows the first and
 # denies everything else, and runs curl against both through egress-run.
 # Exits non-zero if the allowed request failed or the denied one got through.
+# shellcheck disable=SC2317 # cleanup runs from a trap
 set -eu
 
 top=$(cd -P -- "$(dirname -- "$0")/.." && pwd -P)
