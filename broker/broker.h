@@ -295,9 +295,10 @@ int server_add_client(struct server *s, int fd);
 int server_run_once(struct server *s, int timeout_ms);
 /* Runs until SIGTERM or SIGINT. Returns 0, or -1 on a loop failure. */
 int server_run(struct server *s);
-/* Reloads the policy file; msg gets the answer line. reopen_audit reopens
- * the audit log even when its path is unchanged. Returns 0 or -1. */
-int server_reload(struct server *s, bool reopen_audit, char *msg, size_t cap);
+/* Reloads the policy file (swapped in on success, the old one kept on
+ * failure) and reopens the audit log; msg gets the answer line, "reloaded
+ * PATH (N rules, sha256 HEX)" or the parse error. Returns 0 or -1. */
+int server_reload(struct server *s, char *msg, size_t cap);
 /* Runs the garbage collection of the name memory now. */
 void server_gc(struct server *s);
 const struct stats *server_stats(const struct server *s);

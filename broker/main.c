@@ -1,0 +1,186 @@
+/* main.c: egress-broker's command line: the daemon, and the status,
+ * reload and check subcommands. The only place that decides to exit. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+
+#define TEXT_CAP (PROTO_TEXT_MAX + 1)
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: egress-broker --policy FILE [--socket PATH] [--audit FILE]\n"
+		"       egress-broker status [--json] [--socket PATH]\n"
+		"       egress-broker reload [--socket PATH]\n"
+		"       egress-broker check --policy FILE HOST[:PORT] [--udp] [--exe PATH]\n"
+		"       egress-broker --help | --version\n"
+		"The socket is --socket, else $EGRESS_SOCKET, else %s.\n",
+		BROKER_DEFAULT_SOCKET);
+}
+
+/* Runs the daemon in the foreground until SIGTERM or SIGINT. */
+static int run_daemon(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "policy", required_argument, NULL, 'p' }, { "socket", required_argument, NULL, 's' },
+		{ "audit", required_argument, NULL, 'a' },  { "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },      { NULL, 0, NULL, 0 },
+	};
+	struct server_config cfg = { 0 };
+	const char *sock_opt = NULL;
+	char sock[PATH_MAX], err[POLICY_ERR_MAX + 256];
+	struct server *s;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': cfg.policy_path = optarg; break;
+		case 's': sock_opt = optarg; break;
+		case 'a': cfg.audit_path = optarg; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("egress-broker %s\n", BROKER_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc || !cfg.policy_path) {
+		if (optind != argc)
+			fprintf(stderr, "egress-broker: unexpected argument: %s\n", argv[optind]);
+		else
+			fprintf(stderr, "egress-broker: --policy FILE is required\n");
+		usage(stderr);
+		return 2;
+	}
+	if (control_socket_path(sock_opt, sock, sizeof sock) < 0)
+		return 1;
+	cfg.socket_path = sock;
+	/* Before the resolver threads start, so that they inherit the mask. */
+	if (server_signals_block() < 0)
+		return 1;
+	s = server_new(&cfg, err, sizeof err);
+	if (!s) {
+		fprintf(stderr, "egress-broker: %s\n", err);
+		return 1;
+	}
+	if (server_signals(s) < 0) {
+		server_free(s);
+		return 1;
+	}
+	if (server_listen(s, err, sizeof err) < 0) {
+		fprintf(stderr, "egress-broker: %s\n", err);
+		server_free(s);
+		return 1;
+	}
+	log_error("listening on %s", sock);
+	rc = server_run(s);
+	server_free(s);
+	return rc < 0 ? 1 : 0;
+}
+
+/* `status` and `reload`: one CONTROL request, the answer printed. */
+static int run_control(const char *cmd, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "socket", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool reload = strcmp(cmd, "reload") == 0, json = false;
+	const char *sock_opt = NULL;
+	char sock[PATH_MAX], err[512], *text;
+	int c, status, what;
+	size_t len;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			if (reload) {
+				usage(stderr);
+				return 2;
+			}
+			json = true;
+			break;
+		case 's': sock_opt = optarg; break;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "egress-broker: unexpected argument: %s\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (control_socket_path(sock_opt, sock, sizeof sock) < 0)
+		return 1;
+	what = reload ? PROTO_CTL_RELOAD : json ? PROTO_CTL_STATUS_JSON : PROTO_CTL_STATUS;
+	text = malloc(TEXT_CAP);
+	if (!text) {
+		fprintf(stderr, "egress-broker: out of memory\n");
+		return 1;
+	}
+	if (control_request(sock, what, &status, text, TEXT_CAP, err, sizeof err) < 0) {
+		if (err[0])
+			fprintf(stderr, "egress-broker: %s\n", err);
+		else
+			fprintf(stderr, "egress-broker: no broker at %s: %s\n", sock, strerror(errno));
+		free(text);
+		return 1;
+	}
+	len = strlen(text);
+	fprintf(status ? stderr : stdout, "%s%s", text, len && text[len - 1] == '\n' ? "" : "\n");
+	free(text);
+	return status ? 1 : 0;
+}
+
+/* `check`: judges one destination offline. Exit 0 allow, 1 deny, 2 error. */
+static int run_check(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "policy", required_argument, NULL, 'p' },
+		{ "udp", no_argument, NULL, 'u' },
+		{ "exe", required_argument, NULL, 'e' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *policy_file = NULL, *exe = NULL;
+	char err[POLICY_ERR_MAX], out[512];
+	struct policy *p;
+	bool udp = false;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': policy_file = optarg; break;
+		case 'u': udp = true; break;
+		case 'e': exe = optarg; break;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!policy_file || optind != argc - 1) {
+		fprintf(stderr, "egress-broker: check needs --policy FILE and one HOST[:PORT]\n");
+		usage(stderr);
+		return 2;
+	}
+	p = policy_load(policy_file, err, sizeof err);
+	if (!p) {
+		fprintf(stderr, "egress-broker: %s\n", err);
+		return 2;
+	}
+	rc = cli_check(p, argv[optind], udp, exe, out, sizeof out);
+	if (rc == 2)
+		fprintf(stderr, "egress-broker: %s\n", out);
+	else
+		printf("%s\n", out);
+	policy_free(p);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "reload") == 0))
+		return run_control(argv[1], argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "check") == 0)
+		return run_check(argc - 1, argv + 1);
+	return run_daemon(argc, argv);
+}
