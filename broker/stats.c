@@ -52,7 +52,11 @@ void stats_dest(const char *name, const struct proto_addr *addr, uint16_t port, 
 	char a[64];
 
 	if (name && name[0]) {
+		/* A refused name can hold anything: keep status output printable. */
 		snprintf(out, cap, "%s:%u", name, port);
+		for (char *p = out; *p; p++)
+			if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+				*p = '?';
 	} else if (addr) {
 		policy_addr_format(addr, a, sizeof a);
 		snprintf(out, cap, addr->family == 6 ? "[%s]:%u" : "%s:%u", a, port);
