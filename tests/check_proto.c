@@ -1,0 +1,695 @@
+/* check_proto.c: unit tests of the wire codec: round trips of every message
+ * type, every truncation, bad headers and bodies, and encoder bounds. */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+#include "suites.h"
+
+static struct proto_msg *msg_new(void)
+{
+	struct proto_msg *m = calloc(1, sizeof *m);
+
+	ck_assert_ptr_nonnull(m);
+	return m;
+}
+
+static struct proto_addr addr4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
+{
+	struct proto_addr x = { .family = 4, .bytes = { a, b, c, d } };
+
+	return x;
+}
+
+static struct proto_addr addr6(uint8_t last)
+{
+	struct proto_addr x = { .family = 6, .bytes = { 0x20, 0x01, 0x0d, 0xb8, [15] = last } };
+
+	return x;
+}
+
+/* Fills m with valid message number i of the table below. Returns false
+ * past its end. */
+static bool sample(int i, struct proto_msg *m)
+{
+	memset(m, 0, sizeof *m);
+	m->id = 0x01020304u + (uint32_t)i;
+	switch (i) {
+	case 0: /* resolve, any family, no port */
+		m->type = PROTO_ASK;
+		m->u.ask.op = PROTO_OP_RESOLVE;
+		strcpy(m->u.ask.name, "api.example.com");
+		return true;
+	case 1: /* resolve, v6, with port and l4; longest name */
+		m->type = PROTO_ASK;
+		m->u.ask.op = PROTO_OP_RESOLVE;
+		m->u.ask.l4 = PROTO_L4_TCP;
+		m->u.ask.family = 6;
+		m->u.ask.port = 443;
+		memset(m->u.ask.name, 'a', PROTO_NAME_MAX);
+		return true;
+	case 2: /* connect v4 */
+		m->type = PROTO_ASK;
+		m->u.ask.op = PROTO_OP_CONNECT;
+		m->u.ask.l4 = PROTO_L4_TCP;
+		m->u.ask.port = 65535;
+		m->u.ask.addr = addr4(93, 184, 216, 34);
+		return true;
+	case 3: /* send v6 */
+		m->type = PROTO_ASK;
+		m->u.ask.op = PROTO_OP_SEND;
+		m->u.ask.l4 = PROTO_L4_UDP;
+		m->u.ask.port = 53;
+		m->u.ask.addr = addr6(1);
+		return true;
+	case 4: /* verdict allow, nothing else */
+		m->type = PROTO_VERDICT;
+		m->u.verdict.action = PROTO_ALLOW;
+		return true;
+	case 5: /* verdict deny with errno, rule, name, ttl */
+		m->type = PROTO_VERDICT;
+		m->u.verdict.action = PROTO_DENY;
+		m->u.verdict.err = 111;
+		m->u.verdict.ttl_ms = 10000;
+		strcpy(m->u.verdict.rule, "no-metadata");
+		strcpy(m->u.verdict.name, "metadata.google.internal");
+		return true;
+	case 6: /* verdict with the most addresses, longest rule and name */
+		m->type = PROTO_VERDICT;
+		m->u.verdict.action = PROTO_REWRITE;
+		m->u.verdict.err = -2;
+		m->u.verdict.ttl_ms = 0xffffffffu;
+		memset(m->u.verdict.rule, 'r', PROTO_RULE_MAX);
+		memset(m->u.verdict.name, 'n', PROTO_NAME_MAX);
+		m->u.verdict.naddr = PROTO_ADDRS_MAX;
+		for (int k = 0; k < PROTO_ADDRS_MAX; k++)
+			m->u.verdict.addrs[k] = k % 2 ? addr6((uint8_t)k) : addr4(10, 0, 0, (uint8_t)k);
+		return true;
+	case 7:
+	case 8:
+	case 9:
+		m->type = PROTO_CONTROL;
+		m->u.control.what = (uint8_t)(PROTO_CTL_STATUS + i - 7);
+		return true;
+	case 10: /* empty text */
+		m->type = PROTO_TEXT;
+		return true;
+	case 11:
+		m->type = PROTO_TEXT;
+		m->u.text.status = -1;
+		strcpy(m->u.text.text, "policy.ini:3: unknown key foo in [egress]");
+		m->u.text.len = (uint32_t)strlen(m->u.text.text);
+		return true;
+	case 12: /* longest text */
+		m->type = PROTO_TEXT;
+		m->u.text.len = PROTO_TEXT_MAX;
+		for (int k = 0; k < PROTO_TEXT_MAX; k++)
+			m->u.text.text[k] = (char)('a' + k % 26);
+		return true;
+	case 13:
+	case 14:
+	case 15:
+		m->type = PROTO_ERROR;
+		m->u.error = PROTO_E_VERSION + i - 13;
+		return true;
+	}
+	return false;
+}
+
+#define NSAMPLES 16
+
+/* Asserts that b, decoded, equals a. */
+static void assert_same(const struct proto_msg *a, const struct proto_msg *b)
+{
+	ck_assert_uint_eq(a->type, b->type);
+	ck_assert_uint_eq(a->id, b->id);
+	switch (a->type) {
+	case PROTO_ASK:
+		ck_assert_uint_eq(a->u.ask.op, b->u.ask.op);
+		ck_assert_uint_eq(a->u.ask.l4, b->u.ask.l4);
+		ck_assert_uint_eq(a->u.ask.family, b->u.ask.family);
+		ck_assert_uint_eq(a->u.ask.port, b->u.ask.port);
+		ck_assert_mem_eq(&a->u.ask.addr, &b->u.ask.addr, sizeof a->u.ask.addr);
+		ck_assert_str_eq(a->u.ask.name, b->u.ask.name);
+		break;
+	case PROTO_VERDICT:
+		ck_assert_uint_eq(a->u.verdict.action, b->u.verdict.action);
+		ck_assert_int_eq(a->u.verdict.err, b->u.verdict.err);
+		ck_assert_uint_eq(a->u.verdict.ttl_ms, b->u.verdict.ttl_ms);
+		ck_assert_str_eq(a->u.verdict.rule, b->u.verdict.rule);
+		ck_assert_str_eq(a->u.verdict.name, b->u.verdict.name);
+		ck_assert_uint_eq(a->u.verdict.naddr, b->u.verdict.naddr);
+		ck_assert_mem_eq(a->u.verdict.addrs, b->u.verdict.addrs,
+				 a->u.verdict.naddr * sizeof a->u.verdict.addrs[0]);
+		break;
+	case PROTO_CONTROL:
+		ck_assert_uint_eq(a->u.control.what, b->u.control.what);
+		break;
+	case PROTO_TEXT:
+		ck_assert_int_eq(a->u.text.status, b->u.text.status);
+		ck_assert_uint_eq(a->u.text.len, b->u.text.len);
+		ck_assert_mem_eq(a->u.text.text, b->u.text.text, a->u.text.len);
+		ck_assert_int_eq(b->u.text.text[b->u.text.len], 0);
+		break;
+	case PROTO_ERROR:
+		ck_assert_int_eq(a->u.error, b->u.error);
+		break;
+	default:
+		ck_abort_msg("bad type %u", a->type);
+	}
+}
+
+/* Encodes sample i into a new buffer. Returns it; its length in *len. */
+static uint8_t *encode_sample(int i, struct proto_msg *m, size_t *len)
+{
+	uint8_t *buf = malloc(PROTO_MSG_MAX);
+	ssize_t n;
+
+	ck_assert_ptr_nonnull(buf);
+	ck_assert(sample(i, m));
+	n = proto_encode(m, buf, PROTO_MSG_MAX);
+	ck_assert_msg(n >= PROTO_HDR_LEN, "sample %d: encode %zd", i, n);
+	*len = (size_t)n;
+	return buf;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* ------------------------------------------------------------ round trip */
+
+START_TEST(test_proto_decode_round_trip)
+{
+	struct proto_msg *m = msg_new(), *d = msg_new();
+	size_t len;
+	uint8_t *buf = encode_sample(_i, m, &len);
+
+	ck_assert_int_eq(buf[0], PROTO_MAGIC);
+	ck_assert_int_eq(buf[1], PROTO_VERSION);
+	ck_assert_int_eq(proto_decode(buf, len, d), 0);
+	assert_same(m, d);
+
+	/* Encoding the decoded message gives the same bytes. */
+	{
+		uint8_t *again = malloc(PROTO_MSG_MAX);
+
+		ck_assert_int_eq(proto_encode(d, again, PROTO_MSG_MAX), (ssize_t)len);
+		ck_assert_mem_eq(buf, again, len);
+		free(again);
+	}
+	free(buf);
+	free(m);
+	free(d);
+}
+END_TEST
+
+START_TEST(test_proto_encode_layout)
+{
+	struct proto_msg *m = msg_new();
+	uint8_t buf[64];
+	static const uint8_t want[] = {
+		'E', PROTO_VERSION, 1, 0, 0x04, 0x03, 0x02, 0x01, 23, 0, 0, 0, /* header */
+		PROTO_OP_CONNECT, PROTO_L4_TCP, 0, 0, 0xbb, 0x01, /* op l4 family namelen port */
+		4, 93, 184, 216, 34, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* addr */
+	};
+
+	m->type = PROTO_ASK;
+	m->id = 0x01020304;
+	m->u.ask.op = PROTO_OP_CONNECT;
+	m->u.ask.l4 = PROTO_L4_TCP;
+	m->u.ask.port = 443;
+	m->u.ask.addr = addr4(93, 184, 216, 34);
+	/* a connect carries no name: refused */
+	strcpy(m->u.ask.name, "x");
+	ck_assert_int_eq(proto_encode(m, buf, sizeof buf), -1);
+	m->u.ask.name[0] = 0;
+	ck_assert_int_eq(proto_encode(m, buf, sizeof buf), (ssize_t)sizeof want);
+	ck_assert_mem_eq(buf, want, sizeof want);
+	free(m);
+}
+END_TEST
+
+/* ------------------------------------------------------------ truncation */
+
+/* Every prefix of a valid message is refused as it stands. */
+START_TEST(test_proto_decode_truncated)
+{
+	struct proto_msg *m = msg_new(), *d = msg_new();
+	size_t len;
+	uint8_t *buf = encode_sample(_i, m, &len);
+
+	for (size_t n = 0; n < len; n++) {
+		/* An exact-size copy, so that ASan sees overreads (the 65 KB text
+		 * is decoded in place: copying every prefix would take long). */
+		uint8_t *copy = n <= 4096 ? malloc(n ? n : 1) : NULL;
+
+		if (copy)
+			memcpy(copy, buf, n);
+		ck_assert_msg(proto_decode(copy ? copy : buf, n, d) == PROTO_BAD_MSG,
+			      "sample %d, %zu of %zu", _i, n, len);
+		free(copy);
+	}
+	free(buf);
+	free(m);
+	free(d);
+}
+END_TEST
+
+/* Every shortened body is refused even when the header's length agrees,
+ * except a shorter TEXT, which is another valid text. */
+START_TEST(test_proto_decode_truncated_consistent)
+{
+	struct proto_msg *m = msg_new(), *d = msg_new();
+	size_t len;
+	uint8_t *buf = encode_sample(_i, m, &len);
+
+	for (size_t n = PROTO_HDR_LEN; n < len; n += n < 4096 ? 1 : 1021) {
+		uint8_t *copy = malloc(n);
+		int rc;
+
+		memcpy(copy, buf, n);
+		put32(copy + 8, (uint32_t)(n - PROTO_HDR_LEN));
+		rc = proto_decode(copy, n, d);
+		if (m->type == PROTO_TEXT && n >= PROTO_HDR_LEN + 4)
+			ck_assert_int_eq(rc, 0);
+		else
+			ck_assert_msg(rc == PROTO_BAD_MSG, "sample %d, %zu of %zu: %d", _i, n, len,
+				      rc);
+		free(copy);
+	}
+	free(buf);
+	free(m);
+	free(d);
+}
+END_TEST
+
+/* A trailing byte, counted or not, is refused. */
+START_TEST(test_proto_decode_length_mismatch)
+{
+	struct proto_msg *m = msg_new(), *d = msg_new();
+	size_t len;
+	uint8_t *buf = encode_sample(_i, m, &len);
+	uint32_t blen = (uint32_t)(len - PROTO_HDR_LEN);
+
+	if (m->type == PROTO_TEXT && m->u.text.len == PROTO_TEXT_MAX) {
+		/* one more byte of text is over the maximum */
+		buf = realloc(buf, len + 1);
+		buf[len] = 'z';
+		put32(buf + 8, blen + 1);
+		ck_assert_int_eq(proto_decode(buf, len + 1, d), PROTO_BAD_MSG);
+	}
+	buf = realloc(buf, len + 1);
+	buf[len] = 0;
+	ck_assert_int_eq(proto_decode(buf, len + 1, d), PROTO_BAD_MSG);
+	put32(buf + 8, blen + 1);
+	ck_assert_int_eq(proto_decode(buf, len, d), PROTO_BAD_MSG);
+	if (m->type != PROTO_TEXT) /* a longer TEXT is another valid text */
+		ck_assert_int_eq(proto_decode(buf, len + 1, d), PROTO_BAD_MSG);
+	put32(buf + 8, blen - 1);
+	ck_assert_int_eq(proto_decode(buf, len, d), PROTO_BAD_MSG);
+	put32(buf + 8, 0xffffffffu);
+	ck_assert_int_eq(proto_decode(buf, len, d), PROTO_BAD_MSG);
+	put32(buf + 8, blen);
+	ck_assert_int_eq(proto_decode(buf, len, d), 0);
+	free(buf);
+	free(m);
+	free(d);
+}
+END_TEST
+
+/* --------------------------------------------------------------- headers */
+
+START_TEST(test_proto_decode_bad_magic)
+{
+	struct proto_msg *m = msg_new(), *d = msg_new();
+	size_t len;
+	uint8_t *buf = encode_sample(_i, m, &len);
+
+	buf[0] = 'e';
+	ck_assert_int_eq(proto_decode(buf, len, d), PROTO_BAD_MSG);
+	buf[0] = 0;
+	ck_assert_int_eq(proto_decode(buf, len, d), PROTO_BAD_MSG);
+	free(buf);
+	free(m);
+	free(d);
+}
+END_TEST
+
+START_TEST(test_proto_decode_bad_version)
+{
+	struct proto_msg *m = msg_new(), *d = msg_new();
+	size_t len;
+	uint8_t *buf = encode_sample(_i, m, &len);
+	static const uint8_t versions[] = { 0, PROTO_VERSION + 1, 255 };
+
+	for (size_t k = 0; k < sizeof versions; k++) {
+		buf[1] = versions[k];
+		memset(d, 0, sizeof *d);
+		ck_assert_int_eq(proto_decode(buf, len, d), PROTO_BAD_VERSION);
+		ck_assert_uint_eq(d->id, m->id);
+		ck_assert_uint_eq(d->type, m->type);
+	}
+	free(buf);
+	free(m);
+	free(d);
+}
+END_TEST
+
+START_TEST(test_proto_decode_bad_type)
+{
+	static const uint16_t types[] = { 0, 6, 7, 0x100, 0xffff };
+	uint8_t buf[PROTO_HDR_LEN + 4] = { PROTO_MAGIC, PROTO_VERSION, 0, 0, 9, 8, 7, 6, 4 };
+	struct proto_msg *d = msg_new();
+
+	for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+		buf[2] = (uint8_t)types[k];
+		buf[3] = (uint8_t)(types[k] >> 8);
+		memset(d, 0, sizeof *d);
+		ck_assert_int_eq(proto_decode(buf, sizeof buf, d), PROTO_BAD_TYPE);
+		ck_assert_uint_eq(d->type, types[k]);
+		ck_assert_uint_eq(d->id, 0x06070809u);
+	}
+	/* ... unless the length is wrong, which is malformed whatever the type. */
+	ck_assert_int_eq(proto_decode(buf, sizeof buf - 1, d), PROTO_BAD_MSG);
+	free(d);
+}
+END_TEST
+
+/* ----------------------------------------------------------------- bodies */
+
+/* Builds a raw message: header, then body bytes. Returns its length. */
+static size_t raw(uint8_t *out, uint16_t type, const uint8_t *body, size_t blen)
+{
+	out[0] = PROTO_MAGIC;
+	out[1] = PROTO_VERSION;
+	out[2] = (uint8_t)type;
+	out[3] = (uint8_t)(type >> 8);
+	put32(out + 4, 77);
+	put32(out + 8, (uint32_t)blen);
+	memcpy(out + PROTO_HDR_LEN, body, blen);
+	return PROTO_HDR_LEN + blen;
+}
+
+/* An ASK body: op l4 family namelen port(2) addr(17) name. */
+static size_t ask_body(uint8_t *b, uint8_t op, uint8_t l4, uint8_t family, uint8_t addr_family,
+		       const char *name, size_t namelen)
+{
+	memset(b, 0, 23);
+	b[0] = op;
+	b[1] = l4;
+	b[2] = family;
+	b[3] = (uint8_t)namelen;
+	b[4] = 0xbb;
+	b[5] = 0x01;
+	b[6] = addr_family;
+	b[7] = 10;
+	memcpy(b + 23, name, namelen);
+	return 23 + namelen;
+}
+
+START_TEST(test_proto_decode_bad_ask)
+{
+	uint8_t body[512], msg[600];
+	char longname[300];
+	struct proto_msg *d = msg_new();
+	size_t n;
+
+	memset(longname, 'a', sizeof longname);
+	/* the valid forms, for reference */
+	n = ask_body(body, PROTO_OP_RESOLVE, 0, 0, 0, "a.b", 3);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), 0);
+	n = ask_body(body, PROTO_OP_RESOLVE, 0, 0, 0, longname, PROTO_NAME_MAX);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), 0);
+	ck_assert_uint_eq(strlen(d->u.ask.name), PROTO_NAME_MAX);
+	n = ask_body(body, PROTO_OP_CONNECT, PROTO_L4_TCP, 0, 4, "", 0);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), 0);
+
+	/* name with a NUL */
+	n = ask_body(body, PROTO_OP_RESOLVE, 0, 0, 0, "a\0b", 3);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
+	n = ask_body(body, PROTO_OP_RESOLVE, 0, 0, 0, "ab\0", 3);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
+	/* over-long names */
+	for (size_t len = PROTO_NAME_MAX + 1; len <= 255; len++) {
+		n = ask_body(body, PROTO_OP_RESOLVE, 0, 0, 0, longname, len);
+		ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
+	}
+	/* empty name on resolve, name on connect */
+	n = ask_body(body, PROTO_OP_RESOLVE, 0, 0, 0, "", 0);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
+	n = ask_body(body, PROTO_OP_CONNECT, 0, 0, 4, "a", 1);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
+	/* bad op, l4, family, address family */
+	n = ask_body(body, 0, 0, 0, 0, "a", 1);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
+	n = ask_body(body, PROTO_OP_SEND + 1, 0, 0, 4, "", 0);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
+	n = ask_body(body, PROTO_OP_RESOLVE, PROTO_L4_UDP + 1, 0, 0, "a", 1);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
+	n = ask_body(body, PROTO_OP_RESOLVE, 0, 5, 0, "a", 1);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
+	n = ask_body(body, PROTO_OP_RESOLVE, 0, 0, 4, "a", 1);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
+	n = ask_body(body, PROTO_OP_CONNECT, 0, 0, 0, "", 0);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
+	n = ask_body(body, PROTO_OP_CONNECT, 0, 0, 5, "", 0);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
+	n = ask_body(body, PROTO_OP_CONNECT, 0, 4, 4, "", 0);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
+	/* namelen byte disagrees with the body */
+	n = ask_body(body, PROTO_OP_RESOLVE, 0, 0, 0, "abc", 3);
+	body[3] = 2;
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
+	body[3] = 4;
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
+	free(d);
+}
+END_TEST
+
+/* A VERDICT body: action naddr rulelen namelen err(4) ttl(4) rule name addrs. */
+static size_t verdict_body(uint8_t *b, uint8_t action, unsigned naddr, const char *rule,
+			   size_t rlen, const char *name, size_t nlen)
+{
+	size_t n = 12;
+
+	memset(b, 0, 12);
+	b[0] = action;
+	b[1] = (uint8_t)naddr;
+	b[2] = (uint8_t)rlen;
+	b[3] = (uint8_t)nlen;
+	memcpy(b + n, rule, rlen);
+	n += rlen;
+	memcpy(b + n, name, nlen);
+	n += nlen;
+	for (unsigned i = 0; i < naddr; i++, n += 17) {
+		memset(b + n, 0, 17);
+		b[n] = 4;
+		b[n + 1] = 10;
+	}
+	return n;
+}
+
+START_TEST(test_proto_decode_bad_verdict)
+{
+	uint8_t body[2048], msg[2100];
+	char longs[300];
+	struct proto_msg *d = msg_new();
+	size_t n;
+
+	memset(longs, 'x', sizeof longs);
+	n = verdict_body(body, PROTO_ALLOW, PROTO_ADDRS_MAX, longs, PROTO_RULE_MAX, longs,
+			 PROTO_NAME_MAX);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, n), d), 0);
+	ck_assert_uint_eq(d->u.verdict.naddr, PROTO_ADDRS_MAX);
+
+	/* naddr over the maximum, consistent length or not */
+	for (unsigned k = PROTO_ADDRS_MAX + 1; k <= 40; k++) {
+		n = verdict_body(body, PROTO_ALLOW, k, "r", 1, "", 0);
+		ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, n), d),
+				 PROTO_BAD_MSG);
+	}
+	n = verdict_body(body, PROTO_ALLOW, 0, "r", 1, "", 0);
+	body[1] = 255;
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, 12 + 1), d), PROTO_BAD_MSG);
+	/* over-long rule and name */
+	n = verdict_body(body, PROTO_ALLOW, 0, longs, PROTO_RULE_MAX + 1, "", 0);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, n), d), PROTO_BAD_MSG);
+	n = verdict_body(body, PROTO_ALLOW, 0, "", 0, longs, 255);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, n), d), PROTO_BAD_MSG);
+	n = verdict_body(body, PROTO_ALLOW, 0, "", 0, longs, PROTO_NAME_MAX + 1);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, n), d), PROTO_BAD_MSG);
+	/* NUL in rule or name */
+	n = verdict_body(body, PROTO_DENY, 0, "a\0b", 3, "", 0);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, n), d), PROTO_BAD_MSG);
+	n = verdict_body(body, PROTO_DENY, 0, "ab", 2, "x\0", 2);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, n), d), PROTO_BAD_MSG);
+	/* bad action */
+	n = verdict_body(body, 0, 0, "", 0, "", 0);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, n), d), PROTO_BAD_MSG);
+	n = verdict_body(body, PROTO_REWRITE + 1, 0, "", 0, "", 0);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, n), d), PROTO_BAD_MSG);
+	/* bad address family in the list */
+	n = verdict_body(body, PROTO_ALLOW, 3, "", 0, "", 0);
+	body[12 + 17 * 2] = 5;
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, n), d), PROTO_BAD_MSG);
+	free(d);
+}
+END_TEST
+
+START_TEST(test_proto_decode_bad_control_text_error)
+{
+	uint8_t body[8] = { 0 }, msg[64], *big;
+	struct proto_msg *d = msg_new();
+
+	body[0] = 0;
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_CONTROL, body, 1), d), PROTO_BAD_MSG);
+	body[0] = PROTO_CTL_RELOAD + 1;
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_CONTROL, body, 1), d), PROTO_BAD_MSG);
+	body[0] = PROTO_CTL_STATUS;
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_CONTROL, body, 2), d), PROTO_BAD_MSG);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_CONTROL, body, 0), d), PROTO_BAD_MSG);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_TEXT, body, 3), d), PROTO_BAD_MSG);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ERROR, body, 3), d), PROTO_BAD_MSG);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ERROR, body, 5), d), PROTO_BAD_MSG);
+
+	/* a text over PROTO_TEXT_MAX */
+	big = calloc(1, PROTO_HDR_LEN + 4 + PROTO_TEXT_MAX + 1);
+	ck_assert_ptr_nonnull(big);
+	big[0] = PROTO_MAGIC;
+	big[1] = PROTO_VERSION;
+	big[2] = PROTO_TEXT;
+	put32(big + 8, 4 + PROTO_TEXT_MAX + 1);
+	ck_assert_int_eq(proto_decode(big, PROTO_HDR_LEN + 4 + PROTO_TEXT_MAX + 1, d),
+			 PROTO_BAD_MSG);
+	free(big);
+	free(d);
+}
+END_TEST
+
+/* ----------------------------------------------------------------- encode */
+
+/* Each mutation makes a valid sample out of bounds. */
+static void mut_ask_op0(struct proto_msg *m) { sample(0, m); m->u.ask.op = 0; }
+static void mut_ask_op4(struct proto_msg *m) { sample(0, m); m->u.ask.op = PROTO_OP_SEND + 1; }
+static void mut_ask_l4(struct proto_msg *m) { sample(0, m); m->u.ask.l4 = PROTO_L4_UDP + 1; }
+static void mut_ask_family(struct proto_msg *m) { sample(0, m); m->u.ask.family = 5; }
+static void mut_ask_empty(struct proto_msg *m) { sample(0, m); m->u.ask.name[0] = 0; }
+static void mut_ask_long(struct proto_msg *m)
+{
+	sample(0, m);
+	memset(m->u.ask.name, 'a', sizeof m->u.ask.name); /* no NUL at all */
+}
+static void mut_ask_resolve_addr(struct proto_msg *m) { sample(0, m); m->u.ask.addr.family = 4; }
+static void mut_ask_connect_name(struct proto_msg *m) { sample(2, m); strcpy(m->u.ask.name, "a"); }
+static void mut_ask_connect_family(struct proto_msg *m) { sample(2, m); m->u.ask.family = 4; }
+static void mut_ask_connect_noaddr(struct proto_msg *m) { sample(2, m); m->u.ask.addr.family = 0; }
+static void mut_ask_send_addr(struct proto_msg *m) { sample(3, m); m->u.ask.addr.family = 5; }
+static void mut_verdict_action0(struct proto_msg *m) { sample(5, m); m->u.verdict.action = 0; }
+static void mut_verdict_action4(struct proto_msg *m) { sample(5, m); m->u.verdict.action = 4; }
+static void mut_verdict_naddr(struct proto_msg *m)
+{
+	sample(6, m);
+	m->u.verdict.naddr = PROTO_ADDRS_MAX + 1;
+}
+static void mut_verdict_addr(struct proto_msg *m) { sample(6, m); m->u.verdict.addrs[7].family = 0; }
+static void mut_verdict_rule(struct proto_msg *m)
+{
+	sample(5, m);
+	memset(m->u.verdict.rule, 'r', sizeof m->u.verdict.rule);
+}
+static void mut_verdict_name(struct proto_msg *m)
+{
+	sample(5, m);
+	memset(m->u.verdict.name, 'n', sizeof m->u.verdict.name);
+}
+static void mut_control0(struct proto_msg *m) { sample(7, m); m->u.control.what = 0; }
+static void mut_control4(struct proto_msg *m) { sample(7, m); m->u.control.what = PROTO_CTL_RELOAD + 1; }
+static void mut_text_len(struct proto_msg *m) { sample(11, m); m->u.text.len = PROTO_TEXT_MAX + 1; }
+static void mut_type0(struct proto_msg *m) { sample(13, m); m->type = 0; }
+static void mut_type6(struct proto_msg *m) { sample(13, m); m->type = 6; }
+
+static void (*const bad_mutations[])(struct proto_msg *) = {
+	mut_ask_op0,         mut_ask_op4,          mut_ask_l4,
+	mut_ask_family,      mut_ask_empty,        mut_ask_long,
+	mut_ask_resolve_addr, mut_ask_connect_name, mut_ask_connect_family,
+	mut_ask_connect_noaddr, mut_ask_send_addr, mut_verdict_action0,
+	mut_verdict_action4, mut_verdict_naddr,    mut_verdict_addr,
+	mut_verdict_rule,    mut_verdict_name,     mut_control0,
+	mut_control4,        mut_text_len,         mut_type0,
+	mut_type6,
+};
+
+START_TEST(test_proto_encode_out_of_bounds)
+{
+	struct proto_msg *m = msg_new();
+	uint8_t *buf = malloc(PROTO_MSG_MAX);
+
+	bad_mutations[_i](m);
+	ck_assert_int_eq(proto_encode(m, buf, PROTO_MSG_MAX), -1);
+	free(buf);
+	free(m);
+}
+END_TEST
+
+/* A buffer one byte short is refused, and nothing is written past it. */
+START_TEST(test_proto_encode_small_buffer)
+{
+	struct proto_msg *m = msg_new();
+	size_t len;
+	uint8_t *buf = encode_sample(_i, m, &len);
+
+	for (size_t cap = 0; cap < len; cap += cap < 40 ? 1 : 97) {
+		uint8_t *small = malloc(cap ? cap : 1);
+
+		ck_assert_int_eq(proto_encode(m, small, cap), -1);
+		free(small);
+	}
+	{
+		uint8_t *exact = malloc(len);
+
+		ck_assert_int_eq(proto_encode(m, exact, len), (ssize_t)len);
+		ck_assert_mem_eq(exact, buf, len);
+		free(exact);
+	}
+	free(buf);
+	free(m);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ suite */
+
+#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+Suite *suite_proto(void)
+{
+	Suite *s = suite_create("proto");
+	TCase *tc;
+
+	tc = tcase_create("round_trip");
+	tcase_add_loop_test(tc, test_proto_decode_round_trip, 0, NSAMPLES);
+	tcase_add_test(tc, test_proto_encode_layout);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("malformed");
+	tcase_add_loop_test(tc, test_proto_decode_truncated, 0, NSAMPLES);
+	tcase_add_loop_test(tc, test_proto_decode_truncated_consistent, 0, NSAMPLES);
+	tcase_add_loop_test(tc, test_proto_decode_length_mismatch, 0, NSAMPLES);
+	tcase_add_loop_test(tc, test_proto_decode_bad_magic, 0, NSAMPLES);
+	tcase_add_loop_test(tc, test_proto_decode_bad_version, 0, NSAMPLES);
+	tcase_add_test(tc, test_proto_decode_bad_type);
+	tcase_add_test(tc, test_proto_decode_bad_ask);
+	tcase_add_test(tc, test_proto_decode_bad_verdict);
+	tcase_add_test(tc, test_proto_decode_bad_control_text_error);
+	tcase_set_timeout(tc, 60);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("encode");
+	tcase_add_loop_test(tc, test_proto_encode_out_of_bounds, 0, N(bad_mutations));
+	tcase_add_loop_test(tc, test_proto_encode_small_buffer, 0, NSAMPLES);
+	suite_add_tcase(s, tc);
+	return s;
+}
