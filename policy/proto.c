@@ -161,7 +161,7 @@ static int decode_ask(const uint8_t *p, size_t len, struct proto_ask *a)
 	if (len < ASK_FIXED)
 		return PROTO_BAD_MSG;
 	n = p[3];
-	if (len != ASK_FIXED + n)
+	if (len != ASK_FIXED + n || n > PROTO_NAME_MAX)
 		return PROTO_BAD_MSG;
 	memset(a, 0, sizeof *a);
 	a->op = p[0];
