@@ -10,6 +10,8 @@ per event to LOGFILE, flushed at once:
         thread, so in accept order) and "req <path>" for every request;
         GET answers 200 with body "egress-it <path>\n".
   udp:  "dgram <payload>" for every datagram received.
+  unix: BIND is a path; an AF_UNIX stream server answering "pong" to each
+        connection, logging "conn"; PORTFILE gets 0.
 Runs until killed.
 """
 import http.server
@@ -79,5 +81,16 @@ elif kind == "udp":
     while True:
         data, peer = s.recvfrom(65536)
         note("dgram " + data.decode("ascii", "replace"))
+elif kind == "unix":
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(bind)
+    s.listen(16)
+    publish(0)
+    while True:
+        c, _ = s.accept()
+        note("conn unix")
+        c.recv(100)
+        c.sendall(b"pong")
+        c.close()
 else:
     sys.exit("server.py: unknown kind " + kind)

@@ -1,0 +1,87 @@
+# t_egress_run.sh: tools/egress-run starts a private broker, runs curl under
+# the shim, passes CMD's exit status through, prints a summary on stderr
+# (none with --quiet) and refuses a setuid binary with exit 126.
+. "$ROOT/tests/integration/lib.sh"
+need_build
+ER=$ROOT/tools/egress-run
+[ -x "$ER" ] || { fail "tools/egress-run missing or not executable"; finish; }
+
+start_server a http 127.0.0.1
+start_server b http 127.0.0.1
+PA=$(port a) PB=$(port b)
+
+write_policy <<EOF
+[egress]
+default = deny
+
+[rule "srv-a"]
+cidr = 127.0.0.1/32
+port = $PA
+action = allow
+
+[rule "block-b"]
+cidr = 127.0.0.1/32
+port = $PB
+action = deny
+EOF
+
+# egress-run finds the library and broker through EGRESS_LIB/EGRESS_BROKER.
+# Under sanitizers the runtimes go into LD_PRELOAD, which egress-run keeps
+# after its own library (hence verify_asan_link_order=0).
+
+# er TAG ARGS...: tools/egress-run ARGS, bounded, unset EGRESS_SOCKET.
+er() {
+	LAST=$1
+	shift
+	if [ -n "${SANITIZE:-}" ]; then
+		timeout -k 5 "$RUN_TIMEOUT" env -u EGRESS_SOCKET EGRESS_LIB="$LIB" EGRESS_BROKER="$BROKER_BIN" \
+			LD_PRELOAD="${PRELOAD% *}" ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0 \
+			"$ER" "$@" >"$T/$LAST.out" 2>"$T/$LAST.err" </dev/null
+	else
+		timeout -k 5 "$RUN_TIMEOUT" env -u EGRESS_SOCKET EGRESS_LIB="$LIB" EGRESS_BROKER="$BROKER_BIN" \
+			"$ER" "$@" >"$T/$LAST.out" 2>"$T/$LAST.err" </dev/null
+	fi
+	RC=$?
+	assert_no_san "$T/$LAST.err" "egress-run $LAST"
+}
+
+echo "# allowed"
+er ok --policy "$POLICY" --audit "$T/er-audit.jsonl" -- "$CURL" -sS --max-time 10 "http://127.0.0.1:$PA/er-a"
+assert_rc 0 "egress-run curl (allowed): curl's status"
+assert_out ok "egress-it /er-a" "curl's body on stdout"
+assert_contains "$T/ok.err" "egress: 1 allowed, 0 denied" "summary on stderr"
+assert_server a 1 "allowed server got the request"
+AUDIT=$T/er-audit.jsonl
+assert_audit 1 "egress-run's --audit file has the allow" op=connect action=allow port="$PA" rule=srv-a exe="$CURL"
+
+echo "# denied"
+er no --policy "$POLICY" --audit "$T/er-audit.jsonl" -- "$CURL" -sS --max-time 10 "http://127.0.0.1:$PB/er-b"
+assert_rc 7 "egress-run curl (denied): curl's exit status 7"
+assert_contains "$T/no.err" "egress: denied connect to 127.0.0.1:$PB (rule block-b)" "the shim's denial line"
+assert_contains "$T/no.err" "egress: 0 allowed, 1 denied" "summary counts this run only (audit appended)"
+assert_contains "$T/no.err" "127.0.0.1:$PB (rule block-b)" "summary names the denied destination and rule"
+assert_server b 0 "denied server saw nothing"
+assert_audit 1 "deny in the audit file" op=connect action=deny port="$PB" rule=block-b errno=EPERM
+
+echo "# --quiet"
+er quiet --policy "$POLICY" --quiet -- "$CURL" -sS --max-time 10 "http://127.0.0.1:$PB/er-q"
+assert_rc 7 "egress-run --quiet curl (denied)"
+assert_not_contains "$T/quiet.err" "allowed," "no summary with --quiet"
+assert_contains "$T/quiet.err" "egress: denied connect to 127.0.0.1:$PB" "the shim's line is still there"
+
+echo "# exit status passes through"
+er st3 --policy "$POLICY" -- sh -c 'exit 3'
+assert_rc 3 "CMD's exit status 3"
+er nf --policy "$POLICY" -- /nonexistent/prog
+assert_rc 127 "missing command: 127"
+
+echo "# setuid binary refused"
+cp "$CURL" "$T/suidcurl"
+chmod u+s "$T/suidcurl"
+er suid --policy "$POLICY" -- "$T/suidcurl" -sS "http://127.0.0.1:$PA/suid"
+assert_rc 126 "setuid binary: exit 126"
+assert_contains "$T/suid.err" "setuid" "message says setuid"
+assert_out suid "" "the setuid binary did not run"
+assert_server a 1 "no request from the setuid copy"
+
+finish

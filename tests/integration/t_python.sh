@@ -1,0 +1,188 @@
+# t_python.sh: python3 under the shim: urllib, raw connects with the rule's
+# errno, threads, fork, UDP (sendto, sendmsg, connected), getaddrinfo of a
+# denied name, IPv6 ::1, IPv4-mapped addresses and name attribution.
+. "$ROOT/tests/integration/lib.sh"
+need_build
+
+start_server a http 127.0.0.1
+start_server b http 127.0.0.1
+start_server c http 127.0.0.1
+start_server n http 127.0.0.2
+start_server ua udp 127.0.0.1
+start_server ub udp 127.0.0.1
+start_server s6 http ::1
+start_server s6b http ::1
+PA=$(port a) PB=$(port b) PC=$(port c) PN=$(port n)
+PUA=$(port ua) PUB=$(port ub) P6=$(port s6) P6B=$(port s6b)
+
+write_policy <<EOF
+[egress]
+default = deny
+cache_ttl = 300
+
+[hosts]
+api.test = 127.0.0.2
+
+[rule "api"]
+host = api.test
+port = $PN
+action = allow
+
+[rule "srv-a"]
+cidr = 127.0.0.1/32
+port = $PA
+proto = tcp
+action = allow
+
+[rule "block-b"]
+cidr = 127.0.0.1/32
+port = $PB
+action = deny
+
+[rule "refuse-c"]
+cidr = 127.0.0.1/32
+port = $PC
+action = deny
+errno = ECONNREFUSED
+
+[rule "udp-ok"]
+cidr = 127.0.0.1/32
+port = $PUA
+proto = udp
+action = allow
+
+[rule "udp-block"]
+cidr = 127.0.0.1/32
+port = $PUB
+proto = udp
+action = deny
+
+[rule "v6-ok"]
+cidr = ::1/128
+port = $P6
+action = allow
+
+[rule "no-evil"]
+host = evil.test
+action = deny
+EOF
+start_broker || finish
+
+echo "# urllib"
+pyc u-a urllib "http://127.0.0.1:$PA/u-a"
+assert_rc 0 "python urllib (allowed)"
+assert_out u-a "body egress-it /u-a" "urllib got the allowed body"
+assert_audit 1 "urllib's allowed connect, exe is the python binary" op=connect action=allow port="$PA" rule=srv-a exe="$PY"
+pyc u-b urllib "http://127.0.0.1:$PB/u-b"
+assert_out u-b "err EPERM" "urllib to the denied server: URLError with EPERM"
+assert_contains "$T/u-b.err" "egress: denied connect to 127.0.0.1:$PB (rule block-b)" "egress line on python's stderr"
+pyc u-c urllib "http://127.0.0.1:$PC/u-c"
+assert_out u-c "err ECONNREFUSED" "urllib to the errno=ECONNREFUSED rule: URLError with ECONNREFUSED"
+
+echo "# raw connects"
+pyc c-a connect 127.0.0.1 "$PA"
+assert_out c-a "ok" "raw connect allowed"
+pyc c-b connect 127.0.0.1 "$PB"
+assert_out c-b "err EPERM" "raw connect denied with EPERM (default errno)"
+pyc c-c connect 127.0.0.1 "$PC"
+assert_out c-c "err ECONNREFUSED" "raw connect denied with the rule's errno ECONNREFUSED"
+assert_contains "$T/c-c.err" "egress: denied connect to 127.0.0.1:$PC (rule refuse-c)" "egress line names rule refuse-c"
+assert_audit 2 "ECONNREFUSED denials recorded" op=connect action=deny port="$PC" rule=refuse-c errno=ECONNREFUSED
+assert_server c 0 "ECONNREFUSED-rule server saw nothing"
+
+echo "# IPv4-mapped IPv6 judged as IPv4"
+pyc m-a mapped "$PA"
+assert_out m-a "ok" "connect to ::ffff:127.0.0.1 allowed by the 127.0.0.1/32 rule"
+pyc m-b mapped "$PB"
+assert_out m-b "err EPERM" "connect to ::ffff:127.0.0.1 on b denied by block-b"
+assert_audit 3 "mapped connect recorded with the IPv4 address" op=connect action=allow addr=127.0.0.1 port="$PA" rule=srv-a
+assert_audit 3 "mapped deny recorded with the IPv4 address" op=connect action=deny addr=127.0.0.1 port="$PB" rule=block-b
+
+echo "# threads: 8 x 20 x (allowed, denied)"
+pyc thr threads 127.0.0.1 "$PA" 127.0.0.1 "$PB" 8 20
+assert_rc 0 "threaded python"
+assert_out thr "A ok 160
+B err EPERM 160" "160 allowed connects succeeded, 160 denied ones failed with EPERM"
+assert_audit 163 "every threaded allow recorded" op=connect action=allow port="$PA"
+assert_audit 163 "every threaded deny recorded" op=connect action=deny port="$PB" errno=EPERM
+
+echo "# fork"
+pyc fork fork 127.0.0.1 "$PA" 127.0.0.1 "$PB"
+read -r _ PPID_ CPID_ _ _ <<EOF
+$(grep '^pids' "$T/fork.out")
+EOF
+assert_out fork "parent-A ok
+child-A ok
+child-B err EPERM
+parent-B err EPERM
+pids $PPID_ $CPID_ status 0" "forked child and parent judged alike"
+assert_audit 1 "child's allowed connect recorded under the child's pid" op=connect action=allow port="$PA" pid="$CPID_"
+assert_audit 1 "child's denied connect recorded under the child's pid" op=connect action=deny port="$PB" pid="$CPID_"
+assert_audit 1 "parent's allowed connect under the parent's pid" op=connect action=allow port="$PA" pid="$PPID_"
+assert_audit 1 "parent's denied connect (after the fork) under the parent's pid" op=connect action=deny port="$PB" pid="$PPID_"
+assert_server a 165 "allowed server saw every allowed connect (urllib, raw, mapped, threads, fork)"
+assert_server b 0 "denied server saw no connection at all"
+
+echo "# UDP sendto"
+pyc st-a sendto 127.0.0.1 "$PUA" 50 st
+assert_out st-a "sent 50 errors none" "50 datagrams sent to the allowed receiver"
+assert_server ua 50 "allowed receiver got all 50"
+assert_audit 1 "one send decision for 50 datagrams (cached verdict)" op=send action=allow port="$PUA" proto=udp rule=udp-ok
+pyc st-b sendto 127.0.0.1 "$PUB" 50 st
+assert_out st-b "sent 0 errors EPERM:50" "50 datagrams to the denied receiver failed with EPERM"
+assert_contains "$T/st-b.err" "egress: denied send to 127.0.0.1:$PUB (rule udp-block)" "egress line for the denied send"
+assert_server ub 0 "denied receiver got nothing"
+assert_audit 1 "one deny send decision for 50 datagrams (cached verdict)" op=send action=deny port="$PUB" proto=udp rule=udp-block errno=EPERM
+
+echo "# UDP sendmsg"
+pyc sm-a sendmsg 127.0.0.1 "$PUA" 50 sm
+assert_out sm-a "sent 50 errors none" "sendmsg: 50 datagrams sent"
+assert_server ua 100 "allowed receiver got the 50 sendmsg datagrams"
+pyc sm-b sendmsg 127.0.0.1 "$PUB" 50 sm
+assert_out sm-b "sent 0 errors EPERM:50" "sendmsg to the denied receiver fails with EPERM"
+assert_server ub 0 "denied receiver still got nothing"
+assert_audit 2 "a new process asks again (allow)" op=send action=allow port="$PUA"
+assert_audit 2 "a new process asks again (deny)" op=send action=deny port="$PUB"
+
+echo "# connected UDP sockets"
+pyc uc-b udpconnect 127.0.0.1 "$PUB" 5 uc
+assert_out uc-b "connect err EPERM" "connect() of a UDP socket to a denied address fails"
+pyc uc-a udpconnect 127.0.0.1 "$PUA" 5 uc
+assert_out uc-a "connect ok
+sent 5 errors none" "connected UDP socket to the allowed receiver sends"
+assert_server ua 105 "allowed receiver got the 5 connected sends"
+assert_server ub 0 "denied receiver got nothing"
+assert_audit 3 "UDP connect judged as a send (deny)" op=send action=deny port="$PUB" proto=udp
+assert_audit 3 "UDP connect judged as a send (allow)" op=send action=allow port="$PUA" proto=udp
+
+echo "# getaddrinfo of a denied name"
+pyc evil resolve evil.test 80
+assert_out evil "gaierror EAI_NONAME" "socket.gaierror EAI_NONAME"
+assert_contains "$T/evil.err" "egress: denied resolve of evil.test (rule no-evil)" "egress line for the denied resolve"
+assert_audit_ge 1 "deny resolve recorded" op=resolve action=deny name=evil.test rule=no-evil errno=EAI_NONAME addr=null
+
+echo "# name attribution: api.test -> 127.0.0.2, only the name rule opens it"
+pyc api resolve-connect api.test "$PN"
+assert_out api "ok 127.0.0.2
+connect ok" "resolved api.test from [hosts] and connected"
+assert_audit 1 "connect judged by the name's rule" op=connect action=allow name=api.test addr=127.0.0.2 port="$PN" rule=api
+pyc api-raw connect 127.0.0.2 "$PN"
+assert_out api-raw "err EPERM" "the bare address (no name learned) stays denied"
+assert_audit 1 "bare address denied by the default" op=connect action=deny name=null addr=127.0.0.2 port="$PN" rule=default
+assert_server n 1 "server behind api.test saw only the named connect"
+
+echo "# IPv6 ::1"
+pyc v6 connect ::1 "$P6"
+assert_out v6 "ok" "connect to [::1] allowed by cidr ::1/128"
+pyc v6b connect ::1 "$P6B"
+assert_out v6b "err EPERM" "connect to [::1] on another port denied"
+assert_contains "$T/v6b.err" "egress: denied connect to" "egress line for the v6 denial"
+assert_audit 1 "v6 allow recorded" op=connect action=allow addr=::1 port="$P6" rule=v6-ok
+assert_audit 1 "v6 deny recorded" op=connect action=deny addr=::1 port="$P6B" errno=EPERM
+assert_server s6 1 "v6 server saw the allowed connect"
+assert_server s6b 0 "denied v6 server saw nothing"
+
+broker_status st
+assert_status_matches_audit st
+
+finish
