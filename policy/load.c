@@ -258,6 +258,7 @@ static int egress_once(struct loader *l, unsigned bit, const char *key)
 	return 1;
 }
 
+/* One key of [egress]. Returns 1, or 0 after reporting. */
 static int egress_key(struct loader *l, const char *key, const char *value)
 {
 	struct policy *p = l->p;
@@ -341,6 +342,7 @@ static int hosts_item(struct loader *l, const char *name, char *item)
 	return 1;
 }
 
+/* One "name = address, ..." line of [hosts]. Returns 1, or 0 after reporting. */
 static int hosts_key(struct loader *l, const char *key, const char *value)
 {
 	char name[PROTO_NAME_MAX + 1];
@@ -352,11 +354,14 @@ static int hosts_key(struct loader *l, const char *key, const char *value)
 
 /* ---------------------------------------------------------------- [rule] */
 
+/* The rule being read: the last one. */
 static struct rule *cur_rule(struct loader *l)
 {
 	return &l->p->rules[l->p->nrules - 1];
 }
 
+/* Item handlers of the [rule] list keys (each_item): each adds one entry to
+ * the current rule or to the indexes. Return 1, or 0 after reporting. */
 static int rule_host(struct loader *l, const char *key, char *item)
 {
 	struct rule *r = cur_rule(l);
@@ -453,6 +458,7 @@ static int rule_exe(struct loader *l, const char *key, char *item)
 	return 1;
 }
 
+/* One key of a [rule]; list keys append. Returns 1, or 0 after reporting. */
 static int rule_key(struct loader *l, const char *key, const char *value)
 {
 	struct rule *r = cur_rule(l);
