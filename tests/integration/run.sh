@@ -18,6 +18,13 @@
 # ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0; the broker runs with
 # leak detection on, and a sanitizer report on its stderr (or any preloaded
 # program's) fails the test.
+# Exception: curl. Debian's curl with GCC 12's libasan preloaded hangs in
+# its second setlocale() call (futex on __libc_setlocale_lock) before doing
+# anything else, with or without libegress.so:
+#   LD_PRELOAD=$(gcc -print-file-name=libasan.so) curl --version   # hangs
+# so under SANITIZE curl (also through egress-run) runs with the plain
+# build/libegress.so from `make`, against the sanitized broker. python3 and
+# node run with the sanitized library as above.
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-build}

@@ -26,21 +26,15 @@ action = deny
 EOF
 
 # egress-run finds the library and broker through EGRESS_LIB/EGRESS_BROKER.
-# Under sanitizers the runtimes go into LD_PRELOAD, which egress-run keeps
-# after its own library (hence verify_asan_link_order=0).
+# Every command here is curl (or sh), so under SANITIZE egress-run gets the
+# plain library curl needs (see lib.sh) and the sanitized broker.
 
 # er TAG ARGS...: tools/egress-run ARGS, bounded, unset EGRESS_SOCKET.
 er() {
 	LAST=$1
 	shift
-	if [ -n "${SANITIZE:-}" ]; then
-		timeout -k 5 "$RUN_TIMEOUT" env -u EGRESS_SOCKET EGRESS_LIB="$LIB" EGRESS_BROKER="$BROKER_BIN" \
-			LD_PRELOAD="${PRELOAD% *}" ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0 \
-			"$ER" "$@" >"$T/$LAST.out" 2>"$T/$LAST.err" </dev/null
-	else
-		timeout -k 5 "$RUN_TIMEOUT" env -u EGRESS_SOCKET EGRESS_LIB="$LIB" EGRESS_BROKER="$BROKER_BIN" \
-			"$ER" "$@" >"$T/$LAST.out" 2>"$T/$LAST.err" </dev/null
-	fi
+	timeout -k 5 "$RUN_TIMEOUT" env -u EGRESS_SOCKET EGRESS_LIB="${CURL_PRELOAD##* }" EGRESS_BROKER="$BROKER_BIN" \
+		"$ER" "$@" >"$T/$LAST.out" 2>"$T/$LAST.err" </dev/null
 	RC=$?
 	assert_no_san "$T/$LAST.err" "egress-run $LAST"
 }
