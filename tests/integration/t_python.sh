@@ -22,6 +22,16 @@ cache_ttl = 300
 
 [hosts]
 api.test = 127.0.0.2
+svc2.test = 127.0.0.1
+
+[rule "svc2"]
+host = svc2.test
+port = $PA
+action = allow
+
+[rule "lh"]
+host = localhost
+action = allow
 
 [rule "api"]
 host = api.test
@@ -170,6 +180,27 @@ pyc api-raw connect 127.0.0.2 "$PN"
 assert_out api-raw "err EPERM" "the bare address (no name learned) stays denied"
 assert_audit 1 "bare address denied by the default" op=connect action=deny name=null addr=127.0.0.2 port="$PN" rule=default
 assert_server n 1 "server behind api.test saw only the named connect"
+
+echo "# a denied connect to a learned name is reported by name"
+pyc svc2 nameconnect svc2.test "$PB"
+assert_out svc2 "ok 127.0.0.1
+connect err EPERM" "svc2.test resolved; its connect to b denied"
+assert_contains "$T/svc2.err" "egress: denied connect to svc2.test:$PB (rule block-b)" "the denial line names the host, not the address"
+assert_audit 1 "deny attributed to the name" op=connect action=deny name=svc2.test addr=127.0.0.1 port="$PB" rule=block-b
+
+echo "# numeric hosts in getaddrinfo are not looked up"
+pyc num4 resolve 127.0.0.1 80
+assert_out num4 "ok 127.0.0.1" "getaddrinfo of 127.0.0.1"
+pyc num6 resolve ::1 80
+assert_out num6 "ok ::1" "getaddrinfo of ::1"
+assert_audit 0 "no resolve event for numeric hosts" op=resolve name=127.0.0.1
+assert_audit 0 "no resolve event for numeric hosts (v6)" op=resolve name=::1
+
+echo "# a name rule alone never opens loopback (localhost via /etc/hosts)"
+pyc lh nameconnect localhost "$PA"
+assert_not_contains "$T/lh.out" "connect ok" "python could not reach 127.0.0.1 through 'localhost' and a name rule"
+assert_audit 0 "no allowed connect attributed to localhost" op=connect action=allow name=localhost
+assert_server a 165 "allowed server saw nothing from the localhost attempt"
 
 echo "# IPv6 ::1"
 pyc v6 connect ::1 "$P6"

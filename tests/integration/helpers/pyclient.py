@@ -15,6 +15,8 @@ subcommand prints one result line per attempt on stdout ("ok ..." or
   udpconnect HOST PORT N TAG         connect a UDP socket, then N send()s
   resolve NAME [PORT]                getaddrinfo: "ok ADDR..." or "gaierror NAME"
   resolve-connect NAME PORT          getaddrinfo, then connect the first address
+  nameconnect NAME PORT              getaddrinfo(NAME) without a port, then
+                                     connect the first address to PORT
   unix PATH                          AF_UNIX stream connect, send "ping", read
   loop                               one command per stdin line (connect HOST
                                      PORT | quit); result lines flushed
@@ -181,6 +183,17 @@ def main():
             s.settimeout(10)
             try:
                 s.connect(sa)
+                out("connect ok")
+            except OSError as e:
+                out("connect err " + ename(e))
+    elif cmd == "nameconnect":
+        infos = resolve(a[1])
+        if infos:
+            f, t, p, _, sa = infos[0]
+            s = socket.socket(f, socket.SOCK_STREAM)
+            s.settimeout(10)
+            try:
+                s.connect((sa[0], int(a[2])) + tuple(sa[2:]))
                 out("connect ok")
             except OSError as e:
                 out("connect err " + ename(e))
