@@ -43,6 +43,8 @@ step() {
 
 assert_eq "$(step s1 "$PA")" ok "s1: connect with the broker up"
 assert_audit 1 "s1 recorded" op=connect action=allow pid="$PYPID" port="$PA"
+broker_status st1
+assert_ge "$(jget "$T/st1.json" clients.connected)" 2 "status clients.connected counts the live python (and the status query)"
 
 echo "# SIGKILL the broker"
 kill -KILL "$BROKER_PID"

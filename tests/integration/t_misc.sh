@@ -153,6 +153,50 @@ assert_rc 2 "check with a missing policy file: exit 2"
 chk ck-noarg --policy "$POLICY"
 assert_rc 2 "check without a destination: exit 2"
 
+echo "# check: rule matching (wildcards, lists, ranges, cidr, exe paths)"
+cat >"$T/match.ini" <<'EOF2'
+[egress]
+default = deny
+
+[rule "wild"]
+host = *.example.org, example.org
+port = 443, 8000-8010
+action = allow
+
+[rule "v6net"]
+cidr = 2001:db8::/32
+proto = udp
+action = allow
+
+[rule "v4net"]
+cidr = 198.51.100.0/24
+action = deny
+errno = ECONNREFUSED
+
+[rule "exe-path"]
+exe = /opt/tools/*
+host = tools.example.net
+action = allow
+EOF2
+while read -r want dest extra; do
+	# shellcheck disable=SC2086 # $extra is zero or more words
+	chk ck-m --policy "$T/match.ini" "$dest" $extra
+	assert_eq "$(cat "$T/ck-m.out")" "$(echo "$want" | tr _ ' ')" "check $dest $extra"
+done <<'EOF2'
+allow_(rule_wild) a.example.org:443
+allow_(rule_wild) deep.b.example.org:8005
+allow_(rule_wild) example.org:8010
+deny_EPERM_(rule_default) example.org:8011
+deny_EPERM_(rule_default) badexample.org:443
+deny_EPERM_(rule_default) example.org.evil.test:443
+allow_(rule_v6net) [2001:db8::5]:53 --udp
+deny_EPERM_(rule_default) [2001:db8::5]:53
+deny_ECONNREFUSED_(rule_v4net) 198.51.100.77:80
+deny_EPERM_(rule_default) 198.51.101.1:80
+allow_(rule_exe-path) tools.example.net:443 --exe /opt/tools/fetch
+deny_EPERM_(rule_default) tools.example.net:443 --exe /usr/bin/fetch
+EOF2
+
 echo "# private ranges: default = allow and name rules do not open loopback"
 cat >"$T/open.ini" <<EOF
 [egress]
@@ -198,5 +242,38 @@ RC=$?
 LAST=missing
 [ "$RC" = 124 ] && fail "missing policy: broker started anyway" || assert_rc_nonzero "missing policy file: broker exits non-zero"
 assert_contains "$T/missing.err" "missing.ini" "error names the missing file"
+
+echo "# [egress] audit = PATH when --audit is not given"
+cat >"$T/pa.ini" <<EOF2
+[egress]
+default = deny
+audit = $T/from-policy.jsonl
+
+[rule "srv-a"]
+cidr = 127.0.0.1/32
+port = $PA
+action = allow
+EOF2
+env $BROKER_SAN_ENV "$BROKER_BIN" --policy "$T/pa.ini" --socket "$T/pa.sock" >"$T/pa-broker.out" 2>"$T/pa-broker.err" &
+PA_BROKER=$!
+bg_record "$PA_BROKER"
+if wait_for 5 test -S "$T/pa.sock"; then
+	pass "second broker (audit from the policy) started"
+	run_shim pa EGRESS_SOCKET="$T/pa.sock" "$PY" "$H/pyclient.py" connect 127.0.0.1 "$PA"
+	assert_out pa ok "connect through the second broker"
+	SAVED_AUDIT=$AUDIT
+	AUDIT=$T/from-policy.jsonl
+	assert_audit 1 "event written to the policy's audit path" op=connect action=allow port="$PA" rule=srv-a
+	assert_audit_valid
+	AUDIT=$SAVED_AUDIT
+	"$BROKER_BIN" status --json --socket "$T/pa.sock" >"$T/pa-st.json" 2>/dev/null
+	assert_eq "$(jget "$T/pa-st.json" audit.path)" "$T/from-policy.jsonl" "status audit.path is the policy's"
+else
+	fail "second broker did not start"
+	show "$T/pa-broker.err"
+fi
+stop_pid "$PA_BROKER"
+assert_no_san "$T/pa-broker.err" "second broker"
+[ -e "$T/pa.sock" ] && fail "second broker left its socket" || pass "second broker removed its socket"
 
 finish
