@@ -202,6 +202,41 @@ assert_not_contains "$T/lh.out" "connect ok" "python could not reach 127.0.0.1 t
 assert_audit 0 "no allowed connect attributed to localhost" op=connect action=allow name=localhost
 assert_server a 165 "allowed server saw nothing from the localhost attempt"
 
+echo "# the program closes or replaces the shim's broker descriptor"
+pyc clob clobber 127.0.0.1 "$PA" 127.0.0.1 "$PB"
+assert_rc 0 "python survived closing/replacing every descriptor"
+assert_out clob "before ok
+closed-A ok
+closed-B err EPERM
+duped-A ok
+duped-B err EPERM" "after closerange and dup2 over its socket the shim reconnects and still judges"
+assert_not_contains "$T/clob.err" "broker unreachable" "no outage reported: the broker was up all along"
+assert_server a 168 "allowed server saw the three connects of the clobber run"
+assert_server b 0 "denied server saw nothing"
+
+echo "# exec'd child (subprocess): its own connection, its own pid"
+pyc spawn spawn 127.0.0.1 "$PA" 127.0.0.1 "$PB"
+CHILD=$(sed -n 's/^pid //p' "$T/spawn.out")
+assert_out spawn "parent ok
+pid $CHILD
+A ok 1
+B err EPERM 1" "a python started by subprocess is judged too"
+assert_audit 1 "the child's allow is recorded under the child's pid (no inherited broker fd)" op=connect action=allow port="$PA" pid="$CHILD"
+assert_audit 1 "the child's deny is recorded under the child's pid" op=connect action=deny port="$PB" pid="$CHILD"
+
+echo "# long names"
+pyc ln253 longname 253
+assert_out ln253 "gaierror EAI_NONAME" "a 253-byte name reaches the broker and is denied by default"
+assert_audit 1 "the 253-byte name is audited" op=resolve action=deny rule=default
+for n in 254 300 5000; do
+	pyc "ln$n" longname "$n"
+	assert_rc 0 "python with a $n-byte name ran to the end"
+	case $(cat "$T/ln$n.out") in gaierror\ *) pass "a $n-byte name fails cleanly ($(cat "$T/ln$n.out"))" ;; *) fail "a $n-byte name: expected a gaierror, got [$(cat "$T/ln$n.out")]" ;; esac
+done
+broker_status stl
+assert_eq "$(jget "$T/stl.json" decisions.malformed)" 0 "the shim never sent a malformed message"
+assert_audit 1 "no over-long name reached the audit" op=resolve action=deny rule=default
+
 echo "# IPv6 ::1"
 pyc v6 connect ::1 "$P6"
 assert_out v6 "ok" "connect to [::1] allowed by cidr ::1/128"

@@ -17,6 +17,14 @@ subcommand prints one result line per attempt on stdout ("ok ..." or
   resolve-connect NAME PORT          getaddrinfo, then connect the first address
   nameconnect NAME PORT              getaddrinfo(NAME) without a port, then
                                      connect the first address to PORT
+  clobber HA PA HB PB                connect A; close every descriptor above 2
+                                     (the shim's broker connection too); connect
+                                     A and B; then dup2 /dev/null over every
+                                     socket descriptor; connect A and B again
+  spawn HA PA HB PB                  connect A, then a child python (exec'd by
+                                     subprocess) connects A and B; prints the
+                                     child's lines and "child PID"
+  longname LEN                       getaddrinfo of a LEN-byte name
   unix PATH                          AF_UNIX stream connect, send "ping", read
   loop                               one command per stdin line (connect HOST
                                      PORT | quit); result lines flushed
@@ -197,6 +205,40 @@ def main():
                 out("connect ok")
             except OSError as e:
                 out("connect err " + ename(e))
+    elif cmd == "clobber":
+        ha, pa, hb, pb = a[1:5]
+        out("before " + try_connect(ha, pa))
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        out("closed-A " + try_connect(ha, pa))
+        out("closed-B " + try_connect(hb, pb))
+        null = os.open("/dev/null", os.O_RDWR)
+        for fd in os.listdir("/proc/self/fd"):
+            fd = int(fd)
+            try:
+                if fd > 2 and fd != null and os.readlink("/proc/self/fd/%d" % fd).startswith("socket:"):
+                    os.dup2(null, fd)
+            except OSError:
+                pass
+        out("duped-A " + try_connect(ha, pa))
+        out("duped-B " + try_connect(hb, pb))
+    elif cmd == "spawn":
+        import subprocess
+        ha, pa, hb, pb = a[1:5]
+        out("parent " + try_connect(ha, pa))
+        code = ("import os, sys; sys.argv = [sys.argv[0]] + sys.argv[1:]; "
+                "print('pid %d' % os.getpid(), flush=True)")
+        r = subprocess.run([sys.executable, "-c",
+                            code + "; exec(open(%r).read())" % os.path.abspath(__file__),
+                            "threads", ha, pa, hb, pb, "1", "1"],
+                           capture_output=True, text=True, timeout=20)
+        sys.stdout.write(r.stdout)
+        sys.stderr.write(r.stderr)
+    elif cmd == "longname":
+        n = int(a[1])
+        name = ".".join(["a" * 49] * (n // 50 + 1))[:n - 5].rstrip(".") + ".test"
+        name = "b" * (n - len(name)) + name
+        assert len(name) == n, len(name)
+        resolve(name)
     elif cmd == "unix":
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(10)
