@@ -201,12 +201,9 @@ start_broker() {
 		>>"$T/broker.out" 2>>"$T/broker.err" &
 	BROKER_PID=$!
 	bg_record "$BROKER_PID"
-	if [ "$_stale" = 1 ]; then
-		wait_for 5 _broker_answers
-	else
-		wait_for 5 _broker_ready
-	fi
-	if [ $? = 0 ]; then
+	_until=_broker_ready
+	[ "$_stale" = 1 ] && _until=_broker_answers
+	if wait_for 5 "$_until" && kill -0 "$BROKER_PID" 2>/dev/null; then
 		pass "broker started (pid $BROKER_PID)"
 		return 0
 	fi

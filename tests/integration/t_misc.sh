@@ -233,14 +233,14 @@ for bad in 'action = maybe' 'cidr = 300.1.2.3/8' 'errno = ENOTANERRNO' 'port = 7
 		assert_rc_nonzero "bad policy [$bad]: broker exits non-zero"
 		assert_contains "$T/bad$n.err" "bad$n.ini:6" "error names FILE:LINE for [$bad]"
 	fi
-	[ -e "$T/bad$n.sock" ] && fail "bad policy [$bad]: socket was created" || pass "no socket for a bad policy"
+	if [ -e "$T/bad$n.sock" ]; then fail "bad policy [$bad]: socket was created"; else pass "no socket for a bad policy"; fi
 	chk ck-bad$n --policy "$f" "127.0.0.1:80"
 	assert_rc 2 "check with bad policy [$bad]: exit 2"
 done
 timeout 10 "$BROKER_BIN" --policy "$T/missing.ini" --socket "$T/m.sock" >"$T/missing.out" 2>"$T/missing.err" </dev/null
 RC=$?
 LAST=missing
-[ "$RC" = 124 ] && fail "missing policy: broker started anyway" || assert_rc_nonzero "missing policy file: broker exits non-zero"
+if [ "$RC" = 124 ]; then fail "missing policy: broker started anyway"; else assert_rc_nonzero "missing policy file: broker exits non-zero"; fi
 assert_contains "$T/missing.err" "missing.ini" "error names the missing file"
 
 echo "# [egress] audit = PATH when --audit is not given"
@@ -274,6 +274,6 @@ else
 fi
 stop_pid "$PA_BROKER"
 assert_no_san "$T/pa-broker.err" "second broker"
-[ -e "$T/pa.sock" ] && fail "second broker left its socket" || pass "second broker removed its socket"
+if [ -e "$T/pa.sock" ]; then fail "second broker left its socket"; else pass "second broker removed its socket"; fi
 
 finish
