@@ -57,7 +57,9 @@ unit: $(CHECKS)
 	$(BUILD)/check_egress
 	$(BUILD)/check_shim
 
+# Under SANITIZE, curl runs with the plain library (see tests/integration/run.sh).
 integration: all
+	$(if $(SANITIZE),$(MAKE) SANITIZE= all)
 	BUILD=$(BUILD) SANITIZE=$(SANITIZE) sh tests/integration/run.sh
 
 check: unit integration

@@ -208,7 +208,6 @@ int shim_getaddrinfo(const char *node, const char *service, const struct addrinf
 		errno = saved;
 		return EAI_AGAIN;
 	}
-	shim_log_reachable();
 	errno = saved;
 	if (v.action != PROTO_ALLOW) {
 		if (shim_config.log != SHIM_LOG_OFF)

@@ -114,7 +114,6 @@ int shim_judge(int op, int l4, const struct sockaddr *sa, const char *verb)
 		errno = EPERM;
 		return -1;
 	}
-	shim_log_reachable();
 	if (op == PROTO_OP_SEND)
 		shim_cache_store(&ask.addr, ask.port, l4, &v);
 	destination(&ask.addr, ask.port, v.name, dest, sizeof dest);

@@ -7,7 +7,7 @@
 
 #include "shim.h"
 
-static int outage; /* 1 while the current broker outage has been reported */
+static pid_t reported; /* the process that has said the broker is unreachable */
 
 void shim_log_line(const char *fmt, ...)
 {
@@ -32,7 +32,9 @@ out:
 
 void shim_log_unreachable(const char *what)
 {
-	if (__atomic_exchange_n(&outage, 1, __ATOMIC_RELAXED))
+	pid_t self = getpid();
+
+	if (__atomic_exchange_n(&reported, self, __ATOMIC_RELAXED) == self)
 		return;
 	if (shim_config.fail_open)
 		shim_log_line("egress: broker unreachable at %s; %s ALLOWED UNCHECKED (EGRESS_FAIL=open)",
@@ -40,10 +42,4 @@ void shim_log_unreachable(const char *what)
 	else
 		shim_log_line("egress: broker unreachable at %s; %s denied", shim_config.socket_path,
 			      what);
-}
-
-void shim_log_reachable(void)
-{
-	if (__atomic_load_n(&outage, __ATOMIC_RELAXED))
-		__atomic_store_n(&outage, 0, __ATOMIC_RELAXED);
 }

@@ -85,9 +85,8 @@ void shim_freeaddrinfo(struct addrinfo *ai);
 /* log.c: one line to stderr, written with a single write(2). */
 void shim_log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* log.c: says once per outage that the broker is unreachable; shim_log_reachable
- * ends the outage so the next one is reported again. */
+/* log.c: says that the broker is unreachable, once per process (a forked
+ * child says it again): denials stay silent after the first. */
 void shim_log_unreachable(const char *what);
-void shim_log_reachable(void);
 
 #endif

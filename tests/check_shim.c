@@ -1,0 +1,1029 @@
+/* check_shim.c: the preload library's decision code, called directly (not
+ * preloaded). Most tests replace the broker with a stub that answers from a
+ * table and counts questions, and send real packets on loopback to see what
+ * got through; the connection tests run a small SOCK_SEQPACKET broker in a
+ * thread to exercise timeouts, stale answers, stolen descriptors, restarts
+ * and fork. Check runs each test in its own process, so thread-local state
+ * (connection, datagram cache) starts empty every time. */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../shim/shim.h"
+#include "suites.h"
+
+/* ---- the stub broker and what it saw ---- */
+
+static struct {
+	int calls;
+	int fail_errno;             /* nonzero: unreachable, with this errno */
+	struct proto_ask last;
+	struct proto_verdict answer;
+	uint16_t deny_port;         /* nonzero: deny only this port, allow others */
+} stub;
+
+static int stub_ask(const struct proto_ask *ask, struct proto_verdict *v)
+{
+	stub.calls++;
+	stub.last = *ask;
+	if (stub.fail_errno) {
+		errno = stub.fail_errno;
+		return -1;
+	}
+	*v = stub.answer;
+	if (stub.deny_port && ask->port != stub.deny_port)
+		v->action = PROTO_ALLOW;
+	return 0;
+}
+
+static void answer(int action, int err, const char *rule, const char *name)
+{
+	memset(&stub.answer, 0, sizeof stub.answer);
+	stub.answer.action = (uint8_t)action;
+	stub.answer.err = err;
+	stub.answer.ttl_ms = 10000;
+	snprintf(stub.answer.rule, sizeof stub.answer.rule, "%s", rule);
+	snprintf(stub.answer.name, sizeof stub.answer.name, "%s", name);
+}
+
+static void add_addr(const char *text)
+{
+	struct proto_addr *a = &stub.answer.addrs[stub.answer.naddr++];
+
+	a->family = strchr(text, ':') ? 6 : 4;
+	ck_assert_int_eq(inet_pton(a->family == 4 ? AF_INET : AF_INET6, text, a->bytes), 1);
+}
+
+/* stderr goes to a file the tests read back. */
+static FILE *errfile;
+
+static void setup(void)
+{
+	shim_init();
+	memset(&stub, 0, sizeof stub);
+	answer(PROTO_ALLOW, 0, "ok", "");
+	shim_ask = stub_ask;
+	shim_config.log = SHIM_LOG_DENY;
+	shim_config.fail_open = false;
+	shim_config.timeout_ms = 3000;
+	snprintf(shim_config.socket_path, sizeof shim_config.socket_path, "/nonexistent/broker.sock");
+	errfile = tmpfile();
+	ck_assert_ptr_nonnull(errfile);
+	dup2(fileno(errfile), STDERR_FILENO);
+}
+
+static void teardown(void)
+{
+	fclose(errfile);
+}
+
+/* What the shim wrote to stderr so far. */
+static const char *errtext(void)
+{
+	static char buf[4096];
+	ssize_t n = pread(fileno(errfile), buf, sizeof buf - 1, 0);
+
+	buf[n > 0 ? n : 0] = 0;
+	return buf;
+}
+
+static int count_lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* ---- loopback peers ---- */
+
+static struct sockaddr_in loop4(uint16_t port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return sin;
+}
+
+/* A bound loopback socket of type; *sin gets its address. */
+static int bound(int type, struct sockaddr_in *sin)
+{
+	socklen_t len = sizeof *sin;
+	int fd = socket(AF_INET, type | SOCK_NONBLOCK, 0);
+
+	ck_assert_int_ge(fd, 0);
+	*sin = loop4(0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)sin, sizeof *sin), 0);
+	if (type == SOCK_STREAM)
+		ck_assert_int_eq(listen(fd, 8), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)sin, &len), 0);
+	return fd;
+}
+
+/* Datagrams waiting on fd, read without blocking. */
+static int drain(int fd)
+{
+	char b[64];
+	int n = 0;
+
+	usleep(20000);
+	while (recv(fd, b, sizeof b, MSG_DONTWAIT) >= 0)
+		n++;
+	return n;
+}
+
+/* ---- connect ---- */
+
+START_TEST(connect_allowed_reaches_the_server)
+{
+	struct sockaddr_in srv;
+	int lfd = bound(SOCK_STREAM, &srv);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&srv, sizeof srv), 0);
+	ck_assert_int_eq(stub.calls, 1);
+	ck_assert_int_eq(stub.last.op, PROTO_OP_CONNECT);
+	ck_assert_int_eq(stub.last.l4, PROTO_L4_TCP);
+	ck_assert_int_eq(stub.last.addr.family, 4);
+	ck_assert_mem_eq(stub.last.addr.bytes, "\x7f\0\0\x01", 4);
+	ck_assert_int_eq(stub.last.port, ntohs(srv.sin_port));
+	ck_assert_str_eq(errtext(), "");
+	usleep(10000);
+	ck_assert_int_ge(accept(lfd, NULL, NULL), 0);
+}
+END_TEST
+
+START_TEST(connect_denied_with_rule_errno_and_one_line)
+{
+	struct sockaddr_in srv;
+	int lfd = bound(SOCK_STREAM, &srv);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	char want[128];
+
+	answer(PROTO_DENY, ECONNREFUSED, "no-example", "example.com");
+	errno = 0;
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&srv, sizeof srv), -1);
+	ck_assert_int_eq(errno, ECONNREFUSED);
+	snprintf(want, sizeof want, "egress: denied connect to example.com:%u (rule no-example)\n",
+		 ntohs(srv.sin_port));
+	ck_assert_str_eq(errtext(), want);
+	usleep(10000);
+	ck_assert_int_eq(accept(lfd, NULL, NULL), -1); /* nothing reached the server */
+}
+END_TEST
+
+START_TEST(denial_without_a_name_shows_the_address)
+{
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_port = htons(443) };
+	int fd = socket(AF_INET6, SOCK_STREAM, 0);
+
+	inet_pton(AF_INET6, "2001:db8::7", &sin6.sin6_addr);
+	answer(PROTO_DENY, EACCES, "default", "");
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&sin6, sizeof sin6), -1);
+	ck_assert_int_eq(errno, EACCES);
+	ck_assert_str_eq(errtext(), "egress: denied connect to [2001:db8::7]:443 (rule default)\n");
+}
+END_TEST
+
+START_TEST(out_of_range_errno_becomes_eperm)
+{
+	struct sockaddr_in dst = loop4(9);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	answer(PROTO_DENY, 100000, "odd", "");
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&dst, sizeof dst), -1);
+	ck_assert_int_eq(errno, EPERM);
+}
+END_TEST
+
+START_TEST(log_off_is_silent_and_log_all_shows_allows)
+{
+	struct sockaddr_in srv;
+	int lfd = bound(SOCK_STREAM, &srv);
+	int fd;
+
+	(void)lfd;
+	shim_config.log = SHIM_LOG_OFF;
+	answer(PROTO_DENY, EACCES, "r", "");
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&srv, sizeof srv), -1);
+	ck_assert_str_eq(errtext(), "");
+
+	shim_config.log = SHIM_LOG_ALL;
+	answer(PROTO_ALLOW, 0, "local", "localhost");
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&srv, sizeof srv), 0);
+	ck_assert_ptr_nonnull(strstr(errtext(), "egress: allowed connect to localhost:"));
+	ck_assert_ptr_nonnull(strstr(errtext(), "(rule local)"));
+}
+END_TEST
+
+START_TEST(rewrite_is_refused_until_supported)
+{
+	struct sockaddr_in dst = loop4(9);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	answer(PROTO_REWRITE, 0, "via-proxy", "");
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&dst, sizeof dst), -1);
+	ck_assert_int_eq(errno, EPERM);
+	ck_assert_ptr_nonnull(strstr(errtext(), "rule via-proxy asks for a rewrite"));
+}
+END_TEST
+
+START_TEST(unix_sockets_pass_through)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX, .sun_path = "/nonexistent/x.sock" };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	answer(PROTO_DENY, EACCES, "all", "");
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&sun, sizeof sun), -1);
+	ck_assert_int_eq(errno, ENOENT); /* the kernel's answer, not ours */
+	ck_assert_int_eq(stub.calls, 0);
+}
+END_TEST
+
+START_TEST(short_or_null_addresses_pass_through)
+{
+	struct sockaddr_in dst = loop4(9);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	answer(PROTO_DENY, EACCES, "all", "");
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&dst, 4), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(shim_connect(fd, NULL, 0), -1);
+	ck_assert_int_eq(stub.calls, 0);
+}
+END_TEST
+
+START_TEST(mapped_ipv6_is_judged_as_ipv4)
+{
+	struct sockaddr_in srv;
+	int lfd = bound(SOCK_STREAM, &srv);
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_port = srv.sin_port };
+	int fd = socket(AF_INET6, SOCK_STREAM, 0);
+
+	(void)lfd;
+	inet_pton(AF_INET6, "::ffff:127.0.0.1", &sin6.sin6_addr);
+	answer(PROTO_DENY, EACCES, "loop", "");
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&sin6, sizeof sin6), -1);
+	ck_assert_int_eq(stub.last.addr.family, 4);
+	ck_assert_mem_eq(stub.last.addr.bytes, "\x7f\0\0\x01", 4);
+	ck_assert_ptr_nonnull(strstr(errtext(), "to 127.0.0.1:"));
+}
+END_TEST
+
+START_TEST(udp_connect_is_judged_as_send)
+{
+	struct sockaddr_in dst = loop4(53);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&dst, sizeof dst), 0);
+	ck_assert_int_eq(stub.last.op, PROTO_OP_SEND);
+	ck_assert_int_eq(stub.last.l4, PROTO_L4_UDP);
+	ck_assert_int_eq(stub.last.port, 53);
+}
+END_TEST
+
+START_TEST(unreachable_broker_denies_with_one_line)
+{
+	struct sockaddr_in dst = loop4(9);
+
+	stub.fail_errno = ECONNREFUSED;
+	for (int i = 0; i < 3; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		errno = 0;
+		ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&dst, sizeof dst), -1);
+		ck_assert_int_eq(errno, EPERM);
+		close(fd);
+	}
+	ck_assert_int_eq(stub.calls, 3);
+	ck_assert_str_eq(errtext(), "egress: broker unreachable at /nonexistent/broker.sock; "
+				    "connect to 127.0.0.1:9 denied\n");
+}
+END_TEST
+
+START_TEST(unreachable_line_again_in_a_forked_child)
+{
+	struct sockaddr_in dst = loop4(9);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), status;
+	pid_t pid;
+
+	stub.fail_errno = ECONNREFUSED;
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&dst, sizeof dst), -1);
+	pid = fork();
+	if (pid == 0)
+		_exit(shim_connect(fd, (struct sockaddr *)&dst, sizeof dst) == -1 ? 0 : 1);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(status, 0);
+	ck_assert_int_eq(count_lines(errtext()), 2);
+}
+END_TEST
+
+START_TEST(fail_open_allows_and_says_so)
+{
+	struct sockaddr_in dst = loop4(9);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	stub.fail_errno = ETIMEDOUT;
+	shim_config.fail_open = true;
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&dst, sizeof dst), 0);
+	ck_assert_ptr_nonnull(strstr(errtext(), "ALLOWED UNCHECKED"));
+}
+END_TEST
+
+/* ---- datagrams ---- */
+
+START_TEST(datagram_verdicts_are_cached_for_their_ttl)
+{
+	struct sockaddr_in rcv;
+	int rfd = bound(SOCK_DGRAM, &rcv);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	for (int i = 0; i < 50; i++)
+		ck_assert_int_eq(shim_sendto(fd, "x", 1, 0, (struct sockaddr *)&rcv, sizeof rcv), 1);
+	ck_assert_int_eq(stub.calls, 1);
+	ck_assert_int_eq(drain(rfd), 50);
+
+	shim_cache_clear(); /* an expired entry asks again */
+	ck_assert_int_eq(shim_sendto(fd, "x", 1, 0, (struct sockaddr *)&rcv, sizeof rcv), 1);
+	ck_assert_int_eq(stub.calls, 2);
+}
+END_TEST
+
+START_TEST(ttl_zero_is_not_cached)
+{
+	struct sockaddr_in rcv;
+	int rfd = bound(SOCK_DGRAM, &rcv);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	(void)rfd;
+	stub.answer.ttl_ms = 0;
+	for (int i = 0; i < 3; i++)
+		shim_sendto(fd, "x", 1, 0, (struct sockaddr *)&rcv, sizeof rcv);
+	ck_assert_int_eq(stub.calls, 3);
+}
+END_TEST
+
+START_TEST(denied_datagrams_never_arrive)
+{
+	struct sockaddr_in rcv;
+	int rfd = bound(SOCK_DGRAM, &rcv);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+	struct msghdr mh = { .msg_name = &rcv, .msg_namelen = sizeof rcv, .msg_iov = &iov,
+			     .msg_iovlen = 1 };
+
+	answer(PROTO_DENY, ENETUNREACH, "no-udp", "");
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_eq(shim_sendto(fd, "x", 1, 0, (struct sockaddr *)&rcv, sizeof rcv), -1);
+		ck_assert_int_eq(errno, ENETUNREACH);
+		ck_assert_int_eq(shim_sendmsg(fd, &mh, 0), -1);
+		ck_assert_int_eq(errno, ENETUNREACH);
+	}
+	ck_assert_int_eq(stub.calls, 1); /* cached denial */
+	ck_assert_int_eq(count_lines(errtext()), 1);
+	ck_assert_int_eq(drain(rfd), 0);
+}
+END_TEST
+
+START_TEST(sendmsg_without_a_name_passes_through)
+{
+	struct sockaddr_in rcv;
+	int rfd = bound(SOCK_DGRAM, &rcv);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&rcv, sizeof rcv), 0);
+	ck_assert_int_eq(stub.calls, 1);
+	ck_assert_int_eq(shim_sendmsg(fd, &mh, 0), 1);
+	ck_assert_int_eq(stub.calls, 1);
+	ck_assert_int_eq(drain(rfd), 1);
+}
+END_TEST
+
+START_TEST(sendmmsg_sends_the_allowed_prefix)
+{
+	struct sockaddr_in a, b;
+	int afd = bound(SOCK_DGRAM, &a), bfd = bound(SOCK_DGRAM, &b);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+	struct mmsghdr vec[3];
+
+	memset(vec, 0, sizeof vec);
+	for (int i = 0; i < 3; i++) {
+		vec[i].msg_hdr.msg_name = i == 1 ? &b : &a;
+		vec[i].msg_hdr.msg_namelen = sizeof a;
+		vec[i].msg_hdr.msg_iov = &iov;
+		vec[i].msg_hdr.msg_iovlen = 1;
+	}
+	answer(PROTO_DENY, EACCES, "not-b", "");
+	stub.deny_port = ntohs(b.sin_port);
+	ck_assert_int_eq(shim_sendmmsg(fd, vec, 3, 0), 1);
+	ck_assert_int_eq(drain(afd), 1);
+	ck_assert_int_eq(drain(bfd), 0);
+
+	/* a denied first message fails the call with the rule's errno */
+	ck_assert_int_eq(shim_sendmmsg(fd, vec + 1, 2, 0), -1);
+	ck_assert_int_eq(errno, EACCES);
+	ck_assert_int_eq(drain(afd), 0);
+	ck_assert_int_eq(drain(bfd), 0);
+}
+END_TEST
+
+START_TEST(fastopen_sendto_is_a_connect)
+{
+	struct sockaddr_in srv;
+	int lfd = bound(SOCK_STREAM, &srv);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	(void)lfd;
+	answer(PROTO_DENY, EACCES, "no-tfo", "");
+	ck_assert_int_eq(shim_sendto(fd, "x", 1, MSG_FASTOPEN, (struct sockaddr *)&srv, sizeof srv),
+			 -1);
+	ck_assert_int_eq(errno, EACCES);
+	ck_assert_int_eq(stub.last.op, PROTO_OP_CONNECT);
+	ck_assert_ptr_nonnull(strstr(errtext(), "denied connect to 127.0.0.1:"));
+}
+END_TEST
+
+START_TEST(stream_sendto_without_fastopen_is_not_judged)
+{
+	struct sockaddr_in srv, dst = loop4(9);
+	int lfd = bound(SOCK_STREAM, &srv);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	(void)lfd;
+	ck_assert_int_eq(shim_real.connect(fd, (struct sockaddr *)&srv, sizeof srv), 0);
+	answer(PROTO_DENY, EACCES, "all", "");
+	/* a connected TCP socket ignores the address; so does the shim */
+	ck_assert_int_eq(shim_sendto(fd, "x", 1, 0, (struct sockaddr *)&dst, sizeof dst), 1);
+	ck_assert_int_eq(stub.calls, 0);
+}
+END_TEST
+
+START_TEST(non_socket_descriptors_pass_through)
+{
+	struct sockaddr_in dst = loop4(9);
+	int fd = open("/dev/null", O_WRONLY);
+
+	ck_assert_int_eq(shim_sendto(fd, "x", 1, 0, (struct sockaddr *)&dst, sizeof dst), -1);
+	ck_assert_int_eq(errno, ENOTSOCK);
+	ck_assert_int_eq(stub.calls, 0);
+}
+END_TEST
+
+/* ---- getaddrinfo ---- */
+
+static int count_ai(const struct addrinfo *ai, int family, int socktype)
+{
+	int n = 0;
+
+	for (; ai; ai = ai->ai_next)
+		n += (family == 0 || ai->ai_family == family) &&
+		     (socktype == 0 || ai->ai_socktype == socktype);
+	return n;
+}
+
+START_TEST(gai_null_hints_gives_both_families_and_socktypes)
+{
+	struct addrinfo *res = NULL;
+
+	answer(PROTO_ALLOW, 0, "api", "");
+	add_addr("192.0.2.1");
+	add_addr("2001:db8::1");
+	ck_assert_int_eq(shim_getaddrinfo("api.example.com", "443", NULL, &res), 0);
+	ck_assert_int_eq(stub.last.op, PROTO_OP_RESOLVE);
+	ck_assert_str_eq(stub.last.name, "api.example.com");
+	ck_assert_int_eq(stub.last.port, 443);
+	ck_assert_int_eq(stub.last.family, 0);
+	ck_assert_int_eq(count_ai(res, AF_INET, SOCK_STREAM), 1);
+	ck_assert_int_eq(count_ai(res, AF_INET, SOCK_DGRAM), 1);
+	ck_assert_int_eq(count_ai(res, AF_INET6, SOCK_STREAM), 1);
+	ck_assert_int_eq(count_ai(res, 0, SOCK_RAW), 0); /* a service excludes raw */
+	ck_assert_int_eq(res->ai_family, AF_INET);       /* the broker's order */
+	ck_assert_int_eq(ntohs(((struct sockaddr_in *)res->ai_addr)->sin_port), 443);
+	ck_assert_ptr_null(res->ai_canonname);
+	shim_freeaddrinfo(res);
+}
+END_TEST
+
+START_TEST(gai_family_and_socktype_hints)
+{
+	struct addrinfo h = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *res;
+
+	add_addr("192.0.2.1");
+	add_addr("2001:db8::1");
+	add_addr("192.0.2.2");
+	ck_assert_int_eq(shim_getaddrinfo("api.example.com", NULL, &h, &res), 0);
+	ck_assert_int_eq(stub.last.family, 4);
+	ck_assert_int_eq(stub.last.l4, PROTO_L4_TCP);
+	ck_assert_int_eq(count_ai(res, 0, 0), 2);
+	ck_assert_int_eq(count_ai(res, AF_INET, SOCK_STREAM), 2);
+	shim_freeaddrinfo(res);
+
+	h.ai_family = AF_INET6;
+	h.ai_socktype = SOCK_DGRAM;
+	ck_assert_int_eq(shim_getaddrinfo("api.example.com", "53", &h, &res), 0);
+	ck_assert_int_eq(stub.last.family, 6);
+	ck_assert_int_eq(stub.last.l4, PROTO_L4_UDP);
+	ck_assert_int_eq(count_ai(res, 0, 0), 1);
+	ck_assert_int_eq(count_ai(res, AF_INET6, SOCK_DGRAM), 1);
+	shim_freeaddrinfo(res);
+}
+END_TEST
+
+START_TEST(gai_v4mapped_and_all)
+{
+	struct addrinfo h = { .ai_family = AF_INET6, .ai_flags = AI_V4MAPPED,
+			      .ai_socktype = SOCK_STREAM }, *res;
+	char text[INET6_ADDRSTRLEN];
+
+	add_addr("192.0.2.1");
+	ck_assert_int_eq(shim_getaddrinfo("v4only.example", NULL, &h, &res), 0);
+	ck_assert_int_eq(stub.last.family, 0); /* AAAA alone would not do: ask for both */
+	ck_assert_int_eq(res->ai_family, AF_INET6);
+	inet_ntop(AF_INET6, &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr, text, sizeof text);
+	ck_assert_str_eq(text, "::ffff:192.0.2.1");
+	shim_freeaddrinfo(res);
+
+	/* with an IPv6 answer, V4MAPPED adds nothing unless AI_ALL */
+	add_addr("2001:db8::1");
+	ck_assert_int_eq(shim_getaddrinfo("both.example", NULL, &h, &res), 0);
+	ck_assert_int_eq(count_ai(res, 0, 0), 1);
+	shim_freeaddrinfo(res);
+	h.ai_flags |= AI_ALL;
+	ck_assert_int_eq(shim_getaddrinfo("both.example", NULL, &h, &res), 0);
+	ck_assert_int_eq(count_ai(res, AF_INET6, 0), 2);
+	shim_freeaddrinfo(res);
+
+	/* AF_INET6 without V4MAPPED and an IPv4-only answer */
+	h.ai_flags = 0;
+	stub.answer.naddr = 1;
+	ck_assert_int_eq(shim_getaddrinfo("v4only.example", NULL, &h, &res), EAI_ADDRFAMILY);
+}
+END_TEST
+
+START_TEST(gai_canonname_and_trailing_dot)
+{
+	struct addrinfo h = { .ai_flags = AI_CANONNAME, .ai_socktype = SOCK_STREAM }, *res;
+
+	add_addr("192.0.2.1");
+	ck_assert_int_eq(shim_getaddrinfo("Api.Example.com", "80", &h, &res), 0);
+	ck_assert_str_eq(res->ai_canonname, "Api.Example.com");
+	shim_freeaddrinfo(res);
+	ck_assert_int_eq(shim_getaddrinfo("api.example.com.", "80", &h, &res), 0);
+	ck_assert_str_eq(stub.last.name, "api.example.com.");
+	shim_freeaddrinfo(res);
+}
+END_TEST
+
+START_TEST(gai_denied_gives_eai_noname_and_a_line)
+{
+	struct addrinfo *res = NULL;
+
+	answer(PROTO_DENY, EACCES, "no-paste", "");
+	ck_assert_int_eq(shim_getaddrinfo("paste.example", "443", NULL, &res), EAI_NONAME);
+	ck_assert_ptr_null(res);
+	ck_assert_str_eq(errtext(), "egress: denied resolve of paste.example (rule no-paste)\n");
+
+	/* a broker that says which EAI_* code gets it, when it is a real one */
+	answer(PROTO_DENY, EAI_FAIL, "x", "");
+	ck_assert_int_eq(shim_getaddrinfo("paste.example", "443", NULL, &res), EAI_FAIL);
+	answer(PROTO_DENY, -12345, "x", "");
+	ck_assert_int_eq(shim_getaddrinfo("paste.example", "443", NULL, &res), EAI_NONAME);
+}
+END_TEST
+
+START_TEST(gai_allowed_without_addresses)
+{
+	struct addrinfo *res = NULL;
+
+	answer(PROTO_ALLOW, EAI_NODATA, "ok", "");
+	ck_assert_int_eq(shim_getaddrinfo("empty.example", NULL, NULL, &res), EAI_NODATA);
+	answer(PROTO_ALLOW, 0, "ok", "");
+	ck_assert_int_eq(shim_getaddrinfo("empty.example", NULL, NULL, &res), EAI_NONAME);
+}
+END_TEST
+
+START_TEST(gai_unreachable_is_eai_again)
+{
+	struct addrinfo *res = NULL;
+
+	stub.fail_errno = ETIMEDOUT;
+	errno = 0;
+	ck_assert_int_eq(shim_getaddrinfo("api.example.com", "443", NULL, &res), EAI_AGAIN);
+	ck_assert_int_eq(errno, 0); /* EAI_AGAIN is not EAI_SYSTEM: errno untouched */
+	ck_assert_ptr_nonnull(strstr(errtext(), "resolve of api.example.com denied"));
+}
+END_TEST
+
+START_TEST(gai_numeric_hosts_are_not_asked)
+{
+	struct addrinfo *res;
+	struct addrinfo h = { .ai_flags = AI_NUMERICHOST };
+
+	ck_assert_int_eq(shim_getaddrinfo("127.0.0.1", "80", NULL, &res), 0);
+	ck_assert_int_eq(res->ai_family, AF_INET);
+	shim_freeaddrinfo(res);
+	ck_assert_int_eq(shim_getaddrinfo("::1", "80", NULL, &res), 0);
+	ck_assert_int_eq(res->ai_family, AF_INET6);
+	shim_freeaddrinfo(res);
+	ck_assert_int_eq(stub.calls, 0);
+
+	/* AI_NUMERICHOST with a name: libc's answer, no question */
+	ck_assert_int_eq(shim_getaddrinfo("api.example.com", "80", &h, &res), EAI_NONAME);
+	ck_assert_int_eq(stub.calls, 0);
+}
+END_TEST
+
+START_TEST(gai_bad_arguments)
+{
+	struct addrinfo *res;
+	struct addrinfo h = { .ai_flags = AI_NUMERICSERV };
+	char longname[300];
+
+	memset(longname, 'a', sizeof longname - 1);
+	longname[sizeof longname - 1] = 0;
+	ck_assert_int_eq(shim_getaddrinfo(longname, NULL, NULL, &res), EAI_NONAME);
+	ck_assert_int_eq(shim_getaddrinfo("api.example.com", "99999", NULL, &res), EAI_SERVICE);
+	ck_assert_int_eq(shim_getaddrinfo("api.example.com", "https", &h, &res), EAI_NONAME);
+	ck_assert_int_eq(shim_getaddrinfo("api.example.com", "no-such-service-x", NULL, &res),
+			 EAI_SERVICE);
+	ck_assert_int_eq(stub.calls, 0);
+}
+END_TEST
+
+START_TEST(freeaddrinfo_takes_libc_lists_too)
+{
+	struct addrinfo *res;
+
+	/* a list from libc goes back to libc (ASan would see a bad free) */
+	ck_assert_int_eq(shim_getaddrinfo(NULL, "80", NULL, &res), 0);
+	shim_freeaddrinfo(res);
+	shim_freeaddrinfo(NULL);
+}
+END_TEST
+
+/* ---- a real broker socket: a SOCK_SEQPACKET server in a thread ---- */
+
+enum fake_mode { FAKE_ANSWER, FAKE_STALE_FIRST, FAKE_SILENT };
+
+static struct {
+	char dir[64], path[108];
+	int lfd;
+	enum fake_mode mode;
+	int accepts, asks;   /* under lock */
+	pid_t last_pid;
+	int stop[2];         /* a byte on stop[1] ends the thread */
+	pthread_t thread;
+	pthread_mutex_t lock;
+} fake = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void fake_answer(int cfd, const struct proto_msg *q)
+{
+	struct proto_msg m = { .type = PROTO_VERDICT, .id = q->id };
+	uint8_t buf[1024];
+	ssize_t n;
+
+	m.u.verdict.action = PROTO_ALLOW;
+	snprintf(m.u.verdict.rule, sizeof m.u.verdict.rule, "fake");
+	if (fake.mode == FAKE_STALE_FIRST) {
+		m.id = q->id - 1; /* an answer to an earlier question, then the right one */
+		m.u.verdict.action = PROTO_DENY;
+		n = proto_encode(&m, buf, sizeof buf);
+		send(cfd, buf, (size_t)n, MSG_NOSIGNAL);
+		m.id = q->id;
+		m.u.verdict.action = PROTO_ALLOW;
+	}
+	n = proto_encode(&m, buf, sizeof buf);
+	send(cfd, buf, (size_t)n, MSG_NOSIGNAL);
+}
+
+static void *fake_run(void *unused)
+{
+	struct pollfd p[34];
+	int n = 2;
+
+	(void)unused;
+	p[0] = (struct pollfd){ .fd = fake.stop[0], .events = POLLIN };
+	p[1] = (struct pollfd){ .fd = fake.lfd, .events = POLLIN };
+	for (;;) {
+		if (poll(p, (nfds_t)n, -1) < 0)
+			continue;
+		if (p[0].revents)
+			break;
+		if (p[1].revents && n < 34) {
+			int cfd = accept(fake.lfd, NULL, NULL);
+			struct ucred cr;
+			socklen_t cl = sizeof cr;
+			if (cfd >= 0) {
+				getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cr, &cl);
+				pthread_mutex_lock(&fake.lock);
+				fake.accepts++;
+				fake.last_pid = cr.pid;
+				pthread_mutex_unlock(&fake.lock);
+				p[n++] = (struct pollfd){ .fd = cfd, .events = POLLIN };
+			}
+		}
+		for (int i = 2; i < n; i++) {
+			uint8_t buf[1024];
+			struct proto_msg m;
+			ssize_t r;
+			if (!p[i].revents)
+				continue;
+			r = recv(p[i].fd, buf, sizeof buf, 0);
+			if (r <= 0) {
+				close(p[i].fd);
+				p[i--] = p[--n];
+				continue;
+			}
+			if (proto_decode(buf, (size_t)r, &m) != 0)
+				continue;
+			pthread_mutex_lock(&fake.lock);
+			fake.asks++;
+			pthread_mutex_unlock(&fake.lock);
+			if (fake.mode != FAKE_SILENT)
+				fake_answer(p[i].fd, &m);
+		}
+	}
+	for (int i = 2; i < n; i++)
+		close(p[i].fd);
+	return NULL;
+}
+
+static void fake_start(void)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+	fake.lfd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	ck_assert_int_ge(fake.lfd, 0);
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", fake.path);
+	unlink(fake.path);
+	ck_assert_int_eq(bind(fake.lfd, (struct sockaddr *)&sun, sizeof sun), 0);
+	ck_assert_int_eq(listen(fake.lfd, 64), 0);
+	ck_assert_int_eq(pipe(fake.stop), 0);
+	ck_assert_int_eq(pthread_create(&fake.thread, NULL, fake_run, NULL), 0);
+}
+
+/* Stops the server and closes its socket and every connection it had. */
+static void fake_stop(void)
+{
+	ck_assert_int_eq(write(fake.stop[1], "x", 1), 1);
+	pthread_join(fake.thread, NULL);
+	close(fake.lfd);
+	close(fake.stop[0]);
+	close(fake.stop[1]);
+}
+
+static int fake_count(int *what)
+{
+	int v;
+
+	pthread_mutex_lock(&fake.lock);
+	v = *what;
+	pthread_mutex_unlock(&fake.lock);
+	return v;
+}
+
+static void setup_fake(void)
+{
+	setup();
+	shim_ask = shim_broker_ask;
+	snprintf(fake.dir, sizeof fake.dir, "/tmp/egress-check-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(fake.dir));
+	snprintf(fake.path, sizeof fake.path, "%s/broker.sock", fake.dir);
+	snprintf(shim_config.socket_path, sizeof shim_config.socket_path, "%s", fake.path);
+	fake.mode = FAKE_ANSWER;
+	fake.accepts = fake.asks = 0;
+	fake_start();
+}
+
+static void teardown_fake(void)
+{
+	fake_stop();
+	unlink(fake.path);
+	rmdir(fake.dir);
+	teardown();
+}
+
+static int ask_once(struct proto_verdict *v)
+{
+	struct proto_ask ask = { .op = PROTO_OP_CONNECT, .l4 = PROTO_L4_TCP, .port = 443 };
+
+	ask.addr.family = 4;
+	memcpy(ask.addr.bytes, "\xc0\x00\x02\x01", 4);
+	return shim_broker_ask(&ask, v);
+}
+
+/* The broker connection's descriptor: the one socket at or above 900. */
+static int broker_fd(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int found = -1;
+
+	while ((e = readdir(d)) != NULL) {
+		int fd = atoi(e->d_name);
+		if (fd >= 900 && fd != dirfd(d))
+			found = fd;
+	}
+	closedir(d);
+	return found;
+}
+
+START_TEST(broker_connection_is_lazy_high_and_cloexec)
+{
+	struct proto_verdict v;
+
+	ck_assert_int_eq(fake_count(&fake.accepts), 0); /* shim_init connected nothing */
+	ck_assert_int_eq(ask_once(&v), 0);
+	ck_assert_int_eq(v.action, PROTO_ALLOW);
+	ck_assert_str_eq(v.rule, "fake");
+	int fd = broker_fd();
+	ck_assert_int_ge(fd, 900);
+	ck_assert_int_eq(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	ck_assert_int_eq(ask_once(&v), 0);
+	ck_assert_int_eq(fake_count(&fake.accepts), 1); /* one connection, reused */
+	ck_assert_int_eq(fake_count(&fake.asks), 2);
+}
+END_TEST
+
+START_TEST(stale_answers_are_skipped)
+{
+	struct proto_verdict v;
+
+	fake.mode = FAKE_STALE_FIRST;
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(ask_once(&v), 0);
+		ck_assert_int_eq(v.action, PROTO_ALLOW);
+	}
+}
+END_TEST
+
+START_TEST(silent_broker_times_out_and_denies)
+{
+	struct sockaddr_in dst = loop4(9);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct proto_verdict v;
+
+	fake.mode = FAKE_SILENT;
+	shim_config.timeout_ms = 200;
+	ck_assert_int_eq(ask_once(&v), -1);
+	ck_assert_int_eq(errno, ETIMEDOUT);
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&dst, sizeof dst), -1);
+	ck_assert_int_eq(errno, EPERM);
+	ck_assert_ptr_nonnull(strstr(errtext(), "broker unreachable at /tmp/egress-check-"));
+
+	/* a late answer on the old connection is never taken: it was dropped */
+	fake.mode = FAKE_ANSWER;
+	ck_assert_int_eq(ask_once(&v), 0);
+	ck_assert_int_eq(fake_count(&fake.accepts), 3);
+}
+END_TEST
+
+START_TEST(descriptor_taken_by_the_program_is_left_alone)
+{
+	struct proto_verdict v;
+	int pfd[2];
+	char b[16];
+
+	ck_assert_int_eq(ask_once(&v), 0);
+	int fd = broker_fd();
+	ck_assert_int_ge(fd, 900);
+	/* the program closes everything high and reuses the number for a pipe */
+	ck_assert_int_eq(pipe(pfd), 0);
+	ck_assert_int_eq(dup2(pfd[1], fd), fd);
+	ck_assert_int_eq(ask_once(&v), 0);
+	ck_assert_int_eq(fcntl(pfd[0], F_SETFL, O_NONBLOCK), 0);
+	ck_assert_int_eq(read(pfd[0], b, sizeof b), -1); /* nothing written into the pipe */
+	ck_assert_int_eq(errno, EAGAIN);
+	ck_assert_int_eq(fcntl(fd, F_GETFD), 0);         /* and the program's fd still open */
+	ck_assert_int_eq(fake_count(&fake.accepts), 2);
+
+	/* closed outright */
+	close(broker_fd());
+	ck_assert_int_eq(ask_once(&v), 0);
+}
+END_TEST
+
+START_TEST(broker_restart_is_survived)
+{
+	struct proto_verdict v;
+
+	ck_assert_int_eq(ask_once(&v), 0);
+	fake_stop();
+	ck_assert_int_eq(ask_once(&v), -1); /* gone: refused, at once */
+	fake_start();
+	ck_assert_int_eq(ask_once(&v), 0);
+	ck_assert_int_eq(v.action, PROTO_ALLOW);
+}
+END_TEST
+
+START_TEST(forked_child_opens_its_own_connection)
+{
+	struct proto_verdict v;
+	int status;
+	pid_t pid;
+
+	ck_assert_int_eq(ask_once(&v), 0);
+	pid = fork();
+	if (pid == 0)
+		_exit(ask_once(&v) == 0 && v.action == PROTO_ALLOW ? 0 : 1);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(status, 0);
+	ck_assert_int_eq(fake_count(&fake.accepts), 2);
+	ck_assert_int_eq(fake_count(&fake.last_pid), pid);
+	ck_assert_int_eq(ask_once(&v), 0); /* the parent's connection still works */
+	ck_assert_int_eq(fake_count(&fake.accepts), 2);
+}
+END_TEST
+
+static void *thread_ask(void *out)
+{
+	struct proto_verdict v;
+
+	*(int *)out = ask_once(&v);
+	return NULL;
+}
+
+START_TEST(each_thread_has_its_connection)
+{
+	pthread_t t[4];
+	int rc[4];
+
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, thread_ask, &rc[i]);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(rc[i], 0);
+	}
+	ck_assert_int_eq(fake_count(&fake.accepts), 4);
+	ck_assert_int_eq(broker_fd(), -1); /* closed when each thread ended */
+}
+END_TEST
+
+Suite *suite_shim(void)
+{
+	Suite *s = suite_create("shim");
+	TCase *tc = tcase_create("stub");
+	TCase *tb = tcase_create("broker-socket");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, connect_allowed_reaches_the_server);
+	tcase_add_test(tc, connect_denied_with_rule_errno_and_one_line);
+	tcase_add_test(tc, denial_without_a_name_shows_the_address);
+	tcase_add_test(tc, out_of_range_errno_becomes_eperm);
+	tcase_add_test(tc, log_off_is_silent_and_log_all_shows_allows);
+	tcase_add_test(tc, rewrite_is_refused_until_supported);
+	tcase_add_test(tc, unix_sockets_pass_through);
+	tcase_add_test(tc, short_or_null_addresses_pass_through);
+	tcase_add_test(tc, mapped_ipv6_is_judged_as_ipv4);
+	tcase_add_test(tc, udp_connect_is_judged_as_send);
+	tcase_add_test(tc, unreachable_broker_denies_with_one_line);
+	tcase_add_test(tc, unreachable_line_again_in_a_forked_child);
+	tcase_add_test(tc, fail_open_allows_and_says_so);
+	tcase_add_test(tc, datagram_verdicts_are_cached_for_their_ttl);
+	tcase_add_test(tc, ttl_zero_is_not_cached);
+	tcase_add_test(tc, denied_datagrams_never_arrive);
+	tcase_add_test(tc, sendmsg_without_a_name_passes_through);
+	tcase_add_test(tc, sendmmsg_sends_the_allowed_prefix);
+	tcase_add_test(tc, fastopen_sendto_is_a_connect);
+	tcase_add_test(tc, stream_sendto_without_fastopen_is_not_judged);
+	tcase_add_test(tc, non_socket_descriptors_pass_through);
+	tcase_add_test(tc, gai_null_hints_gives_both_families_and_socktypes);
+	tcase_add_test(tc, gai_family_and_socktype_hints);
+	tcase_add_test(tc, gai_v4mapped_and_all);
+	tcase_add_test(tc, gai_canonname_and_trailing_dot);
+	tcase_add_test(tc, gai_denied_gives_eai_noname_and_a_line);
+	tcase_add_test(tc, gai_allowed_without_addresses);
+	tcase_add_test(tc, gai_unreachable_is_eai_again);
+	tcase_add_test(tc, gai_numeric_hosts_are_not_asked);
+	tcase_add_test(tc, gai_bad_arguments);
+	tcase_add_test(tc, freeaddrinfo_takes_libc_lists_too);
+	suite_add_tcase(s, tc);
+
+	tcase_add_checked_fixture(tb, setup_fake, teardown_fake);
+	tcase_add_test(tb, broker_connection_is_lazy_high_and_cloexec);
+	tcase_add_test(tb, stale_answers_are_skipped);
+	tcase_add_test(tb, silent_broker_times_out_and_denies);
+	tcase_add_test(tb, descriptor_taken_by_the_program_is_left_alone);
+	tcase_add_test(tb, broker_restart_is_survived);
+	tcase_add_test(tb, forked_child_opens_its_own_connection);
+	tcase_add_test(tb, each_thread_has_its_connection);
+	suite_add_tcase(s, tb);
+	return s;
+}
