@@ -3,7 +3,7 @@
 
 #include "proto.h"
 
-#define ASK_FIXED 23     /* op l4 family namelen port(2) addr(17) */
+#define ASK_FIXED 24     /* op l4 family namelen port(2) addr(17) flags */
 #define VERDICT_FIXED 12 /* action naddr rulelen namelen err(4) ttl(4) */
 #define ADDR_LEN 17      /* family + 16 bytes */
 
@@ -58,7 +58,8 @@ static ssize_t body_len(const struct proto_msg *m)
 	case PROTO_ASK: {
 		const struct proto_ask *a = &m->u.ask;
 		size_t n = strnlen(a->name, sizeof a->name);
-		if (a->op < PROTO_OP_RESOLVE || a->op > PROTO_OP_SEND || a->l4 > PROTO_L4_UDP)
+		if (a->op < PROTO_OP_RESOLVE || a->op > PROTO_OP_SEND || a->l4 > PROTO_L4_UDP ||
+		    (a->flags & ~PROTO_ASK_NONBLOCK))
 			return -1;
 		if (a->op == PROTO_OP_RESOLVE) {
 			if (n == 0 || n > PROTO_NAME_MAX || a->addr.family != 0 ||
@@ -73,7 +74,7 @@ static ssize_t body_len(const struct proto_msg *m)
 		const struct proto_verdict *v = &m->u.verdict;
 		size_t n = strnlen(v->rule, sizeof v->rule);
 		size_t nn = strnlen(v->name, sizeof v->name);
-		if (v->action < PROTO_ALLOW || v->action > PROTO_REWRITE || n > PROTO_RULE_MAX ||
+		if (v->action < PROTO_ALLOW || v->action > PROTO_FAIL || n > PROTO_RULE_MAX ||
 		    nn > PROTO_NAME_MAX || v->naddr > PROTO_ADDRS_MAX)
 			return -1;
 		for (int i = 0; i < v->naddr; i++)
@@ -119,6 +120,7 @@ ssize_t proto_encode(const struct proto_msg *m, void *buf, size_t cap)
 		p[3] = (uint8_t)n;
 		put16(p + 4, a->port);
 		put_addr(p + 6, &a->addr);
+		p[23] = a->flags;
 		memcpy(p + ASK_FIXED, a->name, n);
 		break;
 	}
@@ -169,10 +171,12 @@ static int decode_ask(const uint8_t *p, size_t len, struct proto_ask *a)
 	a->family = p[2];
 	a->port = get16(p + 4);
 	get_addr(p + 6, &a->addr);
+	a->flags = p[23];
 	memcpy(a->name, p + ASK_FIXED, n);
 	if (memchr(a->name, 0, n))
 		return PROTO_BAD_MSG;
-	if (a->op < PROTO_OP_RESOLVE || a->op > PROTO_OP_SEND || a->l4 > PROTO_L4_UDP)
+	if (a->op < PROTO_OP_RESOLVE || a->op > PROTO_OP_SEND || a->l4 > PROTO_L4_UDP ||
+	    (a->flags & ~PROTO_ASK_NONBLOCK))
 		return PROTO_BAD_MSG;
 	if (a->op == PROTO_OP_RESOLVE) {
 		if (n == 0 || n > PROTO_NAME_MAX || a->addr.family != 0 ||
@@ -203,7 +207,7 @@ static int decode_verdict(const uint8_t *p, size_t len, struct proto_verdict *v)
 	memcpy(v->rule, p + VERDICT_FIXED, n);
 	memcpy(v->name, p + VERDICT_FIXED + n, nn);
 	if (memchr(v->rule, 0, n) || memchr(v->name, 0, nn) || v->action < PROTO_ALLOW ||
-	    v->action > PROTO_REWRITE)
+	    v->action > PROTO_FAIL)
 		return PROTO_BAD_MSG;
 	for (int i = 0; i < v->naddr; i++) {
 		get_addr(p + VERDICT_FIXED + n + nn + ADDR_LEN * i, &v->addrs[i]);

@@ -14,11 +14,15 @@
  *
  *   u8 magic 'E' | u8 version | u16 type | u32 id | u32 body length
  *
+ * A VERDICT of action REWRITE carries the connected socket that replaces
+ * the program's as SCM_RIGHTS ancillary data; every other message carries
+ * no descriptor.
+ *
  * All integers are little-endian. Bump PROTO_VERSION with any change to the
  * message set or a body layout.
  */
 #define PROTO_MAGIC 'E'
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 #define PROTO_HDR_LEN 12
 #define PROTO_NAME_MAX 253  /* longest DNS name, without the trailing dot */
 #define PROTO_RULE_MAX 63   /* longest rule name */
@@ -49,8 +53,13 @@ enum proto_l4 {
 enum proto_action {
 	PROTO_ALLOW = 1,
 	PROTO_DENY = 2,
-	PROTO_REWRITE = 3,
+	PROTO_REWRITE = 3, /* CONNECT: the socket that comes with it replaces the program's */
+	PROTO_PENDING = 4, /* CONNECT: the transport is at work; wait ttl_ms more for the verdict */
+	PROTO_FAIL = 5,    /* CONNECT: rewritten, but the transport failed with errno err */
 };
+
+/* ASK flags. */
+#define PROTO_ASK_NONBLOCK 0x01 /* CONNECT on an O_NONBLOCK socket: answer at once */
 
 enum proto_ctl {
 	PROTO_CTL_STATUS = 1,      /* human-readable status */
@@ -78,6 +87,7 @@ struct proto_ask {
 	uint8_t op;                      /* enum proto_op */
 	uint8_t l4;                      /* enum proto_l4 */
 	uint8_t family;                  /* RESOLVE: 0 any, 4, 6 */
+	uint8_t flags;                   /* PROTO_ASK_* */
 	uint16_t port;                   /* host order; 0 unknown */
 	struct proto_addr addr;          /* CONNECT and SEND */
 	char name[PROTO_NAME_MAX + 1];   /* RESOLVE: NUL-terminated name */

@@ -1195,12 +1195,12 @@ static const struct {
 	size_t len;
 	uint8_t bytes[24];
 } malformed_cases[] = {
-	{ "short", 4, { 'E', 1, 1, 0 } },
+	{ "short", 4, { 'E', PROTO_VERSION, 1, 0 } },
 	{ "bad magic", 13, { 'X', 1, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1 } },
-	{ "length lies", 13, { 'E', 1, 3, 0, 1, 0, 0, 0, 2, 0, 0, 0, 1 } },
-	{ "bad control", 13, { 'E', 1, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9 } },
-	{ "verdict from client", 24, { 'E', 1, 2, 0, 1, 0, 0, 0, 12, 0, 0, 0, 1 } },
-	{ "error from client", 16, { 'E', 1, 5, 0, 1, 0, 0, 0, 4, 0, 0, 0, 1 } },
+	{ "length lies", 13, { 'E', PROTO_VERSION, 3, 0, 1, 0, 0, 0, 2, 0, 0, 0, 1 } },
+	{ "bad control", 13, { 'E', PROTO_VERSION, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9 } },
+	{ "verdict from client", 24, { 'E', PROTO_VERSION, 2, 0, 1, 0, 0, 0, 12, 0, 0, 0, 1 } },
+	{ "error from client", 16, { 'E', PROTO_VERSION, 5, 0, 1, 0, 0, 0, 4, 0, 0, 0, 1 } },
 };
 
 START_TEST(test_server_malformed_closes_one_client)

@@ -212,9 +212,10 @@ START_TEST(test_proto_encode_layout)
 	struct proto_msg *m = msg_new();
 	uint8_t buf[64];
 	static const uint8_t want[] = {
-		'E', PROTO_VERSION, 1, 0, 0x04, 0x03, 0x02, 0x01, 23, 0, 0, 0, /* header */
+		'E', PROTO_VERSION, 1, 0, 0x04, 0x03, 0x02, 0x01, 24, 0, 0, 0, /* header */
 		PROTO_OP_CONNECT, PROTO_L4_TCP, 0, 0, 0xbb, 0x01, /* op l4 family namelen port */
 		4, 93, 184, 216, 34, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* addr */
+		PROTO_ASK_NONBLOCK, /* flags */
 	};
 
 	m->type = PROTO_ASK;
@@ -223,6 +224,9 @@ START_TEST(test_proto_encode_layout)
 	m->u.ask.l4 = PROTO_L4_TCP;
 	m->u.ask.port = 443;
 	m->u.ask.addr = addr4(93, 184, 216, 34);
+	m->u.ask.flags = 0x80; /* unknown flag: refused */
+	ck_assert_int_eq(proto_encode(m, buf, sizeof buf), -1);
+	m->u.ask.flags = PROTO_ASK_NONBLOCK;
 	/* a connect carries no name: refused */
 	strcpy(m->u.ask.name, "x");
 	ck_assert_int_eq(proto_encode(m, buf, sizeof buf), -1);
@@ -394,11 +398,11 @@ static size_t raw(uint8_t *out, uint16_t type, const uint8_t *body, size_t blen)
 	return PROTO_HDR_LEN + blen;
 }
 
-/* An ASK body: op l4 family namelen port(2) addr(17) name. */
+/* An ASK body: op l4 family namelen port(2) addr(17) flags name. */
 static size_t ask_body(uint8_t *b, uint8_t op, uint8_t l4, uint8_t family, uint8_t addr_family,
 		       const char *name, size_t namelen)
 {
-	memset(b, 0, 23);
+	memset(b, 0, 24);
 	b[0] = op;
 	b[1] = l4;
 	b[2] = family;
@@ -407,8 +411,8 @@ static size_t ask_body(uint8_t *b, uint8_t op, uint8_t l4, uint8_t family, uint8
 	b[5] = 0x01;
 	b[6] = addr_family;
 	b[7] = 10;
-	memcpy(b + 23, name, namelen);
-	return 23 + namelen;
+	memcpy(b + 24, name, namelen);
+	return 24 + namelen;
 }
 
 START_TEST(test_proto_decode_bad_ask)
@@ -459,6 +463,10 @@ START_TEST(test_proto_decode_bad_ask)
 	n = ask_body(body, PROTO_OP_CONNECT, 0, 0, 5, "", 0);
 	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
 	n = ask_body(body, PROTO_OP_CONNECT, 0, 4, 4, "", 0);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
+	/* unknown flag */
+	n = ask_body(body, PROTO_OP_CONNECT, 0, 0, 4, "", 0);
+	body[23] = 0x02;
 	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
 	/* namelen byte disagrees with the body */
 	n = ask_body(body, PROTO_OP_RESOLVE, 0, 0, 0, "abc", 3);
@@ -530,7 +538,7 @@ START_TEST(test_proto_decode_bad_verdict)
 	/* bad action */
 	n = verdict_body(body, 0, 0, "", 0, "", 0);
 	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, n), d), PROTO_BAD_MSG);
-	n = verdict_body(body, PROTO_REWRITE + 1, 0, "", 0, "", 0);
+	n = verdict_body(body, PROTO_FAIL + 1, 0, "", 0, "", 0);
 	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, n), d), PROTO_BAD_MSG);
 	/* bad address family in the list */
 	n = verdict_body(body, PROTO_ALLOW, 3, "", 0, "", 0);
@@ -589,7 +597,7 @@ static void mut_ask_connect_family(struct proto_msg *m) { sample(2, m); m->u.ask
 static void mut_ask_connect_noaddr(struct proto_msg *m) { sample(2, m); m->u.ask.addr.family = 0; }
 static void mut_ask_send_addr(struct proto_msg *m) { sample(3, m); m->u.ask.addr.family = 5; }
 static void mut_verdict_action0(struct proto_msg *m) { sample(5, m); m->u.verdict.action = 0; }
-static void mut_verdict_action4(struct proto_msg *m) { sample(5, m); m->u.verdict.action = 4; }
+static void mut_verdict_action_high(struct proto_msg *m) { sample(5, m); m->u.verdict.action = 6; }
 static void mut_verdict_naddr(struct proto_msg *m)
 {
 	sample(6, m);
@@ -617,7 +625,7 @@ static void (*const bad_mutations[])(struct proto_msg *) = {
 	mut_ask_family,      mut_ask_empty,        mut_ask_long,
 	mut_ask_resolve_addr, mut_ask_connect_name, mut_ask_connect_family,
 	mut_ask_connect_noaddr, mut_ask_send_addr, mut_verdict_action0,
-	mut_verdict_action4, mut_verdict_naddr,    mut_verdict_addr,
+	mut_verdict_action_high, mut_verdict_naddr,    mut_verdict_addr,
 	mut_verdict_rule,    mut_verdict_name,     mut_control0,
 	mut_control4,        mut_text_len,         mut_type0,
 	mut_type6,
