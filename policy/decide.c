@@ -181,10 +181,15 @@ void policy_decide(const struct policy *p, const struct policy_request *req,
 		}
 	}
 
+	v->transport = &p->transport;
+	v->limit = 0;
 	if (hit) {
 		v->action = hit->action;
 		v->err = hit->action == PROTO_DENY ? hit->err : 0;
 		v->rule = hit->name;
+		v->limit = hit->limit;
+		if (hit->transport)
+			v->transport = hit->transport;
 	} else {
 		v->action = p->dflt_action;
 		v->err = p->dflt_action == PROTO_DENY ? p->dflt_err : 0;

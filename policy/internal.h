@@ -36,6 +36,9 @@ struct rule {
 	unsigned nports;
 	char **exes;                    /* fnmatch patterns; NULL = any */
 	unsigned nexes;
+	struct policy_transport *transport; /* NULL: the [egress] one */
+	uint64_t limit;                 /* relay byte limit, 0 none */
+	unsigned limit_line;            /* where limit was set, for its check */
 };
 
 /* Exact-name and wildcard-suffix index: name -> rules naming it. */
@@ -72,6 +75,8 @@ struct policy {
 	int dflt_err;         /* [egress] errno */
 	bool private_allow;   /* [egress] private = allow */
 	uint32_t ttl_ms;      /* [egress] cache_ttl */
+	uint32_t timeout_ms;  /* [egress] timeout: a rewritten connect's upstream */
+	struct policy_transport transport; /* [egress] transport */
 	struct rule *rules;   /* in file order */
 	unsigned nrules;
 	unsigned cap;

@@ -25,6 +25,7 @@ enum {
 	EG_AUDIT = 1 << 3,
 	EG_TTL = 1 << 4,
 	EG_ERRNO = 1 << 5,
+	EG_TIMEOUT = 1 << 6,
 };
 
 struct rule_name {
@@ -206,6 +207,37 @@ static int parse_allow_deny(const char *s)
 	return -1;
 }
 
+/* Parses an action: allow, deny or rewrite. Returns it, or -1. */
+static int parse_action(const char *s)
+{
+	return strcmp(s, "rewrite") == 0 ? PROTO_REWRITE : parse_allow_deny(s);
+}
+
+/* Parses a byte count with an optional K, M or G suffix (powers of 1024).
+ * Returns 0, or -1 when it is not 1 byte .. 1 TiB. */
+static int parse_bytes(const char *s, uint64_t *out)
+{
+	char num[24];
+	size_t n = strlen(s);
+	unsigned shift = 0;
+	unsigned long v;
+
+	if (n == 0 || n >= sizeof num)
+		return -1;
+	memcpy(num, s, n + 1);
+	switch (num[n - 1]) {
+	case 'K': case 'k': shift = 10; break;
+	case 'M': case 'm': shift = 20; break;
+	case 'G': case 'g': shift = 30; break;
+	}
+	if (shift)
+		num[n - 1] = 0;
+	if (parse_uint(num, 1, 1ul << (40 - shift), &v) < 0)
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
 /* Parses "addr/len" or a bare address (a host route) into a canonical
  * network. IPv4-mapped and -compatible forms with len >= 96 become IPv4.
  * Returns 0, or -1 with a message in why. */
@@ -262,17 +294,16 @@ static int egress_once(struct loader *l, unsigned bit, const char *key)
 static int egress_key(struct loader *l, const char *key, const char *value)
 {
 	struct policy *p = l->p;
+	const char *why;
 	unsigned long ul;
 	int v;
 
 	if (strcmp(key, "default") == 0) {
 		if (!egress_once(l, EG_DEFAULT, key))
 			return 0;
-		if (strcmp(value, "rewrite") == 0)
-			return fail(l, l->lineno,
-				    "default rewrite is not supported yet (needs the rewrite transport)");
-		if ((v = parse_allow_deny(value)) < 0)
-			return fail(l, l->lineno, "default must be allow or deny, not \"%s\"", value);
+		if ((v = parse_action(value)) < 0)
+			return fail(l, l->lineno, "default must be allow, deny or rewrite, not \"%s\"",
+				    value);
 		p->dflt_action = v;
 	} else if (strcmp(key, "private") == 0) {
 		if (!egress_once(l, EG_PRIVATE, key))
@@ -283,8 +314,14 @@ static int egress_key(struct loader *l, const char *key, const char *value)
 	} else if (strcmp(key, "transport") == 0) {
 		if (!egress_once(l, EG_TRANSPORT, key))
 			return 0;
-		if (strcmp(value, "direct") != 0)
-			return fail(l, l->lineno, "transport %s not supported yet", value);
+		if (policy_transport_parse(value, &p->transport, &why) < 0)
+			return fail(l, l->lineno, "%s", why);
+	} else if (strcmp(key, "timeout") == 0) {
+		if (!egress_once(l, EG_TIMEOUT, key))
+			return 0;
+		if (parse_uint(value, 1, 300, &ul) < 0)
+			return fail(l, l->lineno, "timeout must be 1..300 seconds, not \"%s\"", value);
+		p->timeout_ms = (uint32_t)ul * 1000;
 	} else if (strcmp(key, "audit") == 0) {
 		if (!egress_once(l, EG_AUDIT, key))
 			return 0;
@@ -477,12 +514,29 @@ static int rule_key(struct loader *l, const char *key, const char *value)
 	if (strcmp(key, "action") == 0) {
 		if (r->action)
 			return fail(l, l->lineno, "duplicate key action in rule \"%s\"", r->name);
-		if (strcmp(value, "rewrite") == 0)
-			return fail(l, l->lineno,
-				    "action rewrite is not supported yet (needs the rewrite transport)");
-		if ((v = parse_allow_deny(value)) < 0)
-			return fail(l, l->lineno, "action must be allow or deny, not \"%s\"", value);
+		if ((v = parse_action(value)) < 0)
+			return fail(l, l->lineno, "action must be allow, deny or rewrite, not \"%s\"",
+				    value);
 		r->action = v;
+		return 1;
+	}
+	if (strcmp(key, "transport") == 0) {
+		const char *why;
+		if (r->transport)
+			return fail(l, l->lineno, "duplicate key transport in rule \"%s\"", r->name);
+		if (!(r->transport = malloc(sizeof *r->transport)))
+			return fail(l, l->lineno, "out of memory");
+		if (policy_transport_parse(value, r->transport, &why) < 0)
+			return fail(l, l->lineno, "%s", why);
+		return 1;
+	}
+	if (strcmp(key, "limit") == 0) {
+		if (r->limit)
+			return fail(l, l->lineno, "duplicate key limit in rule \"%s\"", r->name);
+		if (parse_bytes(value, &r->limit) < 0)
+			return fail(l, l->lineno, "limit must be a byte count such as 65536, 64K or "
+				    "10M, not \"%s\"", value);
+		r->limit_line = l->lineno;
 		return 1;
 	}
 	if (strcmp(key, "private") == 0) {
@@ -520,6 +574,9 @@ static int section_end(struct loader *l)
 	r = cur_rule(l);
 	if (!r->action)
 		return fail(l, r->line, "rule \"%s\" has no action", r->name);
+	if ((r->transport || r->limit) && r->action != PROTO_REWRITE)
+		return fail(l, r->limit_line ? r->limit_line : r->line,
+			    "rule \"%s\": transport and limit need action = rewrite", r->name);
 	if (!r->has_dest && list_add(&l->p->any, l->p->nrules - 1) < 0)
 		return fail(l, r->line, "out of memory");
 	return 1;
@@ -707,6 +764,8 @@ struct policy *policy_load(const char *path, char *err, size_t errlen)
 	l.p->dflt_action = PROTO_DENY;
 	l.p->dflt_err = EPERM;
 	l.p->ttl_ms = POLICY_DEFAULT_TTL_MS;
+	l.p->timeout_ms = POLICY_DEFAULT_TIMEOUT_MS;
+	l.p->transport.kind = POLICY_DIRECT;
 	l.f = fopen(path, "re");
 	if (!l.f) {
 		if (err && errlen)
@@ -751,6 +810,7 @@ void policy_free(struct policy *p)
 			free(p->rules[i].exes[j]);
 		free(p->rules[i].exes);
 		free(p->rules[i].ports);
+		free(p->rules[i].transport);
 	}
 	free(p->rules);
 	HASH_ITER(hh, p->exact, n, ntmp) {
@@ -800,4 +860,14 @@ unsigned policy_rule_count(const struct policy *p)
 uint32_t policy_ttl_ms(const struct policy *p)
 {
 	return p->ttl_ms;
+}
+
+uint32_t policy_timeout_ms(const struct policy *p)
+{
+	return p->timeout_ms;
+}
+
+const struct policy_transport *policy_transport(const struct policy *p)
+{
+	return &p->transport;
 }

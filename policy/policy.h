@@ -12,6 +12,7 @@
 
 #define POLICY_ERR_MAX 512        /* room for a "file:line: message" error */
 #define POLICY_DEFAULT_TTL_MS 10000 /* datagram verdict cache lifetime */
+#define POLICY_DEFAULT_TIMEOUT_MS 10000 /* a rewritten connect's upstream */
 
 struct policy; /* opaque compiled rule set; immutable once loaded */
 
@@ -25,10 +26,24 @@ struct policy_request {
 	bool from_hosts;               /* addr came from the policy's [hosts] */
 };
 
+enum policy_transport_kind { POLICY_DIRECT = 1, POLICY_RELAY, POLICY_HTTP, POLICY_SOCKS5 };
+
+/* Where a rewritten connection goes: `transport =` in [egress] or a rule. */
+struct policy_transport {
+	int kind;         /* enum policy_transport_kind */
+	char host[256];   /* HTTP, SOCKS5: the proxy's name or address (IPv6 without []) */
+	uint16_t port;
+	bool auth;        /* user and pass given */
+	char user[256];   /* percent-decoded; never printed */
+	char pass[256];
+};
+
 struct policy_verdict {
 	int action;       /* enum proto_action */
 	int err;          /* errno to return on DENY */
 	const char *rule; /* matched rule's name, "default" or "private"; owned by the policy */
+	const struct policy_transport *transport; /* REWRITE: owned by the policy */
+	uint64_t limit;   /* REWRITE through the relay: bytes per connection, 0 none */
 };
 
 /* Loads and compiles the policy file at path. Returns the rule set, or NULL
@@ -61,6 +76,18 @@ const char *policy_audit_path(const struct policy *p); /* NULL when unset */
 const char *policy_path(const struct policy *p);       /* the file loaded */
 unsigned policy_rule_count(const struct policy *p);
 uint32_t policy_ttl_ms(const struct policy *p);        /* [egress] cache_ttl */
+uint32_t policy_timeout_ms(const struct policy *p);   /* [egress] timeout */
+const struct policy_transport *policy_transport(const struct policy *p); /* [egress] transport */
+
+/* ------------------------------------------------------------ transports */
+
+/* Parses direct, relay, http://[user:pass@]host:port or
+ * socks5://[user:pass@]host:port (user and pass percent-decoded). Returns 0,
+ * or -1 with a message in why that never repeats the value. */
+int policy_transport_parse(const char *s, struct policy_transport *t, const char **why);
+
+/* Writes t as text with any credentials masked ("socks5://user-masked@host:1080" style: "***@"). */
+void policy_transport_text(const struct policy_transport *t, char *out, size_t cap);
 
 /* ---------------------------------------------------------------- names */
 

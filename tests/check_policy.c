@@ -368,13 +368,33 @@ static const struct {
 	{ "[egress]\n  [hosts]\n", 2, "section header must start the line" },
 	{ "[egress]\nfoo = 1\n", 2, "unknown key foo in [egress]" },
 	{ "[egress]\njunk\n", 2, "syntax error" },
-	{ "[egress]\ndefault = maybe\n", 2, "default must be allow or deny" },
-	{ "[egress]\ndefault = rewrite\n", 2, "default rewrite is not supported yet" },
+	{ "[egress]\ndefault = maybe\n", 2, "default must be allow, deny or rewrite" },
 	{ "[egress]\ndefault = deny\ndefault = allow\n", 3, "duplicate key default" },
 	{ "[egress]\nprivate = open\n", 2, "private must be allow or deny" },
-	{ "[egress]\ntransport = relay\n", 2, "transport relay not supported yet" },
-	{ "[egress]\ntransport = socks5://127.0.0.1:1080\n", 2,
-	  "transport socks5://127.0.0.1:1080 not supported yet" },
+	{ "[egress]\ntransport = tunnel\n", 2, "transport must be direct, relay, http://" },
+	{ "[egress]\ntransport = https://p:443\n", 2, "transport must be direct" },
+	{ "[egress]\ntransport = socks5://127.0.0.1\n", 2, "needs host:port" },
+	{ "[egress]\ntransport = socks5://:1080\n", 2, "needs host:port" },
+	{ "[egress]\ntransport = http://p:0\n", 2, "port must be 1..65535" },
+	{ "[egress]\ntransport = http://p:99999\n", 2, "port must be 1..65535" },
+	{ "[egress]\ntransport = http://p:80x\n", 2, "port must be 1..65535" },
+	{ "[egress]\ntransport = http://bad host:80\n", 2, "needs host:port" },
+	{ "[egress]\ntransport = http://[::1:80\n", 2, "bad [IPv6]:port" },
+	{ "[egress]\ntransport = socks5://secretuser@p:1080\n", 2, "credentials must be" },
+	{ "[egress]\ntransport = socks5://u:sec%zzret@p:1080\n", 2, "credentials must be" },
+	{ "[egress]\ntimeout = 0\n", 2, "timeout must be 1..300 seconds" },
+	{ "[egress]\ntimeout = 301\n", 2, "timeout must be 1..300 seconds" },
+	{ "[rule \"a\"]\nhost = a.com\ntransport = relay\naction = allow\n", 1,
+	  "transport and limit need action = rewrite" },
+	{ "[rule \"a\"]\nhost = a.com\naction = deny\nlimit = 1M\n", 4,
+	  "transport and limit need action = rewrite" },
+	{ "[rule \"a\"]\nhost = a.com\naction = rewrite\nlimit = 1T\n", 4, "limit must be" },
+	{ "[rule \"a\"]\nhost = a.com\naction = rewrite\nlimit = 0\n", 4, "limit must be" },
+	{ "[rule \"a\"]\nhost = a.com\naction = rewrite\nlimit = 2048G\n", 4, "limit must be" },
+	{ "[rule \"a\"]\nhost = a.com\naction = rewrite\ntransport = ftp://x:1\n", 4,
+	  "transport must be" },
+	{ "[rule \"a\"]\nhost = a.com\naction = rewrite\ntransport = relay\ntransport = relay\n",
+	  5, "duplicate key transport" },
 	{ "[egress]\ncache_ttl = 3601\n", 2, "cache_ttl must be 0..3600" },
 	{ "[egress]\ncache_ttl = -1\n", 2, "cache_ttl" },
 	{ "[egress]\ncache_ttl = 10s\n", 2, "cache_ttl" },
@@ -396,9 +416,7 @@ static const struct {
 	{ "[egress]\n[rule \"z\"]\nhost = a.com\n", 2, "rule \"z\" has no action" },
 	{ "[rule \"empty\"]\n", 1, "rule \"empty\" has no action" },
 	{ "[rule \"a\"]\naction = allow\naction = deny\n", 3, "duplicate key action" },
-	{ "[rule \"a\"]\naction = maybe\n", 2, "action must be allow or deny" },
-	{ "[rule \"a\"]\nhost = a.com\nport = 443\naction = rewrite\n", 4,
-	  "action rewrite is not supported yet (needs the rewrite transport)" },
+	{ "[rule \"a\"]\naction = maybe\n", 2, "action must be allow, deny or rewrite" },
 	{ "[rule \"a\"]\nfoo = bar\naction = allow\n", 2, "unknown key foo in rule \"a\"" },
 	{ "[rule \"a\"]\nhost = a..b\naction = allow\n", 2, "bad host \"a..b\"" },
 	{ "[rule \"a\"]\nhost = *\naction = allow\n", 2, "bad host \"*\"" },
@@ -450,16 +468,93 @@ START_TEST(test_policy_load_bad)
 }
 END_TEST
 
-START_TEST(test_policy_load_bad_rewrite_exact)
+/* No error message repeats a proxy password. */
+START_TEST(test_policy_load_bad_never_shows_password)
 {
-	char err[POLICY_ERR_MAX], want[POLICY_ERR_MAX];
-	char *path = tmp_write("[egress]\ndefault = deny\n\n[rule \"code-hosts\"]\n"
-			       "host = *.github.com, github.com\naction = rewrite\n");
+	char err[POLICY_ERR_MAX];
+	char *path = tmp_write("[egress]\ntransport = socks5://user:hunter2@p:99999\n");
 
 	ck_assert_ptr_null(policy_load(path, err, sizeof err));
-	snprintf(want, sizeof want,
-		 "%s:6: action rewrite is not supported yet (needs the rewrite transport)", path);
-	ck_assert_str_eq(err, want);
+	ck_assert_ptr_null(strstr(err, "hunter2"));
+	ck_assert_ptr_nonnull(strstr(err, "port must be"));
+	unlink(path);
+	free(path);
+}
+END_TEST
+
+/* Transports parse into their parts and print without credentials. */
+static const struct {
+	const char *url;
+	int kind;
+	const char *host;
+	unsigned port;
+	const char *user, *pass;
+	const char *text;
+} transport_cases[] = {
+	{ "direct", POLICY_DIRECT, "", 0, NULL, NULL, "direct" },
+	{ "relay", POLICY_RELAY, "", 0, NULL, NULL, "relay" },
+	{ "http://127.0.0.1:8888", POLICY_HTTP, "127.0.0.1", 8888, NULL, NULL,
+	  "http://127.0.0.1:8888" },
+	{ "http://proxy.corp:3128/", POLICY_HTTP, "proxy.corp", 3128, NULL, NULL,
+	  "http://proxy.corp:3128" },
+	{ "socks5://[::1]:1080", POLICY_SOCKS5, "::1", 1080, NULL, NULL, "socks5://[::1]:1080" },
+	{ "socks5://me:s3cr%40t:x@10.0.0.1:1080", POLICY_SOCKS5, "10.0.0.1", 1080, "me", "s3cr@t:x",
+	  "socks5://***@10.0.0.1:1080" },
+	{ "http://a%3Ab:p@h:1", POLICY_HTTP, "h", 1, "a:b", "p", "http://***@h:1" },
+};
+
+START_TEST(test_policy_transport_parse)
+{
+	struct policy_transport t;
+	const char *why = NULL;
+	char text[300];
+
+	ck_assert_int_eq(policy_transport_parse(transport_cases[_i].url, &t, &why), 0);
+	ck_assert_int_eq(t.kind, transport_cases[_i].kind);
+	ck_assert_str_eq(t.host, transport_cases[_i].host);
+	ck_assert_uint_eq(t.port, transport_cases[_i].port);
+	ck_assert(t.auth == (transport_cases[_i].user != NULL));
+	if (t.auth) {
+		ck_assert_str_eq(t.user, transport_cases[_i].user);
+		ck_assert_str_eq(t.pass, transport_cases[_i].pass);
+	}
+	policy_transport_text(&t, text, sizeof text);
+	ck_assert_str_eq(text, transport_cases[_i].text);
+}
+END_TEST
+
+/* A rewrite verdict carries the rule's transport and limit, or the
+ * [egress] transport. */
+START_TEST(test_policy_rewrite_verdicts)
+{
+	char err[POLICY_ERR_MAX];
+	char *path = tmp_write("[egress]\ndefault = rewrite\ntransport = socks5://127.0.0.1:1080\n"
+			       "timeout = 3\n\n[rule \"r\"]\nhost = a.com\naction = rewrite\n"
+			       "transport = relay\nlimit = 64K\n\n[rule \"h\"]\nhost = b.com\n"
+			       "action = rewrite\n");
+	struct policy *p = policy_load(path, err, sizeof err);
+	struct policy_request req = { .op = PROTO_OP_CONNECT, .l4 = PROTO_L4_TCP, .port = 443 };
+	struct policy_verdict v;
+
+	ck_assert_msg(p != NULL, "%s", err);
+	ck_assert_uint_eq(policy_timeout_ms(p), 3000);
+	ck_assert_int_eq(policy_transport(p)->kind, POLICY_SOCKS5);
+	req.name = "a.com";
+	policy_decide(p, &req, &v);
+	ck_assert_int_eq(v.action, PROTO_REWRITE);
+	ck_assert_int_eq(v.transport->kind, POLICY_RELAY);
+	ck_assert_uint_eq(v.limit, 65536);
+	req.name = "b.com";
+	policy_decide(p, &req, &v);
+	ck_assert_str_eq(v.rule, "h");
+	ck_assert_int_eq(v.transport->kind, POLICY_SOCKS5);
+	ck_assert_uint_eq(v.limit, 0);
+	req.name = "c.com";
+	policy_decide(p, &req, &v);
+	ck_assert_str_eq(v.rule, "default");
+	ck_assert_int_eq(v.action, PROTO_REWRITE);
+	ck_assert_int_eq(v.transport->kind, POLICY_SOCKS5);
+	policy_free(p);
 	unlink(path);
 	free(path);
 }
@@ -1049,7 +1144,10 @@ Suite *suite_policy(void)
 	tcase_add_test(tc, test_policy_load_egress_keys);
 	tcase_add_test(tc, test_policy_load_example);
 	tcase_add_loop_test(tc, test_policy_load_bad, 0, N(bad_cases));
-	tcase_add_test(tc, test_policy_load_bad_rewrite_exact);
+	tcase_add_test(tc, test_policy_load_bad_never_shows_password);
+	tcase_add_loop_test(tc, test_policy_transport_parse, 0,
+			    sizeof transport_cases / sizeof transport_cases[0]);
+	tcase_add_test(tc, test_policy_rewrite_verdicts);
 	tcase_add_test(tc, test_policy_load_missing_file);
 	tcase_add_test(tc, test_policy_load_small_err_buffer);
 	tcase_add_test(tc, test_policy_load_appends_lists);
