@@ -30,7 +30,7 @@ static __thread struct conn tconn __attribute__((tls_model("initial-exec"))) = {
 static pthread_key_t exit_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 
-int (*shim_ask)(const struct proto_ask *, struct proto_verdict *) = shim_broker_ask;
+int (*shim_ask)(const struct proto_ask *, struct proto_verdict *, int *) = shim_broker_ask;
 
 /* True when c->fd is still the socket we opened. */
 static bool conn_is_ours(const struct conn *c)
@@ -112,23 +112,51 @@ static long now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
 }
 
-/* Sends one encoded request and waits for the answer with the same id.
- * Returns 0, or -1 with errno: EPIPE and friends when the broker has gone
- * (the caller may reconnect), ETIMEDOUT, EPROTO for an answer we refuse. */
+/* Receives one message into buf. Returns its length (or more than cap when
+ * truncated) and sets *fd to a descriptor it carried (else -1); -1 with errno. */
+static ssize_t recv_with_fd(int sock, uint8_t *buf, size_t cap, int *fd)
+{
+	union {
+		struct cmsghdr align;
+		char space[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { .iov_base = buf, .iov_len = cap };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space,
+			     .msg_controllen = sizeof ctl.space };
+	ssize_t n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+	*fd = -1;
+	if (n < 0)
+		return -1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(int)))
+			memcpy(fd, CMSG_DATA(c), sizeof(int));
+	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+		return (ssize_t)cap + 1;
+	return n;
+}
+
+/* Sends one encoded request and waits for the answer with the same id; a
+ * PENDING answer moves the deadline (the transport is connecting). Returns
+ * 0 with *fd the descriptor a REWRITE brought (else -1), or -1 with errno:
+ * EPIPE and friends when the broker has gone (the caller may reconnect),
+ * ETIMEDOUT, EPROTO for an answer we refuse. */
 static int conn_exchange(struct conn *c, const void *req, size_t len, uint32_t id,
-			 struct proto_verdict *v)
+			 struct proto_verdict *v, int *fd)
 {
 	uint8_t buf[1024];
 	struct proto_msg m;
 	long deadline = now_ms() + shim_config.timeout_ms;
 
+	*fd = -1;
 	if (send(c->fd, req, len, MSG_NOSIGNAL) != (ssize_t)len)
 		return -1;
 	for (;;) {
 		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
 		long left = deadline - now_ms();
 		ssize_t n;
-		int r;
+		int r, got;
 
 		if (left <= 0) {
 			errno = ETIMEDOUT;
@@ -142,7 +170,7 @@ static int conn_exchange(struct conn *c, const void *req, size_t len, uint32_t i
 				errno = ETIMEDOUT;
 			return -1;
 		}
-		n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
+		n = recv_with_fd(c->fd, buf, sizeof buf, &got);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0) {
@@ -150,28 +178,36 @@ static int conn_exchange(struct conn *c, const void *req, size_t len, uint32_t i
 				errno = ECONNRESET;
 			return -1;
 		}
-		if ((size_t)n > sizeof buf || proto_decode(buf, (size_t)n, &m) != 0) {
+		if ((size_t)n > sizeof buf || proto_decode(buf, (size_t)n, &m) != 0 ||
+		    (m.id == id && m.type != PROTO_VERDICT)) {
+			if (got >= 0)
+				close(got);
 			errno = EPROTO;
 			return -1;
 		}
-		if (m.id != id)
-			continue; /* a stale answer: not ours to take */
-		if (m.type != PROTO_VERDICT) {
-			errno = EPROTO;
-			return -1;
+		if (m.id != id || m.u.verdict.action == PROTO_PENDING) {
+			if (got >= 0)
+				close(got); /* a stale answer's descriptor: not ours to take */
+			if (m.id == id)
+				deadline = now_ms() + shim_config.timeout_ms + (long)m.u.verdict.ttl_ms;
+			continue;
 		}
 		*v = m.u.verdict;
+		if (got >= 0 && (v->action != PROTO_REWRITE || fd == NULL))
+			close(got);
+		else if (fd != NULL)
+			*fd = got;
 		return 0;
 	}
 }
 
-int shim_broker_ask(const struct proto_ask *ask, struct proto_verdict *v)
+int shim_broker_ask(const struct proto_ask *ask, struct proto_verdict *v, int *fd)
 {
 	struct conn *c = &tconn;
 	struct proto_msg m = { .type = PROTO_ASK };
 	uint8_t req[PROTO_HDR_LEN + 32 + PROTO_NAME_MAX];
 	ssize_t len;
-	int saved = errno;
+	int saved = errno, got;
 
 	m.u.ask = *ask;
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -185,7 +221,9 @@ int shim_broker_ask(const struct proto_ask *ask, struct proto_verdict *v)
 			errno = EINVAL;
 			return -1;
 		}
-		if (conn_exchange(c, req, (size_t)len, m.id, v) == 0) {
+		if (conn_exchange(c, req, (size_t)len, m.id, v, &got) == 0) {
+			if (fd != NULL)
+				*fd = got;
 			errno = saved;
 			return 0;
 		}

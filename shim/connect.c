@@ -1,15 +1,27 @@
 /* connect.c: the connect(2) hook. A stream connect is judged as CONNECT, a
  * connect on a datagram socket like the datagrams it will send. */
+#include <errno.h>
+#include <fcntl.h>
+
 #include "shim.h"
 
-/* Judges fd's connect to sa, then makes it. Returns what connect(2) returns. */
+/* Judges fd's connect to sa, then makes it. A rewritten connect is already
+ * made: a nonblocking one reports EINPROGRESS, as the program expects, and
+ * turns writable at once. Returns what connect(2) returns. */
 int shim_connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
-	int op, l4;
+	int op, l4, r;
 
 	if (shim_is_inet(sa, len) && shim_classify(fd, 0, true, &op, &l4) == 0 &&
-	    shim_judge(op, l4, sa, "connect") < 0)
-		return -1;
+	    (r = shim_judge(fd, op, l4, sa, "connect")) != 0) {
+		if (r < 0)
+			return -1;
+		if (fcntl(fd, F_GETFL) & O_NONBLOCK) {
+			errno = EINPROGRESS;
+			return -1;
+		}
+		return 0;
+	}
 	return shim_real.connect(fd, sa, len);
 }
 

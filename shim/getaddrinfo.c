@@ -199,7 +199,7 @@ int shim_getaddrinfo(const char *node, const char *service, const struct addrinf
 		     : h.ai_family == AF_INET6 && !(h.ai_flags & AI_V4MAPPED) ? 6
 									: 0;
 
-	if (shim_ask(&ask, &v) < 0) {
+	if (shim_ask(&ask, &v, NULL) < 0) {
 		char what[PROTO_NAME_MAX + 32];
 		snprintf(what, sizeof what, "resolve of %s", ask.name);
 		shim_log_unreachable(what);

@@ -69,6 +69,7 @@ static void init_once_fn(void)
 	shim_real.sendto = real_symbol("sendto", (void *)sendto);
 	shim_real.sendmsg = real_symbol("sendmsg", (void *)sendmsg);
 	shim_real.sendmmsg = real_symbol("sendmmsg", (void *)sendmmsg);
+	shim_real.getpeername = real_symbol("getpeername", (void *)getpeername);
 	read_config();
 }
 

@@ -5,9 +5,11 @@
  * shim_ask. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "shim.h"
 
@@ -91,11 +93,12 @@ static int deny_errno(int err)
 	return err > 0 && err < 4096 ? err : EPERM;
 }
 
-int shim_judge(int op, int l4, const struct sockaddr *sa, const char *verb)
+int shim_judge(int fd, int op, int l4, const struct sockaddr *sa, const char *verb)
 {
 	struct proto_ask ask = { .op = (uint8_t)op, .l4 = (uint8_t)l4 };
 	struct proto_verdict v;
 	char dest[PROTO_NAME_MAX + 16];
+	int newfd = -1, fl;
 
 	to_proto_addr(sa, &ask.addr, &ask.port);
 	if (op == PROTO_OP_SEND && shim_cache_lookup(&ask.addr, ask.port, l4, &v)) {
@@ -104,7 +107,9 @@ int shim_judge(int op, int l4, const struct sockaddr *sa, const char *verb)
 		errno = deny_errno(v.err);
 		return -1;
 	}
-	if (shim_ask(&ask, &v) < 0) {
+	if (op == PROTO_OP_CONNECT && (fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_NONBLOCK))
+		ask.flags = PROTO_ASK_NONBLOCK;
+	if (shim_ask(&ask, &v, op == PROTO_OP_CONNECT ? &newfd : NULL) < 0) {
 		destination(&ask.addr, ask.port, NULL, dest, sizeof dest);
 		char what[sizeof dest + 16];
 		snprintf(what, sizeof what, "%s to %s", verb, dest);
@@ -122,12 +127,32 @@ int shim_judge(int op, int l4, const struct sockaddr *sa, const char *verb)
 			shim_log_line("egress: allowed %s to %s (rule %s)", verb, dest, v.rule);
 		return 0;
 	}
+	if (v.action == PROTO_REWRITE && newfd >= 0) {
+		if (shim_rewrite_install(fd, newfd, sa) < 0) {
+			shim_log_line("egress: %s to %s: cannot take over the rewritten socket: %s",
+				      verb, dest, strerror(errno));
+			errno = EPERM;
+			return -1;
+		}
+		if (shim_config.log == SHIM_LOG_ALL)
+			shim_log_line("egress: rewrote %s to %s (rule %s)", verb, dest, v.rule);
+		return 1;
+	}
+	if (newfd >= 0)
+		close(newfd);
+	if (v.action == PROTO_FAIL) {
+		errno = deny_errno(v.err);
+		if (shim_config.log != SHIM_LOG_OFF)
+			shim_log_line("egress: %s to %s failed in the transport: %s (rule %s)", verb,
+				      dest, strerror(errno), v.rule);
+		return -1;
+	}
 	if (shim_config.log != SHIM_LOG_OFF) {
 		if (v.action == PROTO_DENY)
 			shim_log_line("egress: denied %s to %s (rule %s)", verb, dest, v.rule);
-		else
-			shim_log_line("egress: denied %s to %s (rule %s asks for a rewrite, "
-				      "which this libegress does not support)", verb, dest, v.rule);
+		else /* a rewrite without its socket, or an action this shim does not know */
+			shim_log_line("egress: denied %s to %s (rule %s: unusable broker answer)",
+				      verb, dest, v.rule);
 	}
 	errno = v.action == PROTO_DENY ? deny_errno(v.err) : EPERM;
 	return -1;

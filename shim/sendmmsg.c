@@ -15,7 +15,7 @@ int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 	for (i = 0; i < vlen; i++) {
 		const struct msghdr *m = &vec[i].msg_hdr;
 		if (shim_is_inet(m->msg_name, m->msg_namelen) &&
-		    shim_judge(op, l4, m->msg_name, op == PROTO_OP_CONNECT ? "connect" : "send") < 0)
+		    shim_judge(fd, op, l4, m->msg_name, op == PROTO_OP_CONNECT ? "connect" : "send") < 0)
 			break;
 	}
 	if (i == 0 && vlen > 0)

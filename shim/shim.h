@@ -23,6 +23,7 @@ struct shim_real {
 	ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
 	ssize_t (*sendmsg)(int, const struct msghdr *, int);
 	int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
+	int (*getpeername)(int, struct sockaddr *, socklen_t *);
 };
 
 enum shim_log { SHIM_LOG_OFF, SHIM_LOG_DENY, SHIM_LOG_ALL };
@@ -43,17 +44,26 @@ extern struct shim_config shim_config;
 void shim_init(void);
 
 /* broker.c: asks the broker about one attempt over this thread's connection,
- * opening or reopening it as needed. Returns 0 with *v filled, or -1 with
- * errno set when the broker is unreachable or did not answer in time. */
-int shim_broker_ask(const struct proto_ask *ask, struct proto_verdict *v);
+ * opening or reopening it as needed, and waits for the verdict (longer when
+ * the broker says PENDING). Returns 0 with *v filled, and *fd set to the
+ * descriptor a REWRITE verdict brought (else -1), or -1 with errno set when
+ * the broker is unreachable or did not answer in time. */
+int shim_broker_ask(const struct proto_ask *ask, struct proto_verdict *v, int *fd);
 
 /* The asking function in use: shim_broker_ask, or a unit test's stub. */
-extern int (*shim_ask)(const struct proto_ask *ask, struct proto_verdict *v);
+extern int (*shim_ask)(const struct proto_ask *ask, struct proto_verdict *v, int *fd);
 
-/* judge.c: judges an attempt of op/l4 to sa (checked by shim_is_inet). verb
- * names the call in messages ("connect", "send"). Returns 0 when it may go
- * ahead, else -1 with errno set to what the hooked call returns. */
-int shim_judge(int op, int l4, const struct sockaddr *sa, const char *verb);
+/* judge.c: judges an attempt of op/l4 on fd to sa (checked by shim_is_inet).
+ * verb names the call in messages ("connect", "send"). Returns 0 when the
+ * real call may go ahead, 1 when fd has been replaced by a socket already
+ * connected through the mediated transport (a rewrite), else -1 with errno
+ * set to what the hooked call returns. */
+int shim_judge(int fd, int op, int l4, const struct sockaddr *sa, const char *verb);
+
+/* rewrite.c: puts newfd in fd's place (dup3), keeping fd's O_NONBLOCK,
+ * FD_CLOEXEC and the socket options it had set, and remembers sa as its
+ * peer for getpeername. newfd is closed in any case. Returns 0 or -1. */
+int shim_rewrite_install(int fd, int newfd, const struct sockaddr *sa);
 
 /* judge.c: the l4 and op an attempt on socket fd has: returns 0 and sets them,
  * or -1 when fd is not a socket the shim judges (pass it through). A stream
@@ -78,6 +88,7 @@ ssize_t shim_sendto(int fd, const void *buf, size_t n, int flags, const struct s
 		    socklen_t len);
 ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags);
 int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags);
+int shim_getpeername(int fd, struct sockaddr *sa, socklen_t *len);
 int shim_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 		     struct addrinfo **res);
 void shim_freeaddrinfo(struct addrinfo *ai);

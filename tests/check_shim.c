@@ -32,9 +32,10 @@ static struct {
 	struct proto_ask last;
 	struct proto_verdict answer;
 	uint16_t deny_port;         /* nonzero: deny only this port, allow others */
+	int handover;               /* a descriptor to hand over with the answer, or -1 */
 } stub;
 
-static int stub_ask(const struct proto_ask *ask, struct proto_verdict *v)
+static int stub_ask(const struct proto_ask *ask, struct proto_verdict *v, int *fd)
 {
 	stub.calls++;
 	stub.last = *ask;
@@ -43,6 +44,10 @@ static int stub_ask(const struct proto_ask *ask, struct proto_verdict *v)
 		return -1;
 	}
 	*v = stub.answer;
+	if (fd != NULL) {
+		*fd = stub.handover;
+		stub.handover = -1;
+	}
 	if (stub.deny_port && ask->port != stub.deny_port)
 		v->action = PROTO_ALLOW;
 	return 0;
@@ -73,6 +78,7 @@ static void setup(void)
 {
 	shim_init();
 	memset(&stub, 0, sizeof stub);
+	stub.handover = -1;
 	answer(PROTO_ALLOW, 0, "ok", "");
 	shim_ask = stub_ask;
 	shim_config.log = SHIM_LOG_DENY;
@@ -231,7 +237,81 @@ START_TEST(log_off_is_silent_and_log_all_shows_allows)
 }
 END_TEST
 
-START_TEST(rewrite_is_refused_until_supported)
+/* A loopback connection to lfd's listener, as the broker would hand over. */
+static int handover_to(const struct sockaddr_in *srv)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_eq(shim_real.connect(fd, (const struct sockaddr *)srv, sizeof *srv), 0);
+	return fd;
+}
+
+START_TEST(rewrite_puts_the_connected_socket_in_place)
+{
+	struct sockaddr_in srv, peer;
+	int lfd = bound(SOCK_STREAM, &srv), one = 1, v, afd;
+	int fd = socket(AF_INET6, SOCK_STREAM, 0);
+	struct sockaddr_in6 dst = { .sin6_family = AF_INET6, .sin6_port = htons(443) };
+	socklen_t len = sizeof peer, vl = sizeof v;
+	char b[8];
+
+	inet_pton(AF_INET6, "::ffff:198.18.0.7", &dst.sin6_addr);
+	ck_assert_int_eq(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one), 0);
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one), 0);
+	ck_assert_int_eq(fcntl(fd, F_SETFD, FD_CLOEXEC), 0);
+	answer(PROTO_REWRITE, 0, "via-proxy", "api.example.com");
+	stub.handover = handover_to(&srv);
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&dst, sizeof dst), 0);
+	ck_assert_int_eq(stub.last.flags, 0); /* a blocking socket */
+	/* the same descriptor now talks to the listener */
+	ck_assert_int_eq(write(fd, "hi", 2), 2);
+	usleep(10000);
+	afd = accept(lfd, NULL, NULL);
+	ck_assert_int_ge(afd, 0);
+	ck_assert_int_eq(read(afd, b, sizeof b), 2);
+	/* options and flags survived */
+	ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &vl), 0);
+	ck_assert_int_eq(v, 1);
+	ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, &vl), 0);
+	ck_assert_int_eq(v, 1);
+	ck_assert_int_eq(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	/* getpeername tells what the program asked for, in its own family */
+	struct sockaddr_in6 got;
+	socklen_t gl = sizeof got;
+	ck_assert_int_eq(shim_getpeername(fd, (struct sockaddr *)&got, &gl), 0);
+	ck_assert_uint_eq(gl, sizeof got);
+	ck_assert_mem_eq(&got, &dst, sizeof dst);
+	/* a plain socket gets its real peer */
+	int other = handover_to(&srv);
+	ck_assert_int_eq(shim_getpeername(other, (struct sockaddr *)&peer, &len), 0);
+	ck_assert_int_eq(peer.sin_port, srv.sin_port);
+	ck_assert_str_eq(errtext(), "");
+}
+END_TEST
+
+START_TEST(rewrite_of_a_nonblocking_connect_is_in_progress)
+{
+	struct sockaddr_in srv, dst = loop4(80);
+	int lfd = bound(SOCK_STREAM, &srv);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), err;
+	socklen_t el = sizeof err;
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+	(void)lfd;
+	answer(PROTO_REWRITE, 0, "r", "");
+	stub.handover = handover_to(&srv);
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&dst, sizeof dst), -1);
+	ck_assert_int_eq(errno, EINPROGRESS);
+	ck_assert_int_eq(stub.last.flags, PROTO_ASK_NONBLOCK);
+	ck_assert_int_eq(fcntl(fd, F_GETFL) & O_NONBLOCK, O_NONBLOCK);
+	ck_assert_int_eq(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+	ck_assert_int_eq(poll(&p, 1, 1000), 1);
+	ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el), 0);
+	ck_assert_int_eq(err, 0);
+}
+END_TEST
+
+START_TEST(rewrite_without_a_socket_is_denied)
 {
 	struct sockaddr_in dst = loop4(9);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -239,7 +319,38 @@ START_TEST(rewrite_is_refused_until_supported)
 	answer(PROTO_REWRITE, 0, "via-proxy", "");
 	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&dst, sizeof dst), -1);
 	ck_assert_int_eq(errno, EPERM);
-	ck_assert_ptr_nonnull(strstr(errtext(), "rule via-proxy asks for a rewrite"));
+	ck_assert_ptr_nonnull(strstr(errtext(), "rule via-proxy: unusable broker answer"));
+}
+END_TEST
+
+START_TEST(transport_failure_has_its_errno_and_a_line)
+{
+	struct sockaddr_in dst = loop4(443);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	answer(PROTO_FAIL, EACCES, "via-proxy", "api.example.com");
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&dst, sizeof dst), -1);
+	ck_assert_int_eq(errno, EACCES);
+	ck_assert_str_eq(errtext(), "egress: connect to api.example.com:443 failed in the transport: "
+				    "Permission denied (rule via-proxy)\n");
+}
+END_TEST
+
+START_TEST(fastopen_rewrite_sends_the_data)
+{
+	struct sockaddr_in srv, dst = loop4(443);
+	int lfd = bound(SOCK_STREAM, &srv), afd;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	char b[8];
+
+	answer(PROTO_REWRITE, 0, "r", "");
+	stub.handover = handover_to(&srv);
+	ck_assert_int_eq(shim_sendto(fd, "abc", 3, MSG_FASTOPEN, (struct sockaddr *)&dst, sizeof dst),
+			 3);
+	usleep(10000);
+	afd = accept(lfd, NULL, NULL);
+	ck_assert_int_ge(afd, 0);
+	ck_assert_int_eq(read(afd, b, sizeof b), 3);
 }
 END_TEST
 
@@ -826,7 +937,7 @@ static int ask_once(struct proto_verdict *v)
 
 	ask.addr.family = 4;
 	memcpy(ask.addr.bytes, "\xc0\x00\x02\x01", 4);
-	return shim_broker_ask(&ask, v);
+	return shim_broker_ask(&ask, v, NULL);
 }
 
 /* The broker connection's descriptor: the one socket at or above 900. */
@@ -988,7 +1099,11 @@ Suite *suite_shim(void)
 	tcase_add_test(tc, denial_without_a_name_shows_the_address);
 	tcase_add_test(tc, out_of_range_errno_becomes_eperm);
 	tcase_add_test(tc, log_off_is_silent_and_log_all_shows_allows);
-	tcase_add_test(tc, rewrite_is_refused_until_supported);
+	tcase_add_test(tc, rewrite_puts_the_connected_socket_in_place);
+	tcase_add_test(tc, rewrite_of_a_nonblocking_connect_is_in_progress);
+	tcase_add_test(tc, rewrite_without_a_socket_is_denied);
+	tcase_add_test(tc, transport_failure_has_its_errno_and_a_line);
+	tcase_add_test(tc, fastopen_rewrite_sends_the_data);
 	tcase_add_test(tc, unix_sockets_pass_through);
 	tcase_add_test(tc, short_or_null_addresses_pass_through);
 	tcase_add_test(tc, mapped_ipv6_is_judged_as_ipv4);

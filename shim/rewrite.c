@@ -1,0 +1,150 @@
+/* rewrite.c: puts the socket the broker connected through the mediated
+ * transport in place of the program's own, under the same descriptor
+ * number, with the options the program had set; and answers getpeername()
+ * on it with the destination the program asked for. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#define PEERS 256 /* rewritten sockets remembered, by descriptor number */
+
+/* Options a program may set before connect that must survive the hand-over. */
+static const struct {
+	int level, name;
+} copied[] = {
+	{ SOL_SOCKET, SO_KEEPALIVE }, { SOL_SOCKET, SO_SNDBUF },    { SOL_SOCKET, SO_RCVBUF },
+	{ SOL_SOCKET, SO_LINGER },    { SOL_SOCKET, SO_RCVTIMEO },  { SOL_SOCKET, SO_SNDTIMEO },
+	{ SOL_SOCKET, SO_PRIORITY },  { SOL_SOCKET, SO_OOBINLINE }, { IPPROTO_TCP, TCP_NODELAY },
+	{ IPPROTO_TCP, TCP_KEEPIDLE }, { IPPROTO_TCP, TCP_KEEPINTVL }, { IPPROTO_TCP, TCP_KEEPCNT },
+	{ IPPROTO_TCP, TCP_USER_TIMEOUT }, { IPPROTO_TCP, TCP_CORK },
+};
+
+/* The destination a rewritten descriptor was asked to reach. An entry is
+ * valid while fd is still the same socket (dev, ino); a collision of two
+ * descriptor numbers keeps the newer one, and the older then reports its
+ * real peer. */
+struct peer {
+	int fd; /* -1: empty */
+	dev_t dev;
+	ino_t ino;
+	socklen_t len;
+	struct sockaddr_in6 sa; /* room for either family */
+};
+
+static struct peer peers[PEERS];
+static int npeers; /* entries ever made: getpeername's fast path when 0 */
+static pthread_mutex_t peers_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Copies onto to every option of from that differs from a fresh socket's
+ * default: copying a default as well would pin it (an explicit SO_RCVBUF
+ * turns off the kernel's buffer autotuning). */
+static void copy_options(int from, int to)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	int fresh;
+
+	if (getsockname(from, (struct sockaddr *)&ss, &sl) < 0)
+		return;
+	fresh = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fresh < 0)
+		return;
+	for (size_t i = 0; i < sizeof copied / sizeof copied[0]; i++) {
+		union {
+			int i;
+			struct linger l;
+			struct timeval tv;
+		} have, dflt;
+		socklen_t hl = sizeof have, dl = sizeof dflt;
+
+		memset(&have, 0, sizeof have);
+		memset(&dflt, 0, sizeof dflt);
+		if (getsockopt(from, copied[i].level, copied[i].name, &have, &hl) < 0 ||
+		    getsockopt(fresh, copied[i].level, copied[i].name, &dflt, &dl) < 0 ||
+		    (hl == dl && memcmp(&have, &dflt, hl) == 0))
+			continue;
+		if (copied[i].level == SOL_SOCKET &&
+		    (copied[i].name == SO_SNDBUF || copied[i].name == SO_RCVBUF))
+			have.i /= 2; /* the kernel doubles what it is given */
+		setsockopt(to, copied[i].level, copied[i].name, &have, hl);
+	}
+	close(fresh);
+}
+
+static void remember_peer(int fd, const struct sockaddr *sa)
+{
+	struct stat st;
+	struct peer *p = &peers[(unsigned)fd % PEERS];
+
+	if (fstat(fd, &st) < 0)
+		return;
+	pthread_mutex_lock(&peers_lock);
+	p->fd = fd;
+	p->dev = st.st_dev;
+	p->ino = st.st_ino;
+	p->len = sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	memcpy(&p->sa, sa, p->len);
+	__atomic_store_n(&npeers, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&peers_lock);
+}
+
+int shim_rewrite_install(int fd, int newfd, const struct sockaddr *sa)
+{
+	int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD), err;
+
+	if (fl < 0 || fdfl < 0)
+		goto fail;
+	copy_options(fd, newfd);
+	if (fcntl(newfd, F_SETFL, (fcntl(newfd, F_GETFL) & ~O_NONBLOCK) | (fl & O_NONBLOCK)) < 0)
+		goto fail;
+	if (dup3(newfd, fd, fdfl & FD_CLOEXEC ? O_CLOEXEC : 0) < 0)
+		goto fail;
+	close(newfd);
+	remember_peer(fd, sa);
+	return 0;
+fail:
+	err = errno;
+	close(newfd);
+	errno = err;
+	return -1;
+}
+
+int shim_getpeername(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	struct stat st;
+	struct peer *p = &peers[(unsigned)fd % PEERS];
+	struct sockaddr_in6 copy;
+	socklen_t plen = 0;
+
+	if (__atomic_load_n(&npeers, __ATOMIC_ACQUIRE) && sa != NULL && len != NULL &&
+	    fstat(fd, &st) == 0) {
+		pthread_mutex_lock(&peers_lock);
+		if (p->fd == fd && p->dev == st.st_dev && p->ino == st.st_ino) {
+			plen = p->len;
+			memcpy(&copy, &p->sa, plen);
+		}
+		pthread_mutex_unlock(&peers_lock);
+	}
+	socklen_t cap = len != NULL ? *len : 0;
+
+	if (plen == 0)
+		return shim_real.getpeername(fd, sa, len);
+	if (shim_real.getpeername(fd, sa, len) < 0)
+		return -1; /* no longer connected: the kernel's ENOTCONN */
+	memcpy(sa, &copy, cap < plen ? cap : plen);
+	*len = plen;
+	return 0;
+}
+
+SHIM_EXPORT int getpeername(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	shim_init();
+	return shim_getpeername(fd, sa, len);
+}
