@@ -65,6 +65,7 @@ const char *audit_op_name(int op)
 	case PROTO_OP_RESOLVE: return "resolve";
 	case PROTO_OP_CONNECT: return "connect";
 	case PROTO_OP_SEND: return "send";
+	case AUDIT_OP_CLOSE: return "close";
 	}
 	return "?";
 }
@@ -135,6 +136,16 @@ int audit_format(const struct audit_event *ev, char *out, size_t cap)
 	buf_json_str(&b, ev->rule);
 	buf_printf(&b, ",\"errno\":");
 	buf_json_str(&b, ev->err);
+	if (ev->transport) {
+		buf_printf(&b, ",\"transport\":");
+		buf_json_str(&b, ev->transport);
+		buf_printf(&b, ",\"upstream\":");
+		buf_json_str(&b, ev->upstream);
+	}
+	if (ev->relayed)
+		buf_printf(&b, ",\"bytes_sent\":%llu,\"bytes_received\":%llu,\"limit_hit\":%s",
+			   (unsigned long long)ev->bytes_sent, (unsigned long long)ev->bytes_received,
+			   ev->limit_hit ? "true" : "false");
 	buf_printf(&b, "}\n");
 	return b.overflow ? -1 : (int)b.len;
 }

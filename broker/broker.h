@@ -62,6 +62,8 @@ int sha256_file(const char *path, char hex[65]);
 
 /* ---------------------------------------------------------------- audit.c */
 
+#define AUDIT_OP_CLOSE 16 /* not a request: the end of a relayed connection */
+
 /* One decision, as written to the audit log. */
 struct audit_event {
 	struct timespec time;          /* CLOCK_REALTIME */
@@ -76,6 +78,12 @@ struct audit_event {
 	int action;                    /* enum proto_action */
 	const char *rule;              /* matched rule */
 	const char *err;               /* "EPERM", "EAI_NONAME" or NULL */
+	const char *transport;         /* a rewrite: the transport, without credentials */
+	const char *upstream;          /* a rewrite: what the upstream answered */
+	bool relayed;                  /* a relayed connection's close: the counts below */
+	bool limit_hit;                /* it was cut at the rule's limit */
+	uint64_t bytes_sent;           /* program -> destination */
+	uint64_t bytes_received;       /* destination -> program */
 };
 
 /* The audit log: JSON Lines, append mode, one write() per event. */
@@ -103,7 +111,7 @@ int audit_format(const struct audit_event *ev, char *buf, size_t cap);
 int audit_write(struct audit *a, const struct audit_event *ev);
 /* Symbolic name of a getaddrinfo error ("EAI_NONAME"), "EAI_?" if unknown. */
 const char *audit_eai_name(int eai);
-const char *audit_op_name(int op);     /* "resolve", "connect", "send" */
+const char *audit_op_name(int op);     /* "resolve", "connect", "send", "close" */
 const char *audit_l4_name(int l4);     /* "tcp", "udp", "any" */
 const char *audit_action_name(int a);  /* "allow", "deny", "rewrite" */
 
@@ -138,6 +146,128 @@ bool memory_lookup(struct memory *m, pid_t pid, pid_t ppid, const struct proto_a
 size_t memory_gc(struct memory *m, time_t now, bool (*alive)(pid_t));
 size_t memory_pids(const struct memory *m);    /* processes known */
 size_t memory_entries(const struct memory *m); /* addresses known, all processes */
+
+/* ------------------------------------------------------------- upstream.c */
+
+#define UPSTREAM_HTTP_MAX 8192 /* longest proxy answer header we read */
+
+/* True for a destination name that may go into a CONNECT line or a SOCKS5
+ * request: letters, digits, '-', '_' and dots, 1..253 bytes, labels 1..63. */
+bool upstream_name_ok(const char *name);
+/* Writes "CONNECT host:port HTTP/1.1" with Host and, with credentials,
+ * Proxy-Authorization: Basic. host is a checked name or an address (IPv6
+ * without brackets). Returns the length, or -1. */
+int upstream_http_request(char *out, size_t cap, const char *host, uint16_t port,
+			  const struct policy_transport *t);
+/* Parses a proxy's answer header. Returns its length through the blank line
+ * with *status and a printable reason set, 0 when more bytes are needed, or
+ * -1 when it is not HTTP/1.x or longer than UPSTREAM_HTTP_MAX. */
+int upstream_http_response(const char *buf, size_t len, int *status, char *reason, size_t cap);
+/* The errno a program gets for an HTTP status (0 for 2xx); the table is at
+ * the top of upstream.c. */
+int upstream_http_errno(int status);
+/* SOCKS5 messages: each builder returns the length written or -1; each
+ * parser returns the bytes its message takes (all present), 0 when more are
+ * needed, or -1 when malformed. */
+int upstream_socks5_greeting(uint8_t *out, size_t cap, const struct policy_transport *t);
+int upstream_socks5_method_reply(const uint8_t *in, size_t len, int *method);
+int upstream_socks5_auth(uint8_t *out, size_t cap, const struct policy_transport *t);
+int upstream_socks5_auth_reply(const uint8_t *in, size_t len, int *status);
+/* CONNECT to name (address type domain: the proxy resolves it), or to addr
+ * when name is NULL. */
+int upstream_socks5_connect(uint8_t *out, size_t cap, const char *name,
+			    const struct proto_addr *addr, uint16_t port);
+/* *need: the bytes the whole reply takes, as far as len tells. */
+int upstream_socks5_connect_reply(const uint8_t *in, size_t len, int *rep, size_t *need);
+int upstream_socks5_errno(int rep);
+const char *upstream_socks5_reply_text(int rep);
+
+/* ---------------------------------------------------------- transport.c */
+
+#define TRANSPORT_TAG 0x4000000000000000ULL /* epoll tags of the conduits */
+
+/* One rewritten connect to carry out. */
+struct transport_request {
+	uint64_t client;   /* serial of the client waiting for the verdict */
+	uint32_t msgid;    /* its request id */
+	bool nonblock;     /* answer at once, relay behind */
+	pid_t pid, ppid;
+	uid_t uid;
+	const char *exe;
+	const char *name;  /* destination name, NULL when only the address is known */
+	struct proto_addr addr; /* the address asked for */
+	uint16_t port;
+	const char *rule;
+	const struct policy_transport *transport;
+	uint64_t limit;    /* relay byte limit, 0 none */
+	uint32_t timeout_ms;
+};
+
+struct transport_stats {
+	unsigned long active, total;   /* relayed connections */
+	uint64_t sent, received;       /* relayed bytes, program -> destination and back */
+};
+
+/* What the transport needs from the server that runs it. */
+struct transport_ops {
+	void *ctx;
+	/* Sends a VERDICT (with fd as SCM_RIGHTS when >= 0) to the client of
+	 * that serial if it is still there. Returns 0 when sent. */
+	int (*answer)(void *ctx, uint64_t client, uint32_t msgid, int action, int err, int fd,
+		      const char *rule, const char *name);
+	void (*audit)(void *ctx, const struct audit_event *ev);
+	/* True when the policy lets r's connection go to a, an address its
+	 * name resolved to (private-range protection). */
+	bool (*addr_ok)(void *ctx, const struct transport_request *r, const struct proto_addr *a,
+			bool from_hosts);
+	/* Resolves name: returns the addresses at once (from [hosts] when
+	 * hosts is true), 0 when a lookup was queued (transport_resolved comes
+	 * later), -1 on failure. */
+	int (*resolve)(void *ctx, uint64_t conduit, const char *name, bool hosts,
+		       struct proto_addr *out, int max, bool *from_hosts);
+};
+
+struct transport;
+
+struct transport *transport_new(int epfd, const struct transport_ops *ops);
+/* Closes every conduit (relayed connections are reset). */
+void transport_free(struct transport *t);
+/* Starts r: answers the client at once (REWRITE with a relay connection
+ * for a nonblocking connect, else PENDING) and later with REWRITE or FAIL.
+ * Returns 0, or -1 when out of memory. */
+int transport_start(struct transport *t, const struct transport_request *r);
+/* An epoll event with a TRANSPORT_TAG tag. */
+void transport_event(struct transport *t, uint64_t tag, uint32_t events);
+/* A queued lookup finished. */
+void transport_resolved(struct transport *t, uint64_t conduit, int eai,
+			const struct proto_addr *addrs, int n);
+/* Fails the conduits past their deadline; call about once a second. */
+void transport_tick(struct transport *t);
+/* The client of that serial went away: drop what only it was waiting for. */
+void transport_client_gone(struct transport *t, uint64_t client);
+const struct transport_stats *transport_stats(const struct transport *t);
+
+/* ---------------------------------------------------------------- synth.c */
+
+#define SYNTH_PER_PID_MAX 4096 /* rewritten names one process may map */
+
+/* Per-process map of synthetic addresses (198.18.0.0/15) to rewritten names. */
+struct synth;
+
+struct synth *synth_new(size_t per_pid_max);
+void synth_free(struct synth *s);
+/* True when a is in 198.18.0.0/15. */
+bool synth_is(const struct proto_addr *a);
+/* Gives name its synthetic address in pid's map (the same one again for a
+ * name already mapped). Returns 0, or -1 when pid's map is full or memory
+ * runs out: the caller fails closed. */
+int synth_map(struct synth *s, pid_t pid, const char *name, struct proto_addr *out);
+/* Finds the name a maps to for pid, else for ppid (a forked child). */
+bool synth_lookup(const struct synth *s, pid_t pid, pid_t ppid, const struct proto_addr *a,
+		  char *name, size_t cap);
+/* Forgets the maps of processes no longer alive. Returns how many. */
+size_t synth_gc(struct synth *s, bool (*alive)(pid_t));
+size_t synth_entries(const struct synth *s); /* names mapped, all processes */
 
 /* ---------------------------------------------------------------- stats.c */
 
@@ -193,6 +323,7 @@ typedef int (*resolver_lookup_fn)(const char *name, int family, struct proto_add
  * worker, handed back through resolver_take(). */
 struct resolver_job {
 	uint64_t client;                       /* client serial (id and generation) */
+	uint64_t conduit;                      /* nonzero: a transport's lookup */
 	uint32_t msgid;                        /* request id to echo */
 	struct proto_ask ask;                  /* the request, name normalised */
 	char rule[PROTO_RULE_MAX + 1];         /* rule that allowed the name */
@@ -216,6 +347,8 @@ int resolver_fd(const struct resolver *r);
 int resolver_submit(struct resolver *r, struct resolver_job *job);
 /* Returns the finished jobs as a list (caller frees each), NULL if none. */
 struct resolver_job *resolver_take(struct resolver *r);
+/* Lookups the workers have made so far (every DNS query the broker makes). */
+unsigned long resolver_lookups(const struct resolver *r);
 /* The default lookup: getaddrinfo without AI_ADDRCONFIG. */
 int resolver_getaddrinfo(const char *name, int family, struct proto_addr *out, int max, int *n);
 
@@ -236,6 +369,10 @@ struct control_info {
 	const char *audit_error;      /* NULL when fine */
 	unsigned long audit_failures;
 	const struct stats *stats;
+	const char *transport;        /* [egress] transport, without credentials */
+	const struct transport_stats *relay;
+	unsigned long lookups;        /* resolver lookups */
+	size_t synthetic;             /* rewritten names mapped to synthetic addresses */
 };
 
 /* Resolves the socket path: opt, else $EGRESS_SOCKET, else the default.

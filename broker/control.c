@@ -44,6 +44,14 @@ static void control_uptime(struct buf *b, long s)
 		buf_printf(b, "%ldd%02ldh%02ldm", s / 86400, s / 3600 % 24, s / 60 % 60);
 }
 
+/* The relay counters of ci; zero when it has none. */
+static const struct transport_stats *relay_of(const struct control_info *ci)
+{
+	static const struct transport_stats none;
+
+	return ci->relay ? ci->relay : &none;
+}
+
 size_t control_status_text(const struct control_info *ci, char *out, size_t cap)
 {
 	const struct stats *st = ci->stats;
@@ -83,6 +91,12 @@ size_t control_status_text(const struct control_info *ci, char *out, size_t cap)
 		   "%lu malformed messages\n",
 		   st->allow, st->deny, st->rewrite, st->resolve, st->connect, st->send,
 		   st->malformed);
+	buf_printf(&b, "transport: %s; relay: %lu active, %lu total, %llu bytes sent, %llu received\n",
+		   ci->transport ? ci->transport : "direct", relay_of(ci)->active,
+		   relay_of(ci)->total, (unsigned long long)relay_of(ci)->sent,
+		   (unsigned long long)relay_of(ci)->received);
+	buf_printf(&b, "resolver: %lu lookups; %zu synthetic addresses mapped\n", ci->lookups,
+		   ci->synthetic);
 	buf_printf(&b, "top denied:%s\n", ntop ? "" : " none");
 	for (size_t i = 0; i < ntop; i++) {
 		int w = (int)(strlen(top[i].dest) + 1 + strlen(audit_l4_name(top[i].l4)));
@@ -123,9 +137,16 @@ size_t control_status_json(const struct control_info *ci, char *out, size_t cap)
 	buf_printf(&b,
 		   "},\"clients\":{\"connected\":%lu,\"total\":%lu},\"decisions\":{\"allow\":%lu,"
 		   "\"deny\":%lu,\"rewrite\":%lu,\"resolve\":%lu,\"connect\":%lu,\"send\":%lu,"
-		   "\"malformed\":%lu},\"top_denied\":[",
+		   "\"malformed\":%lu},\"transport\":",
 		   st->clients_now, st->clients_total, st->allow, st->deny, st->rewrite, st->resolve,
 		   st->connect, st->send, st->malformed);
+	buf_json_str(&b, ci->transport ? ci->transport : "direct");
+	buf_printf(&b,
+		   ",\"relay\":{\"active\":%lu,\"total\":%lu,\"bytes_sent\":%llu,"
+		   "\"bytes_received\":%llu},\"resolver\":{\"lookups\":%lu,\"synthetic\":%zu},"
+		   "\"top_denied\":[",
+		   relay_of(ci)->active, relay_of(ci)->total, (unsigned long long)relay_of(ci)->sent,
+		   (unsigned long long)relay_of(ci)->received, ci->lookups, ci->synthetic);
 	for (size_t i = 0; i < ntop; i++) {
 		buf_printf(&b, "%s{\"destination\":", i ? "," : "");
 		buf_json_str(&b, top[i].dest);

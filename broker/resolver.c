@@ -33,6 +33,7 @@ struct resolver {
 	int efd;                                 /* eventfd: readable when done is non-empty */
 	resolver_lookup_fn lookup;               /* getaddrinfo or a test stub */
 	int nthreads;                            /* workers started */
+	unsigned long lookups;                   /* lookups made (atomic) */
 	pthread_t threads[RESOLVER_THREADS_MAX];
 };
 
@@ -94,6 +95,7 @@ static void *resolver_worker(void *arg)
 		pthread_mutex_unlock(&r->mu);
 
 		job->naddr = 0;
+		__atomic_add_fetch(&r->lookups, 1, __ATOMIC_RELAXED);
 		job->eai = r->lookup(job->ask.name, job->ask.family, job->addrs, RESOLVER_RAW_MAX,
 				     &job->naddr);
 		if (job->eai)
@@ -219,4 +221,9 @@ struct resolver_job *resolver_take(struct resolver *r)
 	r->done = r->done_tail = NULL;
 	pthread_mutex_unlock(&r->mu);
 	return list;
+}
+
+unsigned long resolver_lookups(const struct resolver *r)
+{
+	return __atomic_load_n(&r->lookups, __ATOMIC_RELAXED);
 }

@@ -24,6 +24,7 @@
 enum { TAG_LISTEN = 1, TAG_SIGNAL, TAG_TIMER, TAG_RESOLVER, TAG_FIRST_CLIENT = 16 };
 
 #define SERVER_GC_S 10       /* name memory garbage collection period */
+#define SERVER_TICK_S 1      /* timer period: transport deadlines */
 #define SERVER_BACKLOG 128
 #define SERVER_EVENTS 64
 #define SERVER_ACCEPTS 64    /* accepts per wake-up, so clients are served too */
@@ -62,6 +63,10 @@ struct server {
 	struct memory *memory;
 	struct stats stats;
 	struct resolver *resolver;
+	struct transport *transport;       /* rewritten connections */
+	struct synth *synth;               /* synthetic addresses of rewritten names */
+	unsigned ticks;                    /* timer ticks, one a second */
+	char transport_text[300];          /* for status */
 	struct client *clients;            /* serial -> client */
 	uint64_t next_serial;
 	time_t started;                    /* monotonic seconds */
@@ -149,6 +154,8 @@ static void proc_stat(pid_t pid, pid_t *ppid, unsigned long long *starttime)
 
 static void client_close(struct server *s, struct client *c)
 {
+	if (s->transport)
+		transport_client_gone(s->transport, c->serial);
 	epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	HASH_DEL(s->clients, c);
@@ -175,22 +182,46 @@ static void client_pause(struct server *s, struct client *c, bool pause)
 		c->paused = pause;
 }
 
-/* Sends m to c without blocking. Returns 0, or -1 after closing c (it
- * would block or is gone): c must not be used then. */
-static int client_send(struct server *s, struct client *c, const struct proto_msg *m)
+/* Sends m to c without blocking, with fd as SCM_RIGHTS when fd >= 0.
+ * Returns 0, or -1 after closing c (it would block or is gone): c must not
+ * be used then. */
+static int client_send_fd(struct server *s, struct client *c, const struct proto_msg *m, int fd)
 {
+	union {
+		struct cmsghdr align;
+		char space[CMSG_SPACE(sizeof(int))];
+	} ctl;
 	ssize_t n = proto_encode(m, s->out, sizeof s->out);
+	struct iovec iov = { .iov_base = s->out };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
 	if (n < 0) {
 		log_error("client pid %ld: cannot encode the answer", (long)c->pid);
 		client_close(s, c);
 		return -1;
 	}
-	if (send(c->fd, s->out, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) != n) {
+	iov.iov_len = (size_t)n;
+	if (fd >= 0) {
+		struct cmsghdr *cm;
+		memset(&ctl, 0, sizeof ctl);
+		mh.msg_control = ctl.space;
+		mh.msg_controllen = sizeof ctl.space;
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+	}
+	if (sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != n) {
 		client_close(s, c);
 		return -1;
 	}
 	return 0;
+}
+
+static int client_send(struct server *s, struct client *c, const struct proto_msg *m)
+{
+	return client_send_fd(s, c, m, -1);
 }
 
 static int client_send_error(struct server *s, struct client *c, uint32_t id, int code)
@@ -386,9 +417,34 @@ static void resolve_finish(struct server *s, struct client *c, uint32_t id,
 	resolve_answer(s, c, id, a, PROTO_ALLOW, 0, first_rule, kept, n);
 }
 
+/* RESOLVE of a name that is rewritten: never looked up here. The answer is
+ * its synthetic address in c's process map, which the connect maps back;
+ * an IPv6-only request gets no address (EAI_NODATA), so that the program
+ * falls back to IPv4; a full map fails closed. */
+static void resolve_synthetic(struct server *s, struct client *c, uint32_t id,
+			      const struct proto_ask *q, const char *rule)
+{
+	struct proto_addr a;
+
+	if (q->family == 6) {
+		server_record(s, c, PROTO_OP_RESOLVE, q->name, NULL, q->port, q->l4, PROTO_REWRITE, rule,
+			      audit_eai_name(EAI_NODATA));
+		answer_verdict(s, c, id, PROTO_ALLOW, EAI_NODATA, 0, rule, "", NULL, 0);
+		return;
+	}
+	if (synth_map(s->synth, c->pid, q->name, &a) < 0) {
+		log_error("pid %ld: more than %d rewritten names; %s refused", (long)c->pid,
+			  SYNTH_PER_PID_MAX, q->name);
+		resolve_answer(s, c, id, q, PROTO_DENY, EAI_FAIL, rule, NULL, 0);
+		return;
+	}
+	server_record(s, c, PROTO_OP_RESOLVE, q->name, &a, q->port, q->l4, PROTO_REWRITE, rule, NULL);
+	answer_verdict(s, c, id, PROTO_ALLOW, 0, 0, rule, "", &a, 1);
+}
+
 /* RESOLVE: the name is judged alone first; an allowed name is answered from
- * [hosts] at once or handed to the resolver, finished in resolve_finish().
- * A rewrite of a name is resolved like an allow for now (no transport yet). */
+ * [hosts] at once or handed to the resolver, finished in resolve_finish();
+ * a rewritten name gets a synthetic address. */
 static void ask_resolve(struct server *s, struct client *c, uint32_t id, const struct proto_ask *a)
 {
 	struct proto_ask q = *a;
@@ -407,6 +463,10 @@ static void ask_resolve(struct server *s, struct client *c, uint32_t id, const s
 	policy_decide(s->policy, &req, &v);
 	if (v.action == PROTO_DENY) {
 		resolve_answer(s, c, id, &q, PROTO_DENY, EAI_NONAME, v.rule, NULL, 0);
+		return;
+	}
+	if (v.action == PROTO_REWRITE) {
+		resolve_synthetic(s, c, id, &q, v.rule);
 		return;
 	}
 	n = policy_hosts_lookup(s->policy, q.name, hosts, PROTO_ADDRS_MAX);
@@ -448,6 +508,11 @@ static void server_resolved(struct server *s)
 
 	for (; j; j = next) {
 		next = j->next;
+		if (j->conduit) {
+			transport_resolved(s->transport, j->conduit, j->eai, j->addrs, j->naddr);
+			free(j);
+			continue;
+		}
 		HASH_FIND(hh, s->clients, &j->client, sizeof j->client, c);
 		if (c) {
 			c->pending--;
@@ -460,13 +525,41 @@ static void server_resolved(struct server *s)
 	}
 }
 
+/* A rewritten CONNECT goes to the transport, which answers c itself; a
+ * rewritten datagram is denied (the transports carry TCP only). */
+static void ask_rewrite(struct server *s, struct client *c, uint32_t id, const struct proto_ask *a,
+			const struct proto_addr *addr, const char *name,
+			const struct policy_verdict *v)
+{
+	struct transport_request r = {
+		.client = c->serial, .msgid = id, .nonblock = a->flags & PROTO_ASK_NONBLOCK,
+		.pid = c->pid, .ppid = c->ppid, .uid = c->uid, .exe = client_exe(c), .name = name,
+		.addr = *addr, .port = a->port, .rule = v->rule, .transport = v->transport,
+		.limit = v->limit, .timeout_ms = policy_timeout_ms(s->policy),
+	};
+
+	if (a->op != PROTO_OP_CONNECT || a->l4 != PROTO_L4_TCP) {
+		server_record(s, c, a->op, name, addr, a->port, a->l4, PROTO_DENY, v->rule, "EPERM");
+		answer_verdict(s, c, id, PROTO_DENY, EPERM, 0, v->rule, name ? name : "", NULL, 0);
+		return;
+	}
+	stats_decision(&s->stats, a->op, PROTO_REWRITE);
+	if (transport_start(s->transport, &r) < 0) {
+		server_record(s, c, a->op, name, addr, a->port, a->l4, PROTO_DENY, v->rule, "ENOMEM");
+		answer_verdict(s, c, id, PROTO_FAIL, ENOMEM, 0, v->rule, name ? name : "", NULL, 0);
+	}
+}
+
 /* CONNECT and SEND: the address is attributed to the name c's process (or
- * its parent) resolved to it, then judged. */
+ * its parent) resolved to it, then judged. A synthetic address stands for
+ * the rewritten name it was given for; one this process was never given is
+ * refused. */
 static void ask_addr(struct server *s, struct client *c, uint32_t id, const struct proto_ask *a)
 {
+	static const struct policy_transport direct = { .kind = POLICY_DIRECT };
 	struct proto_addr addr = a->addr;
 	char name[PROTO_NAME_MAX + 1];
-	bool from_hosts = false, known;
+	bool from_hosts = false, known, synthetic;
 	struct policy_request req = { .op = a->op, .l4 = a->l4, .addr = &addr, .port = a->port,
 				      .exe = client_exe(c) };
 	struct policy_verdict v;
@@ -475,11 +568,34 @@ static void ask_addr(struct server *s, struct client *c, uint32_t id, const stru
 
 	policy_addr_canonical(&addr);
 	addr_clean(&addr);
-	known = memory_lookup(s->memory, c->pid, c->ppid, &addr, mono_now(), name, sizeof name,
-			      &from_hosts);
+	synthetic = synth_is(&addr);
+	if (synthetic) {
+		known = synth_lookup(s->synth, c->pid, c->ppid, &addr, name, sizeof name);
+		if (!known) {
+			server_record(s, c, a->op, NULL, &addr, a->port, a->l4, PROTO_DENY, "synthetic",
+				      "ENETUNREACH");
+			answer_verdict(s, c, id, PROTO_DENY, ENETUNREACH, 0, "synthetic", "", NULL, 0);
+			return;
+		}
+		req.addr = NULL; /* the name alone is judged: the address means nothing */
+	} else {
+		known = memory_lookup(s->memory, c->pid, c->ppid, &addr, mono_now(), name,
+				      sizeof name, &from_hosts);
+	}
 	req.name = known ? name : NULL;
 	req.from_hosts = from_hosts;
 	policy_decide(s->policy, &req, &v);
+	if (synthetic && v.action == PROTO_ALLOW) {
+		/* allowed since it was rewritten (a reload): still only reachable
+		 * by name, so the broker connects to it itself */
+		v.action = PROTO_REWRITE;
+		v.transport = &direct;
+		v.limit = 0;
+	}
+	if (v.action == PROTO_REWRITE) {
+		ask_rewrite(s, c, id, a, &addr, req.name, &v);
+		return;
+	}
 	err = v.action == PROTO_DENY ? (v.err ? v.err : EPERM) : 0;
 	ttl = a->op == PROTO_OP_SEND ? policy_ttl_ms(s->policy) : 0;
 	server_record(s, c, a->op, req.name, &addr, a->port, a->l4, v.action, v.rule,
@@ -487,10 +603,83 @@ static void ask_addr(struct server *s, struct client *c, uint32_t id, const stru
 	answer_verdict(s, c, id, v.action, err, ttl, v.rule, known ? name : "", NULL, 0);
 }
 
+/* ---------------------------------------------------- transport callbacks */
+
+static int on_answer(void *ctx, uint64_t client, uint32_t msgid, int action, int err, int fd,
+		     const char *rule, const char *name)
+{
+	struct server *s = ctx;
+	struct proto_verdict *v = &s->ans.u.verdict;
+	struct client *c;
+
+	HASH_FIND(hh, s->clients, &client, sizeof client, c);
+	if (!c)
+		return -1;
+	s->ans.type = PROTO_VERDICT;
+	s->ans.id = msgid;
+	memset(v, 0, sizeof *v);
+	v->action = (uint8_t)action;
+	v->err = err;
+	v->ttl_ms = action == PROTO_PENDING ? policy_timeout_ms(s->policy) : 0;
+	snprintf(v->rule, sizeof v->rule, "%s", rule);
+	snprintf(v->name, sizeof v->name, "%s", name);
+	return client_send_fd(s, c, &s->ans, fd);
+}
+
+static void on_audit(void *ctx, const struct audit_event *ev)
+{
+	struct server *s = ctx;
+
+	if (ev->err && ev->op == PROTO_OP_CONNECT)
+		stats_denied(&s->stats, ev->name, ev->addr, ev->port, ev->l4);
+	audit_write(&s->audit, ev);
+}
+
+static bool on_addr_ok(void *ctx, const struct transport_request *r, const struct proto_addr *a,
+		       bool from_hosts)
+{
+	struct server *s = ctx;
+	struct proto_addr addr = *a;
+	struct policy_request req = { .op = PROTO_OP_CONNECT, .l4 = PROTO_L4_TCP, .name = r->name,
+				      .addr = &addr, .port = r->port, .exe = r->exe,
+				      .from_hosts = from_hosts };
+	struct policy_verdict v;
+
+	policy_addr_canonical(&addr);
+	policy_decide(s->policy, &req, &v);
+	return v.action != PROTO_DENY;
+}
+
+static int on_resolve(void *ctx, uint64_t conduit, const char *name, bool hosts,
+		      struct proto_addr *out, int max, bool *from_hosts)
+{
+	struct server *s = ctx;
+	struct resolver_job *job;
+	int n = hosts ? policy_hosts_lookup(s->policy, name, out, max) : 0;
+
+	if (n > 0) {
+		for (int i = 0; i < n; i++)
+			policy_addr_canonical(&out[i]);
+		*from_hosts = true;
+		return n;
+	}
+	job = calloc(1, sizeof *job);
+	if (!job)
+		return -1;
+	job->conduit = conduit;
+	job->ask.op = PROTO_OP_RESOLVE;
+	snprintf(job->ask.name, sizeof job->ask.name, "%s", name);
+	if (resolver_submit(s->resolver, job) < 0) {
+		free(job);
+		return -1;
+	}
+	return 0;
+}
+
 /* -------------------------------------------------------------- control */
 
 /* Fills ci from the server's state (pointers into s). */
-static void server_info(const struct server *s, struct control_info *ci)
+static void server_info(struct server *s, struct control_info *ci)
 {
 	memset(ci, 0, sizeof *ci);
 	ci->pid = getpid();
@@ -506,6 +695,12 @@ static void server_info(const struct server *s, struct control_info *ci)
 	ci->audit_error = s->audit.err ? strerror(s->audit.err) : NULL;
 	ci->audit_failures = s->audit.failures;
 	ci->stats = &s->stats;
+	policy_transport_text(policy_transport(s->policy), s->transport_text,
+			      sizeof s->transport_text);
+	ci->transport = s->transport_text;
+	ci->relay = transport_stats(s->transport);
+	ci->lookups = resolver_lookups(s->resolver);
+	ci->synthetic = synth_entries(s->synth);
 }
 
 /* CONTROL: only the broker's own uid or root may ask. */
@@ -818,9 +1013,12 @@ int server_listen(struct server *s, char *err, size_t errlen)
 
 struct server *server_new(const struct server_config *cfg, char *err, size_t errlen)
 {
-	struct itimerspec its = { .it_interval = { SERVER_GC_S, 0 }, .it_value = { SERVER_GC_S, 0 } };
+	struct itimerspec its = { .it_interval = { SERVER_TICK_S, 0 },
+				  .it_value = { SERVER_TICK_S, 0 } };
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct server *s = calloc(1, sizeof *s);
+	struct transport_ops ops = { .ctx = s, .answer = on_answer, .audit = on_audit,
+				     .addr_ok = on_addr_ok, .resolve = on_resolve };
 
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
@@ -848,7 +1046,8 @@ struct server *server_new(const struct server_config *cfg, char *err, size_t err
 	real_now(&s->loaded_at);
 	server_audit_open(s); /* a failing audit log is reported, not fatal */
 	s->memory = memory_new(MEMORY_PER_PID_MAX);
-	if (!s->memory) {
+	s->synth = synth_new(SYNTH_PER_PID_MAX);
+	if (!s->memory || !s->synth) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -874,6 +1073,11 @@ struct server *server_new(const struct server_config *cfg, char *err, size_t err
 		snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
 		goto fail;
 	}
+	s->transport = transport_new(s->epfd, &ops);
+	if (!s->transport) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	return s;
 fail:
 	server_free(s);
@@ -887,6 +1091,8 @@ void server_free(struct server *s)
 
 	if (!s)
 		return;
+	transport_free(s->transport);
+	s->transport = NULL;
 	HASH_ITER(hh, s->clients, c, tmp)
 		client_close(s, c);
 	if (s->lfd >= 0)
@@ -905,6 +1111,7 @@ void server_free(struct server *s)
 		close(s->epfd);
 	audit_close(&s->audit);
 	memory_free(s->memory);
+	synth_free(s->synth);
 	stats_free(&s->stats);
 	policy_free(s->policy);
 	free(s);
@@ -913,6 +1120,7 @@ void server_free(struct server *s)
 void server_gc(struct server *s)
 {
 	memory_gc(s->memory, mono_now(), proc_alive);
+	synth_gc(s->synth, proc_alive);
 }
 
 int server_run_once(struct server *s, int timeout_ms)
@@ -940,13 +1148,23 @@ int server_run_once(struct server *s, int timeout_ms)
 			server_signal(s);
 			break;
 		case TAG_TIMER:
-			if (read(s->timerfd, &ticks, sizeof ticks) > 0)
-				server_gc(s);
+			if (read(s->timerfd, &ticks, sizeof ticks) > 0) {
+				transport_tick(s->transport);
+				s->ticks += (unsigned)ticks;
+				if (s->ticks >= SERVER_GC_S / SERVER_TICK_S) {
+					s->ticks = 0;
+					server_gc(s);
+				}
+			}
 			break;
 		case TAG_RESOLVER:
 			server_resolved(s);
 			break;
 		default:
+			if (tag & TRANSPORT_TAG) {
+				transport_event(s->transport, tag, ev[i].events);
+				break;
+			}
 			/* Looked up by serial: a client closed earlier in this batch
 			 * is simply not found. */
 			HASH_FIND(hh, s->clients, &tag, sizeof tag, c);

@@ -1,0 +1,718 @@
+/* transport.c: the mediated transport. A rewritten connect becomes a
+ * conduit: the broker resolves the destination (direct, relay) or the
+ * proxy (http, socks5), connects without blocking, speaks the proxy's
+ * handshake, and then either hands the connected socket to the program
+ * (SCM_RIGHTS, through the server's answer) or keeps it and relays bytes
+ * between it and a loopback connection it handed over instead (transport
+ * relay, and every nonblocking connect: the program's connect returns at
+ * once and the relay catches up with the upstream, so its event loop never
+ * waits on the network). All of it runs in the server's epoll loop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uthash.h>
+
+#include "broker.h"
+
+#define PIPE_BYTES 65536 /* at most this much in flight per direction */
+
+enum state {
+	ST_RESOLVING,  /* waiting for the resolver */
+	ST_CONNECTING, /* nonblocking connect to a candidate in progress */
+	ST_SENDING,    /* handshake bytes going to the proxy */
+	ST_RECEIVING,  /* waiting for the proxy's answer */
+	ST_RELAYING,   /* upstream ready, bytes moving */
+};
+
+enum step { STEP_HTTP, STEP_SOCKS_METHOD, STEP_SOCKS_AUTH, STEP_SOCKS_CONNECT };
+
+/* One direction of a relay: src -> pipe -> dst. */
+struct flow {
+	int pipe[2];
+	size_t pending; /* bytes in the pipe */
+	bool eof;       /* src said EOF */
+	bool shut;      /* dst shut down for writing */
+};
+
+struct conduit {
+	uint64_t id;
+	UT_hash_handle hh;
+	struct transport_request r;            /* pointers in it point into this struct */
+	char name[PROTO_NAME_MAX + 1];         /* destination name, "" for an address */
+	char rule[PROTO_RULE_MAX + 1];
+	char exe[PATH_MAX];
+	char text[300];                        /* the transport, without credentials */
+	struct policy_transport pt;            /* a copy: a reload may free the policy's */
+	enum state state;
+	enum step step;
+	long deadline_ms;
+	int up;                                /* upstream socket, -1 none */
+	int relay;                             /* our end of the program's loopback, -1 none */
+	int handover;                          /* the program's end, until it is sent */
+	struct proto_addr cand[RESOLVER_RAW_MAX];
+	int ncand, icand;
+	uint16_t cport;                        /* port of the candidates */
+	bool from_hosts;
+	int last_err;                          /* of the last candidate tried */
+	uint8_t buf[UPSTREAM_HTTP_MAX];        /* handshake bytes out, then in */
+	size_t len, off;
+	char upstream[sizeof(((struct policy_transport *)0)->host) + 96];     /* what the upstream answered, for the audit */
+	struct flow out, in;                   /* program -> upstream, upstream -> program */
+	uint64_t sent, received;
+	bool limit_hit;
+};
+
+struct transport {
+	int epfd;
+	struct transport_ops ops;
+	struct conduit *conduits;
+	uint64_t next_id;
+	struct transport_stats stats;
+};
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
+}
+
+struct transport *transport_new(int epfd, const struct transport_ops *ops)
+{
+	struct transport *t = calloc(1, sizeof *t);
+
+	if (t) {
+		t->epfd = epfd;
+		t->ops = *ops;
+		t->next_id = 1;
+	}
+	return t;
+}
+
+static uint64_t tag(const struct conduit *c, int side)
+{
+	return TRANSPORT_TAG | c->id << 1 | (uint64_t)side;
+}
+
+/* Sets what epoll reports for fd (side 0 upstream, 1 relay end). */
+static void watch(struct transport *t, struct conduit *c, int fd, int side, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = tag(c, side) };
+
+	if (epoll_ctl(t->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+		epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void close_fd(struct transport *t, int *fd, bool reset)
+{
+	if (*fd < 0)
+		return;
+	if (reset) { /* an RST, so the program sees the failure rather than a clean EOF */
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+		setsockopt(*fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	}
+	epoll_ctl(t->epfd, EPOLL_CTL_DEL, *fd, NULL);
+	close(*fd);
+	*fd = -1;
+}
+
+static void flow_close(struct flow *f)
+{
+	for (int i = 0; i < 2; i++)
+		if (f->pipe[i] >= 0)
+			close(f->pipe[i]);
+	f->pipe[0] = f->pipe[1] = -1;
+}
+
+/* Writes the audit event of c: its outcome (op connect) or, for a relayed
+ * connection, its close with the byte counts. */
+static void record(struct transport *t, struct conduit *c, int op, int err)
+{
+	struct audit_event ev = {
+		.pid = c->r.pid, .uid = c->r.uid, .exe = c->exe[0] ? c->exe : NULL, .op = op,
+		.name = c->name[0] ? c->name : NULL, .addr = c->name[0] ? NULL : &c->r.addr,
+		.port = c->r.port, .l4 = PROTO_L4_TCP, .action = PROTO_REWRITE, .rule = c->rule,
+		.err = err ? policy_errno_name(err) : NULL, .transport = c->text,
+		.upstream = c->upstream, .relayed = op == AUDIT_OP_CLOSE, .limit_hit = c->limit_hit,
+		.bytes_sent = c->sent, .bytes_received = c->received,
+	};
+
+	clock_gettime(CLOCK_REALTIME, &ev.time);
+	t->ops.audit(t->ops.ctx, &ev);
+}
+
+static void conduit_free(struct transport *t, struct conduit *c, bool reset)
+{
+	if (c->state == ST_RELAYING) {
+		t->stats.active--;
+		record(t, c, AUDIT_OP_CLOSE, 0);
+	}
+	close_fd(t, &c->up, reset);
+	close_fd(t, &c->relay, reset);
+	if (c->handover >= 0)
+		close(c->handover);
+	flow_close(&c->out);
+	flow_close(&c->in);
+	HASH_DEL(t->conduits, c);
+	free(c);
+}
+
+/* Answers the program waiting on c, if one still does. Returns 0 when it
+ * got the answer. */
+static int answer(struct transport *t, struct conduit *c, int action, int err, int fd)
+{
+	int rc;
+
+	if (!c->r.client)
+		return -1;
+	rc = t->ops.answer(t->ops.ctx, c->r.client, c->r.msgid, action, err, fd, c->rule,
+			   c->name);
+	if (action != PROTO_PENDING)
+		c->r.client = 0;
+	return rc;
+}
+
+/* The upstream failed: the program learns err (a waiting connect) or sees
+ * its relayed connection reset; the audit says why. */
+static void fail(struct transport *t, struct conduit *c, int err, const char *why)
+{
+	if (why)
+		snprintf(c->upstream, sizeof c->upstream, "%s", why);
+	record(t, c, PROTO_OP_CONNECT, err);
+	answer(t, c, PROTO_FAIL, err, -1);
+	conduit_free(t, c, true);
+}
+
+/* A connected TCP pair on loopback: *ours (nonblocking) and *theirs. The
+ * listener lives only for this, and the accepted peer must be the socket we
+ * connected, so no other process can slip in. Returns 0 or -1. */
+static int loopback_pair(int *ours, int *theirs)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in mine, peer;
+	socklen_t al = sizeof a, ml = sizeof mine, pl = sizeof peer;
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), c = -1, s = -1;
+
+	if (l < 0)
+		return -1;
+	if (bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 1) < 0 ||
+	    getsockname(l, (struct sockaddr *)&a, &al) < 0)
+		goto fail;
+	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof a) < 0 ||
+	    getsockname(c, (struct sockaddr *)&mine, &ml) < 0)
+		goto fail;
+	s = accept4(l, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (s < 0 || peer.sin_port != mine.sin_port || peer.sin_addr.s_addr != mine.sin_addr.s_addr)
+		goto fail;
+	close(l);
+	*ours = s;
+	*theirs = c;
+	return 0;
+fail:
+	close(l);
+	if (c >= 0)
+		close(c);
+	if (s >= 0)
+		close(s);
+	return -1;
+}
+
+/* --------------------------------------------------------------- relay */
+
+static int flow_open(struct flow *f)
+{
+	f->pending = 0;
+	f->eof = f->shut = false;
+	return pipe2(f->pipe, O_NONBLOCK | O_CLOEXEC);
+}
+
+/* Moves what it can from src to dst through f. Returns 0, or -1 when the
+ * connection is broken or over its limit. */
+static int pump(struct conduit *c, struct flow *f, int src, int dst, uint64_t *count)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (f->pending == 0 && !f->eof) {
+			size_t want = PIPE_BYTES;
+			n = splice(src, NULL, f->pipe[1], NULL, want, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+			if (n == 0)
+				f->eof = true;
+			else if (n > 0)
+				f->pending = (size_t)n;
+			else if (errno != EAGAIN)
+				return -1;
+			if (n > 0 && c->r.limit && c->sent + c->received + (uint64_t)n > c->r.limit) {
+				c->limit_hit = true;
+				return -1;
+			}
+		}
+		if (f->pending > 0) {
+			n = splice(f->pipe[0], NULL, dst, NULL, f->pending,
+				   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+			if (n < 0)
+				return errno == EAGAIN ? 0 : -1;
+			f->pending -= (size_t)n;
+			*count += (uint64_t)n;
+			if (f->pending > 0)
+				return 0; /* dst is full: wait for it */
+			continue;
+		}
+		if (f->eof && !f->shut) {
+			shutdown(dst, SHUT_WR);
+			f->shut = true;
+		}
+		return 0;
+	}
+}
+
+static void relay_watch(struct transport *t, struct conduit *c)
+{
+	uint32_t up = (c->in.pending == 0 && !c->in.eof ? EPOLLIN : 0) |
+		      (c->out.pending ? EPOLLOUT : 0);
+	uint32_t rl = (c->out.pending == 0 && !c->out.eof ? EPOLLIN : 0) |
+		      (c->in.pending ? EPOLLOUT : 0);
+
+	watch(t, c, c->up, 0, up);
+	watch(t, c, c->relay, 1, rl);
+}
+
+static void relay(struct transport *t, struct conduit *c)
+{
+	uint64_t s0 = c->sent, r0 = c->received;
+	int rc = pump(c, &c->out, c->relay, c->up, &c->sent);
+
+	if (rc == 0)
+		rc = pump(c, &c->in, c->up, c->relay, &c->received);
+	t->stats.sent += c->sent - s0;
+	t->stats.received += c->received - r0;
+	if (rc < 0 || (c->out.shut && c->in.shut)) {
+		conduit_free(t, c, rc < 0);
+		return;
+	}
+	relay_watch(t, c);
+}
+
+/* ---------------------------------------------------------- upstream up */
+
+/* The upstream is connected (and through the proxy): hand it over, or
+ * start relaying to the loopback end the program has. */
+static void established(struct transport *t, struct conduit *c)
+{
+	record(t, c, PROTO_OP_CONNECT, 0);
+	if (c->relay < 0) {
+		answer(t, c, PROTO_REWRITE, 0, c->up);
+		conduit_free(t, c, false);
+		return;
+	}
+	if (flow_open(&c->out) < 0 || flow_open(&c->in) < 0) {
+		fail(t, c, ENOMEM, "relay: out of pipes");
+		return;
+	}
+	if (c->handover >= 0) {
+		answer(t, c, PROTO_REWRITE, 0, c->handover);
+		close(c->handover);
+		c->handover = -1;
+	}
+	c->state = ST_RELAYING;
+	t->stats.active++;
+	t->stats.total++;
+	relay(t, c);
+}
+
+/* ------------------------------------------------------------ handshakes */
+
+static void handshake_send(struct transport *t, struct conduit *c, enum step step)
+{
+	c->step = step;
+	c->state = ST_SENDING;
+	c->off = 0;
+	watch(t, c, c->up, 0, EPOLLOUT);
+}
+
+/* Builds the first message of the proxy's handshake into c->buf. */
+static int handshake_begin(struct transport *t, struct conduit *c)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *h = c->name;
+	int n;
+
+	if (!c->name[0]) {
+		policy_addr_format(&c->r.addr, host, sizeof host);
+		h = host;
+	}
+	if (c->pt.kind == POLICY_HTTP) {
+		n = upstream_http_request((char *)c->buf, sizeof c->buf, h, c->r.port, &c->pt);
+		if (n < 0)
+			return -1;
+		c->len = (size_t)n;
+		handshake_send(t, c, STEP_HTTP);
+		return 0;
+	}
+	n = upstream_socks5_greeting(c->buf, sizeof c->buf, &c->pt);
+	if (n < 0)
+		return -1;
+	c->len = (size_t)n;
+	handshake_send(t, c, STEP_SOCKS_METHOD);
+	return 0;
+}
+
+static void handshake_write(struct transport *t, struct conduit *c)
+{
+	ssize_t n = send(c->up, c->buf + c->off, c->len - c->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	if (n < 0) {
+		if (errno != EAGAIN)
+			fail(t, c, ECONNRESET, "proxy closed the connection");
+		return;
+	}
+	c->off += (size_t)n;
+	if (c->off < c->len)
+		return;
+	c->state = ST_RECEIVING;
+	c->len = 0;
+	watch(t, c, c->up, 0, EPOLLIN);
+}
+
+/* Reads the proxy's answer; consumes exactly the handshake's bytes so that
+ * what the destination sends first (an SSH or SMTP banner) stays for the
+ * program. */
+static void handshake_read(struct transport *t, struct conduit *c)
+{
+	char reason[64];
+	ssize_t n;
+	int status, rep, used, err;
+
+	if (c->step == STEP_HTTP) {
+		n = recv(c->up, c->buf, sizeof c->buf, MSG_PEEK | MSG_DONTWAIT);
+		if (n <= 0) {
+			if (n == 0 || errno != EAGAIN)
+				fail(t, c, ECONNRESET, "proxy closed the connection before answering");
+			return;
+		}
+		used = upstream_http_response((char *)c->buf, (size_t)n, &status, reason,
+					      sizeof reason);
+		if (used == 0)
+			return; /* more to come */
+		if (used < 0) {
+			fail(t, c, EPROTO, "proxy answer is not HTTP");
+			return;
+		}
+		(void)!recv(c->up, c->buf, (size_t)used, MSG_DONTWAIT);
+		snprintf(c->upstream, sizeof c->upstream, "HTTP %d %s", status, reason);
+		err = upstream_http_errno(status);
+		if (err)
+			fail(t, c, err, NULL);
+		else
+			established(t, c);
+		return;
+	}
+
+	/* SOCKS5: read only what the parser says is still missing */
+	for (;;) {
+		size_t need = 2;
+
+		switch (c->step) {
+		case STEP_SOCKS_METHOD:
+			used = upstream_socks5_method_reply(c->buf, c->len, &rep);
+			break;
+		case STEP_SOCKS_AUTH:
+			used = upstream_socks5_auth_reply(c->buf, c->len, &rep);
+			break;
+		default:
+			used = upstream_socks5_connect_reply(c->buf, c->len, &rep, &need);
+			break;
+		}
+		if (used < 0) {
+			fail(t, c, EPROTO, "proxy answer is not SOCKS5");
+			return;
+		}
+		if (used > 0)
+			break;
+		n = recv(c->up, c->buf + c->len, need - c->len, MSG_DONTWAIT);
+		if (n <= 0) {
+			if (n == 0 || errno != EAGAIN)
+				fail(t, c, ECONNRESET, "proxy closed the connection before answering");
+			return;
+		}
+		c->len += (size_t)n;
+	}
+	switch (c->step) {
+	case STEP_SOCKS_METHOD:
+		if (rep == 0x02 && c->pt.auth) {
+			c->len = (size_t)upstream_socks5_auth(c->buf, sizeof c->buf, &c->pt);
+			handshake_send(t, c, STEP_SOCKS_AUTH);
+			return;
+		}
+		if (rep != 0x00) {
+			fail(t, c, EACCES, "SOCKS5 proxy accepts none of our methods");
+			return;
+		}
+		break;
+	case STEP_SOCKS_AUTH:
+		if (rep != 0x00) {
+			fail(t, c, EACCES, "SOCKS5 proxy refused the credentials");
+			return;
+		}
+		break;
+	default:
+		snprintf(c->upstream, sizeof c->upstream, "SOCKS5 reply %d (%s)", rep,
+			 upstream_socks5_reply_text(rep));
+		err = upstream_socks5_errno(rep);
+		if (err)
+			fail(t, c, err, NULL);
+		else
+			established(t, c);
+		return;
+	}
+	n = upstream_socks5_connect(c->buf, sizeof c->buf, c->name[0] ? c->name : NULL, &c->r.addr,
+				    c->r.port);
+	if (n < 0) {
+		fail(t, c, EINVAL, "destination cannot be sent to the proxy");
+		return;
+	}
+	c->len = (size_t)n;
+	handshake_send(t, c, STEP_SOCKS_CONNECT);
+}
+
+/* ----------------------------------------------------------- connecting */
+
+static socklen_t to_sockaddr(const struct proto_addr *a, uint16_t port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof *ss);
+	if (a->family == 4) {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+		in->sin_family = AF_INET;
+		in->sin_port = htons(port);
+		memcpy(&in->sin_addr, a->bytes, 4);
+		return sizeof *in;
+	}
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+	in6->sin6_family = AF_INET6;
+	in6->sin6_port = htons(port);
+	memcpy(&in6->sin6_addr, a->bytes, 16);
+	return sizeof *in6;
+}
+
+/* Tries the candidates from c->icand on. */
+static void connect_next(struct transport *t, struct conduit *c)
+{
+	bool proxy = c->pt.kind == POLICY_HTTP || c->pt.kind == POLICY_SOCKS5;
+
+	close_fd(t, &c->up, false);
+	for (; c->icand < c->ncand; c->icand++) {
+		const struct proto_addr *a = &c->cand[c->icand];
+		struct sockaddr_storage ss;
+		socklen_t sl;
+		int fd;
+
+		/* the destination's own addresses face the policy, as a connect would */
+		if (!proxy && c->name[0] && !t->ops.addr_ok(t->ops.ctx, &c->r, a, c->from_hosts)) {
+			c->last_err = EPERM;
+			snprintf(c->upstream, sizeof c->upstream,
+				 "%s resolves to an address the policy denies", c->name);
+			continue;
+		}
+		sl = to_sockaddr(a, c->cport, &ss);
+		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			c->last_err = errno;
+			continue;
+		}
+		if (connect(fd, (struct sockaddr *)&ss, sl) == 0 || errno == EINPROGRESS) {
+			c->up = fd;
+			c->state = ST_CONNECTING;
+			watch(t, c, fd, 0, EPOLLOUT);
+			c->icand++;
+			return;
+		}
+		c->last_err = errno;
+		close(fd);
+	}
+	if (!c->upstream[0] || c->last_err != EPERM)
+		snprintf(c->upstream, sizeof c->upstream, "connect%s: %s", proxy ? " to the proxy" : "",
+			 strerror(c->last_err ? c->last_err : EHOSTUNREACH));
+	fail(t, c, c->last_err ? c->last_err : EHOSTUNREACH, NULL);
+}
+
+static void connected(struct transport *t, struct conduit *c)
+{
+	int err = 0;
+	socklen_t el = sizeof err;
+
+	if (getsockopt(c->up, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+		err = errno;
+	if (err) {
+		c->last_err = err;
+		connect_next(t, c);
+		return;
+	}
+	if (c->pt.kind == POLICY_HTTP || c->pt.kind == POLICY_SOCKS5) {
+		if (handshake_begin(t, c) < 0)
+			fail(t, c, EINVAL, "destination cannot be sent to the proxy");
+		return;
+	}
+	snprintf(c->upstream, sizeof c->upstream, "connected");
+	established(t, c);
+}
+
+void transport_resolved(struct transport *t, uint64_t id, int eai, const struct proto_addr *addrs,
+			int n)
+{
+	struct conduit *c;
+
+	HASH_FIND(hh, t->conduits, &id, sizeof id, c);
+	if (!c || c->state != ST_RESOLVING)
+		return;
+	if (eai || n <= 0) {
+		snprintf(c->upstream, sizeof c->upstream, "cannot resolve %s",
+			 c->pt.kind == POLICY_HTTP || c->pt.kind == POLICY_SOCKS5 ? c->pt.host : c->name);
+		fail(t, c, EHOSTUNREACH, NULL);
+		return;
+	}
+	c->ncand = n < RESOLVER_RAW_MAX ? n : RESOLVER_RAW_MAX;
+	memcpy(c->cand, addrs, (size_t)c->ncand * sizeof *addrs);
+	c->icand = 0;
+	connect_next(t, c);
+}
+
+/* ---------------------------------------------------------------- entry */
+
+int transport_start(struct transport *t, const struct transport_request *r)
+{
+	struct conduit *c = calloc(1, sizeof *c);
+	bool proxy;
+	const char *target;
+	int n;
+
+	if (!c)
+		return -1;
+	c->r = *r;
+	c->id = t->next_id++;
+	c->up = c->relay = c->handover = -1;
+	c->out.pipe[0] = c->out.pipe[1] = c->in.pipe[0] = c->in.pipe[1] = -1;
+	snprintf(c->name, sizeof c->name, "%s", r->name ? r->name : "");
+	snprintf(c->rule, sizeof c->rule, "%s", r->rule);
+	snprintf(c->exe, sizeof c->exe, "%s", r->exe ? r->exe : "");
+	c->pt = *r->transport;
+	c->r.transport = &c->pt;
+	policy_transport_text(&c->pt, c->text, sizeof c->text);
+	c->deadline_ms = now_ms() + (long)r->timeout_ms;
+	HASH_ADD(hh, t->conduits, id, sizeof c->id, c);
+
+	if ((c->pt.kind == POLICY_RELAY || r->nonblock) &&
+	    loopback_pair(&c->relay, &c->handover) < 0) {
+		fail(t, c, errno, "relay: cannot make a loopback connection");
+		return 0;
+	}
+	if (r->nonblock) {
+		/* the program goes on at once; the relay catches up */
+		answer(t, c, PROTO_REWRITE, 0, c->handover);
+		close(c->handover);
+		c->handover = -1;
+	} else {
+		answer(t, c, PROTO_PENDING, 0, -1);
+	}
+
+	proxy = c->pt.kind == POLICY_HTTP || c->pt.kind == POLICY_SOCKS5;
+	c->state = ST_RESOLVING;
+	if (!proxy && !c->name[0]) { /* an address the policy already judged */
+		c->cand[0] = r->addr;
+		c->ncand = 1;
+		c->cport = r->port;
+		connect_next(t, c);
+		return 0;
+	}
+	target = proxy ? c->pt.host : c->name;
+	c->cport = proxy ? c->pt.port : r->port;
+	if (policy_addr_parse(target, &c->cand[0]) == 0) {
+		c->ncand = 1;
+		connect_next(t, c);
+		return 0;
+	}
+	n = t->ops.resolve(t->ops.ctx, c->id, target, !proxy, c->cand, RESOLVER_RAW_MAX,
+			   &c->from_hosts);
+	if (n < 0) {
+		transport_resolved(t, c->id, EAI_AGAIN, NULL, 0);
+	} else if (n > 0) {
+		c->ncand = n;
+		connect_next(t, c);
+	}
+	return 0;
+}
+
+void transport_event(struct transport *t, uint64_t tg, uint32_t events)
+{
+	uint64_t id = (tg & ~TRANSPORT_TAG) >> 1;
+	struct conduit *c;
+
+	HASH_FIND(hh, t->conduits, &id, sizeof id, c);
+	if (!c)
+		return;
+	switch (c->state) {
+	case ST_CONNECTING:
+		connected(t, c);
+		break;
+	case ST_SENDING:
+		handshake_write(t, c);
+		break;
+	case ST_RECEIVING:
+		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+			handshake_read(t, c);
+		break;
+	case ST_RELAYING:
+		relay(t, c);
+		break;
+	case ST_RESOLVING:
+		break;
+	}
+}
+
+void transport_tick(struct transport *t)
+{
+	struct conduit *c, *tmp;
+	long now = now_ms();
+
+	HASH_ITER(hh, t->conduits, c, tmp) {
+		if (c->state != ST_RELAYING && now >= c->deadline_ms) {
+			snprintf(c->upstream, sizeof c->upstream, "timeout");
+			fail(t, c, ETIMEDOUT, NULL);
+		}
+	}
+}
+
+void transport_client_gone(struct transport *t, uint64_t client)
+{
+	struct conduit *c, *tmp;
+
+	HASH_ITER(hh, t->conduits, c, tmp)
+		if (c->r.client == client && c->state != ST_RELAYING)
+			conduit_free(t, c, true); /* nobody to hand it to */
+}
+
+const struct transport_stats *transport_stats(const struct transport *t)
+{
+	return &t->stats;
+}
+
+void transport_free(struct transport *t)
+{
+	struct conduit *c, *tmp;
+
+	if (!t)
+		return;
+	HASH_ITER(hh, t->conduits, c, tmp)
+		conduit_free(t, c, true);
+	free(t);
+}
