@@ -440,5 +440,7 @@ int server_reload(struct server *s, char *msg, size_t cap);
 void server_gc(struct server *s);
 const struct stats *server_stats(const struct server *s);
 const struct memory *server_memory(const struct server *s);
+const struct transport_stats *server_relay_stats(const struct server *s);
+unsigned long server_lookups(const struct server *s); /* DNS lookups made */
 
 #endif

@@ -83,13 +83,26 @@ int cli_parse_target(const char *s, char *name, size_t namecap, struct proto_add
 	return 0;
 }
 
-/* Writes "allow (rule x)" or "deny EPERM (rule x)" for v into out. Returns
- * the exit code: 0 allow or rewrite, 1 deny. */
-static int cli_verdict(const struct policy_verdict *v, char *out, size_t cap)
+/* Writes "allow (rule x)", "deny EPERM (rule x)" or "rewrite via T (rule
+ * x)" for v into out; a rewritten datagram is denied, as the broker does.
+ * Returns the exit code: 0 allow or rewrite, 1 deny. */
+static int cli_verdict(const struct policy_verdict *v, bool udp, char *out, size_t cap)
 {
+	char t[300];
+
 	if (v->action == PROTO_DENY) {
 		snprintf(out, cap, "deny %s (rule %s)", policy_errno_name(v->err), v->rule);
 		return 1;
+	}
+	if (v->action == PROTO_REWRITE && udp) {
+		snprintf(out, cap, "deny EPERM (rule %s rewrites, and rewrite carries TCP only)",
+			 v->rule);
+		return 1;
+	}
+	if (v->action == PROTO_REWRITE) {
+		policy_transport_text(v->transport, t, sizeof t);
+		snprintf(out, cap, "rewrite via %s (rule %s)", t, v->rule);
+		return 0;
 	}
 	snprintf(out, cap, "%s (rule %s)", audit_action_name(v->action), v->rule);
 	return 0;
@@ -118,13 +131,13 @@ int cli_check(const struct policy *p, const char *target, bool udp, const char *
 	if (is_addr) {
 		req.addr = &addr;
 		policy_decide(p, &req, &v);
-		return cli_verdict(&v, out, cap);
+		return cli_verdict(&v, udp, out, cap);
 	}
 	req.name = name;
 	n = policy_hosts_lookup(p, name, hosts, PROTO_ADDRS_MAX);
 	if (n <= 0) {
 		policy_decide(p, &req, &v); /* a name alone, as before resolution */
-		return cli_verdict(&v, out, cap);
+		return cli_verdict(&v, udp, out, cap);
 	}
 	/* A [hosts] name is judged with its addresses: the first denied one
 	 * decides, else the first. */
@@ -138,5 +151,5 @@ int cli_check(const struct policy *p, const char *target, bool udp, const char *
 		if (i == 0 || (vi.action == PROTO_DENY && v.action != PROTO_DENY))
 			v = vi;
 	}
-	return cli_verdict(&v, out, cap);
+	return cli_verdict(&v, udp, out, cap);
 }

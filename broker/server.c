@@ -1198,3 +1198,13 @@ const struct memory *server_memory(const struct server *s)
 {
 	return s->memory;
 }
+
+const struct transport_stats *server_relay_stats(const struct server *s)
+{
+	return transport_stats(s->transport);
+}
+
+unsigned long server_lookups(const struct server *s)
+{
+	return resolver_lookups(s->resolver);
+}

@@ -607,6 +607,9 @@ int transport_start(struct transport *t, const struct transport_request *r)
 	snprintf(c->exe, sizeof c->exe, "%s", r->exe ? r->exe : "");
 	c->pt = *r->transport;
 	c->r.transport = &c->pt;
+	c->r.name = c->name[0] ? c->name : NULL;
+	c->r.rule = c->rule;
+	c->r.exe = c->exe[0] ? c->exe : NULL;
 	policy_transport_text(&c->pt, c->text, sizeof c->text);
 	c->deadline_ms = now_ms() + (long)r->timeout_ms;
 	HASH_ADD(hh, t->conduits, id, sizeof c->id, c);

@@ -75,11 +75,13 @@ int upstream_http_request(char *out, size_t cap, const char *host, uint16_t port
 			  const struct policy_transport *t)
 {
 	const char *open = strchr(host, ':') ? "[" : "", *close = *open ? "]" : "";
+	struct proto_addr a;
 	uint8_t cred[2 * 256];
 	size_t o, ul, pl;
 	int n;
 
-	if (!*open && !upstream_name_ok(host))
+	/* a name, or an address: nothing else may reach the request line */
+	if (*open ? policy_addr_parse(host, &a) < 0 || a.family != 6 : !upstream_name_ok(host))
 		return -1;
 	n = snprintf(out, cap, "CONNECT %s%s%s:%u HTTP/1.1\r\nHost: %s%s%s:%u\r\n", open, host,
 		     close, port, open, host, close, port);

@@ -16,6 +16,7 @@ int main(void)
 	sr = srunner_create(suite_proto());
 	srunner_add_suite(sr, suite_policy());
 	srunner_add_suite(sr, suite_broker());
+	srunner_add_suite(sr, suite_transport());
 #endif
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

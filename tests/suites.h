@@ -8,5 +8,6 @@ Suite *suite_proto(void);
 Suite *suite_policy(void);
 Suite *suite_broker(void);
 Suite *suite_shim(void);
+Suite *suite_transport(void);
 
 #endif
