@@ -76,7 +76,7 @@ def validate(path):
                     why = "key %s has type %s" % (k, type(ev[k]).__name__)
                     break
             if why is None:
-                if ev["op"] not in ("resolve", "connect", "send"):
+                if ev["op"] not in ("resolve", "connect", "send", "close"):
                     why = "op %r" % ev["op"]
                 elif ev["proto"] not in ("tcp", "udp", "any"):
                     why = "proto %r" % ev["proto"]
@@ -86,8 +86,14 @@ def validate(path):
                     why = "deny without errno"
                 elif ev["action"] == "allow" and ev["errno"] is not None:
                     why = "allow with errno"
-                elif ev["op"] != "resolve" and ev["addr"] is None:
-                    why = "%s without addr" % ev["op"]
+                elif ev["op"] != "resolve" and ev["addr"] is None and ev["name"] is None:
+                    why = "%s with neither addr nor name" % ev["op"]
+                elif ev["action"] == "rewrite" and ev["op"] in ("connect", "close") and not (
+                        isinstance(ev.get("transport"), str) and isinstance(ev.get("upstream"), str)):
+                    why = "rewritten %s without transport and upstream" % ev["op"]
+                elif ev["op"] == "close" and not all(
+                        isinstance(ev.get(k), int) for k in ("bytes_sent", "bytes_received")):
+                    why = "close without byte counts"
         if why:
             bad += 1
             print("line %d: %s: %s" % (n, why, line))

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""rwclient.py: python3 under the shim for the rewrite tests. One line of
+results on stdout per subcommand; errors as "err ERRNONAME".
+
+  get NAME PORT PATH        blocking HTTP GET over a raw socket: "ok BODY
+                            sent=N received=M" (bytes the program moved)
+  connect NAME PORT         blocking connect only: "ok" or "err ERRNO"
+  options NAME PORT         sets TCP_NODELAY, SO_KEEPALIVE, SO_RCVBUF before a
+                            blocking connect, then prints what it reads back:
+                            "peer ADDR PORT synthetic=0|1 nodelay=N keepalive=N
+                            rcvbuf_same=0|1 inheritable=0|1"
+  nonblock NAME PORT PATH   nonblocking connect; prints "returned ERR at T",
+                            then waits for writability, SO_ERROR, sends the
+                            GET and prints "ok BODY" or "err ..."
+  flood NAME PORT BYTES     sends a GET and then BYTES more, reads until EOF
+                            or error: "sent N" and "end EOF|ERRNO"
+  udp NAME PORT             sendto of one datagram: "ok" or "err ERRNO"
+  resolve6 NAME             getaddrinfo AF_INET6: "ok ..." or "gaierror NAME"
+"""
+import errno
+import socket
+import sys
+import time
+
+
+def ename(e):
+    return errno.errorcode.get(e.errno, str(e.errno)) if e.errno else type(e).__name__
+
+
+def addr(name, port):
+    return socket.getaddrinfo(name, port, socket.AF_INET, socket.SOCK_STREAM)[0][4]
+
+
+def request(path):
+    return ("GET %s HTTP/1.0\r\nHost: x\r\n\r\n" % path).encode()
+
+
+def read_all(s):
+    data = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            return data
+        data += d
+
+
+def body(data):
+    return data.split(b"\r\n\r\n", 1)[-1].decode(errors="replace").strip()
+
+
+cmd, name = sys.argv[1], sys.argv[2]
+try:
+    if cmd == "get":
+        s = socket.create_connection(addr(name, int(sys.argv[3])))
+        req = request(sys.argv[4])
+        s.sendall(req)
+        data = read_all(s)
+        print("ok %s sent=%d received=%d" % (body(data), len(req), len(data)))
+    elif cmd == "connect":
+        socket.create_connection(addr(name, int(sys.argv[3])))
+        print("ok")
+    elif cmd == "options":
+        s = socket.socket()
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        before = s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        a = addr(name, int(sys.argv[3]))
+        s.connect(a)
+        peer = s.getpeername()
+        print("peer %s %d synthetic=%d nodelay=%d keepalive=%d rcvbuf_same=%d inheritable=%d" % (
+            peer[0], peer[1], int(peer == a),
+            s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+            s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            int(s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == before),
+            int(s.get_inheritable())))
+    elif cmd == "nonblock":
+        import select
+        a = addr(name, int(sys.argv[3]))
+        s = socket.socket()
+        s.setblocking(False)
+        err = s.connect_ex(a)
+        print("returned %s at %f" % (errno.errorcode.get(err, err), time.time()), flush=True)
+        select.select([], [s], [], 20)
+        so = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if so:
+            print("err %s" % errno.errorcode.get(so, so))
+            sys.exit(0)
+        s.setblocking(True)
+        s.sendall(request(sys.argv[4]))
+        print("ok %s blocking=%d" % (body(read_all(s)), int(s.getblocking())))
+    elif cmd == "flood":
+        s = socket.create_connection(addr(name, int(sys.argv[3])))
+        total = int(sys.argv[4])
+        sent = 0
+        end = "EOF"
+        try:
+            s.sendall(request("/flood"))
+            chunk = b"x" * 4096
+            while sent < total:
+                sent += s.send(chunk)
+            s.settimeout(10)
+            read_all(s)
+        except OSError as e:
+            end = ename(e)
+        print("sent %d" % sent)
+        print("end %s" % end)
+    elif cmd == "udp":
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.sendto(b"x", socket.getaddrinfo(name, int(sys.argv[3]), socket.AF_INET,
+                                          socket.SOCK_DGRAM)[0][4])
+        print("ok")
+    elif cmd == "resolve6":
+        print("ok", socket.getaddrinfo(name, 80, socket.AF_INET6))
+except socket.gaierror as e:
+    print("gaierror %s" % e.args[0])
+except OSError as e:
+    print("err %s" % ename(e))

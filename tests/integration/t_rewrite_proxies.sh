@@ -1,0 +1,101 @@
+# t_rewrite_proxies.sh: rewrite through real proxies from Debian: tinyproxy
+# (HTTP CONNECT) and microsocks (SOCKS5, with credentials). curl, python3
+# and node reach a name that only the proxies can resolve: they run in a
+# mount namespace with their own /etc/hosts, while the broker and the
+# programs keep this host's, where the name does not exist. So a success
+# means the name went to the proxy (remote DNS), and the broker's resolver
+# counter shows it made no lookup.
+. "$ROOT/tests/integration/lib.sh"
+need_build
+
+for p in tinyproxy microsocks unshare; do
+	command -v $p >/dev/null 2>&1 || { fail "$p is not installed (tools/install-deps.sh --test)"; finish; }
+done
+
+start_server a http 127.0.0.1
+PA=$(port a)
+free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PT=$(free_port)
+PS=$(free_port)
+PASS=hunter2-$$
+
+printf '127.0.0.1 localhost\n127.0.0.1 api.egress.test sx.egress.test\n' >"$T/hosts"
+cat >"$T/tinyproxy.conf" <<EOF
+Port $PT
+Listen 127.0.0.1
+Timeout 30
+Allow 127.0.0.1
+ConnectPort $PA
+LogFile "$T/tinyproxy.log"
+LogLevel Info
+MaxClients 20
+EOF
+# in a private mount namespace: /etc/hosts knows the names there only
+unshare -m sh -c "mount --bind '$T/hosts' /etc/hosts && exec tinyproxy -d -c '$T/tinyproxy.conf'" \
+	>"$T/tinyproxy.out" 2>&1 &
+bg_record $!
+unshare -m sh -c "mount --bind '$T/hosts' /etc/hosts && exec microsocks -i 127.0.0.1 -p $PS -u egress -P $PASS" \
+	>"$T/microsocks.out" 2>&1 &
+bg_record $!
+listening() { "$PY" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$1"; }
+wait_for 5 listening "$PT" || fail "tinyproxy did not start"
+wait_for 5 listening "$PS" || fail "microsocks did not start"
+
+if getent hosts api.egress.test >/dev/null; then
+	fail "api.egress.test resolves on this host: the test would not show remote DNS"
+fi
+
+write_policy <<EOF
+[egress]
+default = deny
+timeout = 5
+
+[rule "via-http"]
+host = api.egress.test
+action = rewrite
+transport = http://127.0.0.1:$PT
+
+[rule "via-socks"]
+host = sx.egress.test
+action = rewrite
+transport = socks5://egress:$PASS@127.0.0.1:$PS
+EOF
+start_broker || finish
+
+for name in api.egress.test sx.egress.test; do
+	case $name in api*) via=http ;; *) via=socks ;; esac
+	run_shim curl-$via "$CURL" -sS "http://$name:$PA/curl-$via"
+	assert_rc 0 "curl through $via"
+	assert_out curl-$via "egress-it /curl-$via" "curl got the server's body through $via"
+
+	run_shim py-$via "$PY" "$H/pyclient.py" urllib "http://$name:$PA/py-$via"
+	assert_contains "$T/py-$via.out" "egress-it /py-$via" "python urllib got the body through $via"
+
+	run_shim node-$via "$NODE" "$H/rwnode.js" "$name" "$PA" "/node-$via"
+	assert_contains "$T/node-$via.out" "ok 200 egress-it /node-$via" "node http.get got the body through $via"
+done
+
+assert_server a 6 "six requests arrived, every one through a proxy"
+assert_contains "$T/tinyproxy.log" "api.egress.test" "tinyproxy's log names the destination by name"
+assert_not_contains "$T/tinyproxy.log" "198.18." "tinyproxy never saw a synthetic address"
+
+assert_audit 3 "rewritten connects through tinyproxy" op=connect action=rewrite name=api.egress.test \
+	"transport=http://127.0.0.1:$PT" "upstream=HTTP 200 Connection established" errno=null
+assert_audit 3 "rewritten connects through microsocks" op=connect action=rewrite name=sx.egress.test \
+	"transport=socks5://***@127.0.0.1:$PS" "upstream=SOCKS5 reply 0 (succeeded)" errno=null
+assert_audit_ge 2 "resolves answered with synthetic addresses" op=resolve action=rewrite
+
+broker_status st
+assert_eq "$(jget "$T/st.json" resolver.lookups)" 0 "the broker made no DNS lookup"
+assert_eq "$(jget "$T/st.json" decisions.rewrite)" "$(audit_count action=rewrite op!=close)" \
+	"status counts the rewrites the audit log has (resolves and connects)"
+
+# the password is nowhere but the policy file
+"$BROKER_BIN" status --socket "$SOCK" >"$T/st.txt" 2>&1
+tr '\0' ' ' <"/proc/$BROKER_PID/cmdline" >"$T/cmdline"
+cat "$T"/*-http.err "$T"/*-socks.err >"$T/programs.err"
+for f in "$AUDIT" "$T/st.json" "$T/st.txt" "$T/broker.err" "$T/cmdline" "$T/programs.err"; do
+	assert_not_contains "$f" "$PASS" "the proxy password is not in $(basename "$f")"
+done
+
+finish
