@@ -1,0 +1,175 @@
+# t_rewrite.sh: rewritten connections with scripted upstreams: what a
+# program sees when the upstream refuses, fails or is slow (the documented
+# errno, the reason in the audit log), the direct and relay transports with
+# their byte counts and limit, a nonblocking connect that never waits for
+# the network (node's timer keeps firing; python's connect returns before
+# the proxy answers), socket options and getpeername across the hand-over,
+# and datagrams to a rewritten name.
+. "$ROOT/tests/integration/lib.sh"
+need_build
+
+start_server a http 127.0.0.1
+PA=$(port a)
+
+# fake upstreams: fakeproxy.py MODE PORTFILE LOG [TARGET]
+fake() {
+	"$PY" "$H/fakeproxy.py" "$2" "$T/fp-$1.port" "$T/fp-$1.log" "${3:-0}" 2>"$T/fp-$1.err" &
+	bg_record $!
+	wait_for 5 test -s "$T/fp-$1.port" || fail "fake proxy $1 did not start"
+}
+fport() { cat "$T/fp-$1.port"; }
+fake h403 http:403
+fake h407 http:407
+fake h504 http:504
+fake h502 http:502
+fake s2 socks:2
+fake s3 socks:3
+fake s4 socks:4
+fake s5 socks:5
+fake silent silent
+fake slow slow:2 "$PA"
+DOWN=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+{
+	cat <<EOF
+[egress]
+default = deny
+timeout = 3
+
+[hosts]
+direct.egress.test = 127.0.0.1
+relay.egress.test = 127.0.0.1
+limited.egress.test = 127.0.0.1
+
+[rule "direct"]
+host = direct.egress.test
+action = rewrite
+
+[rule "relay"]
+host = relay.egress.test
+action = rewrite
+transport = relay
+
+[rule "limited"]
+host = limited.egress.test
+action = rewrite
+transport = relay
+limit = 64K
+
+[rule "lh"]
+host = localhost
+action = rewrite
+
+[rule "down"]
+host = down.egress.test
+action = rewrite
+transport = http://127.0.0.1:$DOWN
+
+[rule "slow"]
+host = slow.egress.test
+action = rewrite
+transport = http://127.0.0.1:$(fport slow)
+
+[rule "silent"]
+host = silent.egress.test
+action = rewrite
+transport = socks5://127.0.0.1:$(fport silent)
+EOF
+	for f in h403 h407 h504 h502; do
+		printf '\n[rule "%s"]\nhost = %s.egress.test\naction = rewrite\ntransport = http://127.0.0.1:%s\n' \
+			"$f" "$f" "$(fport $f)"
+	done
+	for f in s2 s3 s4 s5; do
+		printf '\n[rule "%s"]\nhost = %s.egress.test\naction = rewrite\ntransport = socks5://127.0.0.1:%s\n' \
+			"$f" "$f" "$(fport $f)"
+	done
+} | write_policy
+start_broker || finish
+
+# ---- refusals and failures: errno, stderr line, audit reason
+check_fail() { # NAME ERRNO UPSTREAM
+	run_shim "f-$1" "$PY" "$H/rwclient.py" connect "$1.egress.test" 443
+	assert_out "f-$1" "err $2" "$1: connect fails with $2"
+	assert_lines "$T/f-$1.err" "egress: connect to $1.egress.test:443 failed in the transport" 1 \
+		"$1: one line on stderr names the destination"
+	assert_audit 1 "$1: the reason is recorded" op=connect action=rewrite "name=$1.egress.test" \
+		"errno=$2" "upstream=$3"
+}
+check_fail down ECONNREFUSED "connect to the proxy: Connection refused"
+check_fail h403 EACCES "HTTP 403 Scripted"
+check_fail h407 EACCES "HTTP 407 Scripted"
+check_fail h504 ETIMEDOUT "HTTP 504 Scripted"
+check_fail h502 ECONNREFUSED "HTTP 502 Scripted"
+check_fail s2 EACCES "SOCKS5 reply 2 (not allowed by ruleset)"
+check_fail s3 ENETUNREACH "SOCKS5 reply 3 (network unreachable)"
+check_fail s4 EHOSTUNREACH "SOCKS5 reply 4 (host unreachable)"
+check_fail s5 ECONNREFUSED "SOCKS5 reply 5 (connection refused)"
+check_fail silent ETIMEDOUT "timeout"
+assert_contains "$T/fp-h403.log" "request CONNECT h403.egress.test:443 HTTP/1.1" "the HTTP proxy got the name"
+assert_contains "$T/fp-s5.log" "socks s5.egress.test:443" "the SOCKS5 proxy got the name (address type domain)"
+
+# a name the broker resolves itself to a private address: refused
+run_shim lh "$PY" "$H/rwclient.py" connect localhost "$PA"
+assert_out lh "err EPERM" "direct transport refuses a name that resolves to loopback"
+assert_audit 1 "the refusal says why" op=connect name=localhost errno=EPERM \
+	"upstream=localhost resolves to an address the policy denies"
+
+# ---- direct and relay
+run_shim direct "$PY" "$H/rwclient.py" get direct.egress.test "$PA" /direct
+assert_contains "$T/direct.out" "ok egress-it /direct" "direct: the program got the body"
+assert_audit 1 "direct: connected" op=connect name=direct.egress.test transport=direct upstream=connected
+assert_audit 0 "direct: the socket was handed over, nothing relayed" op=close name=direct.egress.test
+
+run_shim relay "$PY" "$H/rwclient.py" get relay.egress.test "$PA" /relay
+assert_contains "$T/relay.out" "ok egress-it /relay" "relay: the program got the body"
+sent=$(sed -n 's/.* sent=\([0-9]*\) .*/\1/p' "$T/relay.out")
+received=$(sed -n 's/.* received=\([0-9]*\)$/\1/p' "$T/relay.out")
+assert_audit 1 "relay: byte counts equal what the program sent and received" op=close \
+	name=relay.egress.test "bytes_sent=$sent" "bytes_received=$received" limit_hit=false
+broker_status st1
+assert_eq "$(jget "$T/st1.json" relay.bytes_sent)" "$sent" "status: relayed bytes sent"
+assert_eq "$(jget "$T/st1.json" relay.bytes_received)" "$received" "status: relayed bytes received"
+assert_eq "$(jget "$T/st1.json" relay.active)" 0 "status: no relayed connection left open"
+
+run_shim limited "$PY" "$H/rwclient.py" flood limited.egress.test "$PA" 1048576
+assert_not_contains "$T/limited.out" "end EOF" "limit: the connection was cut, not finished"
+assert_audit 1 "limit: the close event says the limit was hit" op=close name=limited.egress.test \
+	limit_hit=true
+
+# ---- nonblocking: no waiting on the network
+run_shim nb-node "$NODE" "$H/rwnode.js" slow.egress.test "$PA" /node-slow
+assert_contains "$T/nb-node.out" "ok 200 egress-it /node-slow" "node got the body through a slow proxy"
+ticks=$(sed -n 's/.*ticks=\([0-9]*\)/\1/p' "$T/nb-node.out")
+assert_ge "${ticks:-0}" 20 "node's 20 ms timer kept firing while the proxy took 2 s ($ticks ticks)"
+
+run_shim nb-py "$PY" "$H/rwclient.py" nonblock slow.egress.test "$PA" /py-slow
+assert_contains "$T/nb-py.out" "ok egress-it /py-slow blocking=1" "python nonblocking connect, then the exchange"
+returned=$(sed -n 's/^returned EINPROGRESS at \([0-9.]*\)$/\1/p' "$T/nb-py.out")
+answered=$(tail -n 1 "$T/fp-slow.log" | sed -n 's/^answered //p')
+if [ -n "$returned" ] && [ -n "$answered" ] &&
+	"$PY" -c 'import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)' "$returned" "$answered"; then
+	pass "python's connect returned EINPROGRESS before the proxy answered"
+else
+	fail "python's connect did not return before the proxy answered (returned [$returned], answered [$answered])"
+	show "$T/nb-py.out"
+fi
+
+run_shim nb-fail "$NODE" "$H/rwnode.js" h403.egress.test 443 /
+assert_contains "$T/nb-fail.out" "err ECONNRESET" "nonblocking: an upstream refusal resets the connection"
+
+# ---- the hand-over keeps what the program set
+run_shim opts "$PY" "$H/rwclient.py" options direct.egress.test "$PA"
+assert_contains "$T/opts.out" "synthetic=1 nodelay=1 keepalive=1 rcvbuf_same=1 inheritable=0" \
+	"getpeername is the synthetic address; TCP_NODELAY, SO_KEEPALIVE, SO_RCVBUF, FD_CLOEXEC kept"
+assert_contains "$T/opts.out" "peer 198.1" "the peer is in 198.18.0.0/15"
+
+# ---- datagrams and IPv6-only lookups
+run_shim udp "$PY" "$H/rwclient.py" udp direct.egress.test 53
+assert_out udp "err EPERM" "a datagram to a rewritten name is denied"
+assert_audit 1 "the datagram denial is recorded" op=send action=deny name=direct.egress.test
+run_shim v6 "$PY" "$H/rwclient.py" resolve6 direct.egress.test
+assert_contains "$T/v6.out" "gaierror" "an IPv6-only lookup of a rewritten name gets no address"
+
+broker_status st2
+assert_eq "$(jget "$T/st2.json" resolver.lookups)" 1 "the broker's only DNS lookup was localhost's"
+finish
