@@ -29,7 +29,7 @@ LIB := $(BUILD)/libegress.so
 BROKER := $(BUILD)/egress-broker
 CHECKS := $(BUILD)/check_egress $(BUILD)/check_shim
 
-.PHONY: all check unit integration clean
+.PHONY: all check unit integration clean fuzz
 all: $(LIB) $(BROKER)
 
 $(BUILD)/obj/%.o: %.c
@@ -63,6 +63,26 @@ integration: all
 	BUILD=$(BUILD) SANITIZE=$(SANITIZE) sh tests/integration/run.sh
 
 check: unit integration
+
+# ---- fuzzing: `make fuzz FUZZ_SECONDS=N` runs each libFuzzer target for N
+# seconds from a copy of its committed corpus (tests/fuzz/run.sh); any
+# crash, leak, timeout or out-of-memory fails. A target is fuzz_NAME.c in
+# tests/fuzz plus the sources listed in FUZZ_SRC_NAME.
+FUZZ_SECONDS ?= 30
+FUZZ_CC ?= clang
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all -Ipolicy
+FUZZ_TARGETS := proto policy upstream
+FUZZ_SRC_proto := policy/proto.c
+FUZZ_SRC_policy := $(POLICY_SRC)
+FUZZ_SRC_upstream := broker/upstream.c $(POLICY_SRC)
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(POLICY_SRC) broker/upstream.c policy/policy.h broker/broker.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC_$*) $(INIH_LIBS)
+
+fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf build

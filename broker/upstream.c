@@ -132,7 +132,7 @@ int upstream_http_response(const char *buf, size_t len, int *status, char *reaso
 	if (!end)
 		return len >= UPSTREAM_HTTP_MAX ? -1 : 0;
 	hlen = (size_t)(end - buf);
-	if (hlen < 13 || memcmp(buf, "HTTP/1.", 7) != 0 || (buf[7] != '0' && buf[7] != '1') ||
+	if (hlen > UPSTREAM_HTTP_MAX || hlen < 13 || memcmp(buf, "HTTP/1.", 7) != 0 || (buf[7] != '0' && buf[7] != '1') ||
 	    buf[8] != ' ' || buf[9] < '1' || buf[9] > '5' || buf[10] < '0' || buf[10] > '9' ||
 	    buf[11] < '0' || buf[11] > '9' || (buf[12] != ' ' && buf[12] != '\r' && buf[12] != '\n'))
 		return -1;

@@ -25,7 +25,7 @@ done
 
 # Debian packages, checked by their dpkg status.
 build_pkgs="build-essential pkg-config libinih-dev uthash-dev check clang iproute2"
-test_pkgs="tinyproxy microsocks"
+test_pkgs="tinyproxy microsocks libclang-rt-dev"  # libclang-rt-dev: libFuzzer for make fuzz
 
 # Commands that may also come from outside Debian (pyenv's python3, a node
 # of its own): the Debian package is installed only when the command is

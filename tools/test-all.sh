@@ -8,6 +8,7 @@
 # 3. make check SANITIZE=address,undefined
 # 4. a clang build with the same -Werror warnings, in a scratch copy of the
 #    sources so that build/ keeps its gcc objects
+# 5. a short fuzzing pass: every libFuzzer target for FUZZ_SECONDS (20)
 #
 # Every step runs even when an earlier one failed; exits 1 when any failed.
 set -eu
@@ -49,6 +50,7 @@ step "build (gcc)" make -j"$jobs" all
 step "make check" make check
 step "make check SANITIZE=address,undefined" make check SANITIZE=address,undefined
 step "clang -Werror build" clang_build
+step "fuzz (${FUZZ_SECONDS:-20} s per target)" make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 
 if [ -n "$failed" ]; then
 	printf '\ntest-all: FAILED:%s\n' "$failed"

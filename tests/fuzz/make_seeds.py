@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""make_seeds.py: writes the seed corpora of the fuzz targets (committed;
+run again after a change to the wire protocol or the policy keys).
+
+  python3 tests/fuzz/make_seeds.py
+"""
+import os
+import struct
+
+top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+VERSION = 2
+
+
+def write(kind, name, data):
+    d = os.path.join(top, kind)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+def msg(mtype, mid, body, version=VERSION):
+    return struct.pack("<BBHII", ord("E"), version, mtype, mid, len(body)) + body
+
+
+def addr(family, raw):
+    return bytes([family]) + raw + bytes(16 - len(raw))
+
+
+def ask(op, l4, family, port, a, flags, name=b""):
+    return bytes([op, l4, family, len(name)]) + struct.pack("<H", port) + a + bytes([flags]) + name
+
+
+def verdict(action, err, ttl, rule, name, addrs):
+    return (bytes([action, len(addrs), len(rule), len(name)]) + struct.pack("<iI", err, ttl)
+            + rule + name + b"".join(addrs))
+
+
+v4 = addr(4, bytes([93, 184, 216, 34]))
+v6 = addr(6, bytes.fromhex("20010db8000000000000000000000001"))
+write("proto", "ask-resolve", msg(1, 1, ask(1, 1, 0, 443, bytes(17), 0, b"api.example.com")))
+write("proto", "ask-resolve-v6", msg(1, 2, ask(1, 0, 6, 0, bytes(17), 0, b"a.b")))
+write("proto", "ask-connect", msg(1, 3, ask(2, 1, 0, 443, v4, 0)))
+write("proto", "ask-connect-nonblock", msg(1, 4, ask(2, 1, 0, 443, v6, 1)))
+write("proto", "ask-send", msg(1, 5, ask(3, 2, 0, 53, v4, 0)))
+write("proto", "verdict-allow", msg(2, 1, verdict(1, 0, 0, b"model-api", b"", [v4, v6])))
+write("proto", "verdict-deny", msg(2, 3, verdict(2, 111, 0, b"no-metadata", b"api.example.com", [])))
+write("proto", "verdict-pending", msg(2, 4, verdict(4, 0, 10000, b"via-proxy", b"", [])))
+write("proto", "verdict-fail", msg(2, 4, verdict(5, 13, 0, b"via-proxy", b"a.b", [])))
+write("proto", "control-status", msg(3, 9, bytes([2])))
+write("proto", "text", msg(4, 9, struct.pack("<i", 0) + b"egress-broker 0.1\n"))
+write("proto", "error", msg(5, 9, struct.pack("<i", 1)))
+write("proto", "bad-version", msg(1, 1, ask(2, 1, 0, 443, v4, 0), version=9))
+write("proto", "truncated", msg(1, 3, ask(2, 1, 0, 443, v4, 0))[:20])
+
+write("policy", "minimal.ini", "[egress]\ndefault = deny\n")
+write("policy", "every-key.ini", """; every key once
+[egress]
+default = rewrite
+private = deny
+transport = socks5://me:s%40cret@127.0.0.1:1080
+timeout = 5
+audit = /tmp/audit.jsonl
+cache_ttl = 30
+errno = EACCES
+
+[rule "api"]
+host = api.example.com, *.example.org, Trailing.Dot.
+port = 443, 8000-8100
+proto = tcp
+exe = curl, /usr/bin/python3*
+action = allow
+
+[rule "meta"]
+cidr = 169.254.169.254/32, fe80::/10, ::ffff:10.0.0.0/104
+action = deny
+errno = ECONNREFUSED
+
+[rule "relay"]
+host = big.example.com
+action = rewrite
+transport = relay
+limit = 10M
+
+[rule "proxy"]
+host = *.github.com
+action = rewrite
+transport = http://[::1]:3128/
+private = allow
+
+[hosts]
+build-cache.internal = 10.0.0.7, fd00::7
+""")
+example = os.path.join(os.path.dirname(top), "..", "..", "policy", "example.ini")
+with open(example) as f:
+    write("policy", "example.ini", f.read())
+write("policy", "bad-line.ini", "[egress]\ndefault = maybe\n[rule \"x\"\nhost = a..b\n")
+write("policy", "dup.ini", "[rule \"a\"]\naction = allow\n[rule \"a\"]\naction = deny\n")
+
+write("upstream", "http-200", "HTTP/1.1 200 Connection established\r\n\r\nSSH-2.0-banner")
+write("upstream", "http-403", "HTTP/1.0 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+write("upstream", "http-bare-lf", "HTTP/1.1 407 Proxy Authentication Required\nX: y\n\n")
+write("upstream", "socks-v4", bytes([5, 0, 0, 1, 127, 0, 0, 1, 4, 56]))
+write("upstream", "socks-domain", bytes([5, 5, 0, 3, 4]) + b"host" + bytes([0, 80]))
+write("upstream", "socks-v6", bytes([5, 4, 0, 4]) + bytes(16) + bytes([1, 187]))
