@@ -53,12 +53,16 @@ $(BUILD)/check_egress: $(call obj,tests/check_main.c $(TEST_SRC) $(BROKER_SRC) $
 $(BUILD)/check_shim: $(BUILD)/obj/tests/check_main_shim.o $(call obj,tests/check_shim.c $(SHIM_SRC) policy/proto.c)
 	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) -ldl -lpthread
 
+# A client that attacks the broker socket on purpose (tests/integration).
+$(BUILD)/advclient: $(call obj,tests/adversarial/advclient.c policy/proto.c)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ -lpthread
+
 unit: $(CHECKS)
 	$(BUILD)/check_egress
 	$(BUILD)/check_shim
 
 # Under SANITIZE, curl runs with the plain library (see tests/integration/run.sh).
-integration: all
+integration: all $(BUILD)/advclient
 	$(if $(SANITIZE),$(MAKE) SANITIZE= all)
 	BUILD=$(BUILD) SANITIZE=$(SANITIZE) sh tests/integration/run.sh
 

@@ -3,6 +3,7 @@
  * clients, ASK and CONTROL handling, reload and signals. */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1121,6 +1122,9 @@ void server_gc(struct server *s)
 {
 	memory_gc(s->memory, mono_now(), proc_alive);
 	synth_gc(s->synth, proc_alive);
+	/* after a crowd of clients has gone, give the freed heap back to the
+	 * system, so that the broker's size follows its clients */
+	malloc_trim(0);
 }
 
 int server_run_once(struct server *s, int timeout_ms)
