@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -18,6 +19,7 @@ void audit_init(struct audit *a)
 	a->err = 0;
 	a->failures = 0;
 	a->written = 0;
+	a->reopened = 0;
 }
 
 void audit_close(struct audit *a)
@@ -29,6 +31,8 @@ void audit_close(struct audit *a)
 
 int audit_reopen(struct audit *a)
 {
+	struct stat st;
+
 	audit_close(a);
 	if (!a->path[0]) {
 		a->err = 0;
@@ -40,8 +44,25 @@ int audit_reopen(struct audit *a)
 		log_error("audit log %s: %s", a->path, strerror(a->err));
 		return -1;
 	}
+	if (fstat(a->fd, &st) == 0) {
+		a->dev = st.st_dev;
+		a->ino = st.st_ino;
+	}
 	a->err = 0;
 	return 0;
+}
+
+int audit_check(struct audit *a)
+{
+	struct stat st;
+
+	if (!a->path[0] || a->fd < 0)
+		return 0;
+	if (stat(a->path, &st) == 0 && st.st_dev == a->dev && st.st_ino == a->ino)
+		return 0;
+	log_error("audit log %s was removed or replaced; reopening it", a->path);
+	a->reopened++;
+	return audit_reopen(a);
 }
 
 int audit_open(struct audit *a, const char *path)

@@ -93,6 +93,9 @@ struct audit {
 	int err;                 /* errno of the last failure, 0 when the last write worked */
 	unsigned long failures;  /* events that could not be written */
 	unsigned long written;   /* events written */
+	unsigned long reopened;  /* times the file was found removed and recreated */
+	dev_t dev;               /* the open file, to notice its removal */
+	ino_t ino;
 };
 
 void audit_init(struct audit *a);
@@ -102,6 +105,9 @@ void audit_init(struct audit *a);
 int audit_open(struct audit *a, const char *path);
 /* Reopens the same path (log rotation). Returns as audit_open(). */
 int audit_reopen(struct audit *a);
+/* Reopens the log when its file was removed or replaced under it (events
+ * written to an unlinked file would be lost unseen). Returns as audit_open(). */
+int audit_check(struct audit *a);
 void audit_close(struct audit *a);
 /* Formats ev as one JSON line with its newline into buf. Returns the length,
  * or -1 when it does not fit. */
@@ -368,6 +374,7 @@ struct control_info {
 	const char *audit_path;       /* NULL when no audit log */
 	const char *audit_error;      /* NULL when fine */
 	unsigned long audit_failures;
+	unsigned long audit_reopened;
 	const struct stats *stats;
 	const char *transport;        /* [egress] transport, without credentials */
 	const struct transport_stats *relay;

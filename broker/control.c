@@ -85,6 +85,9 @@ size_t control_status_text(const struct control_info *ci, char *out, size_t cap)
 			   ci->audit_failures);
 	else
 		buf_printf(&b, "audit:    %s (ok)\n", ci->audit_path);
+	if (ci->audit_path && ci->audit_reopened)
+		buf_printf(&b, "          recreated %lu time(s) after it was removed\n",
+			   ci->audit_reopened);
 	buf_printf(&b, "clients:  %lu connected, %lu total\n", st->clients_now, st->clients_total);
 	buf_printf(&b,
 		   "decisions: %lu allow, %lu deny, %lu rewrite (%lu resolve, %lu connect, %lu send); "
@@ -134,6 +137,8 @@ size_t control_status_json(const struct control_info *ci, char *out, size_t cap)
 	buf_json_str(&b, ci->audit_path);
 	buf_printf(&b, ",\"error\":");
 	buf_json_str(&b, ci->audit_error);
+	buf_printf(&b, ",\"failures\":%lu,\"reopened\":%lu", ci->audit_failures,
+		   ci->audit_reopened);
 	buf_printf(&b,
 		   "},\"clients\":{\"connected\":%lu,\"total\":%lu},\"decisions\":{\"allow\":%lu,"
 		   "\"deny\":%lu,\"rewrite\":%lu,\"resolve\":%lu,\"connect\":%lu,\"send\":%lu,"

@@ -695,6 +695,7 @@ static void server_info(struct server *s, struct control_info *ci)
 	ci->audit_path = s->audit.path[0] ? s->audit.path : NULL;
 	ci->audit_error = s->audit.err ? strerror(s->audit.err) : NULL;
 	ci->audit_failures = s->audit.failures;
+	ci->audit_reopened = s->audit.reopened;
 	ci->stats = &s->stats;
 	policy_transport_text(policy_transport(s->policy), s->transport_text,
 			      sizeof s->transport_text);
@@ -1154,6 +1155,7 @@ int server_run_once(struct server *s, int timeout_ms)
 		case TAG_TIMER:
 			if (read(s->timerfd, &ticks, sizeof ticks) > 0) {
 				transport_tick(s->transport);
+				audit_check(&s->audit);
 				s->ticks += (unsigned)ticks;
 				if (s->ticks >= SERVER_GC_S / SERVER_TICK_S) {
 					s->ticks = 0;

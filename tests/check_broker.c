@@ -294,6 +294,40 @@ START_TEST(test_audit_write_failure_counted)
 }
 END_TEST
 
+/* A log removed under the broker is noticed and recreated, so that events
+ * do not go on into an unlinked file nobody can read. */
+START_TEST(test_audit_check_recreates_removed_log)
+{
+	char dir[] = "/tmp/check_audit.XXXXXX", path[64], line[256];
+	struct proto_addr a = { .family = 4, .bytes = { 192, 0, 2, 1 } };
+	struct audit_event ev = { .op = PROTO_OP_CONNECT, .addr = &a, .port = 443,
+				  .l4 = PROTO_L4_TCP, .action = PROTO_ALLOW, .rule = "r" };
+	struct audit au;
+	FILE *f;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/audit.jsonl", dir);
+	audit_init(&au);
+	ck_assert_int_eq(audit_open(&au, path), 0);
+	ck_assert_int_eq(audit_check(&au), 0);
+	ck_assert_uint_eq(au.reopened, 0);
+	ck_assert_int_eq(audit_write(&au, &ev), 0);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(audit_check(&au), 0);
+	ck_assert_uint_eq(au.reopened, 1);
+	ck_assert_int_eq(audit_write(&au, &ev), 0);
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+	ck_assert_ptr_nonnull(strstr(line, "\"addr\":\"192.0.2.1\""));
+	ck_assert_ptr_null(fgets(line, sizeof line, f)); /* only the event after the removal */
+	fclose(f);
+	audit_close(&au);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_audit_eai_name_known)
 {
 	ck_assert_str_eq(audit_eai_name(EAI_NONAME), "EAI_NONAME");
@@ -1368,6 +1402,7 @@ Suite *suite_broker(void)
 	tcase_add_test(tc, test_audit_format_ipv6_udp);
 	tcase_add_test(tc, test_audit_write_appends_lines);
 	tcase_add_test(tc, test_audit_write_failure_counted);
+	tcase_add_test(tc, test_audit_check_recreates_removed_log);
 	tcase_add_test(tc, test_audit_eai_name_known);
 	suite_add_tcase(s, tc);
 
