@@ -19,13 +19,16 @@
  *                                             like load for SECONDS, tolerating
  *                                             a broker that goes away: counts
  *                                             answers, errors and hangs
- *   advclient policy RULES                    prints the load policy
+ *   advclient policy RULES [plain|flipped|broken]
+ *                                             prints the load policy
  *
  * The load policy: rule "rI" (I < RULES) has cidr 11.A.B.0/24 (A, B = I's
- * bytes); even rules allow, odd ones deny with errno EACCES or ECONNREFUSED
- * by I % 4. A client asking about 11.A.B.C knows exactly which verdict,
+ * bytes); even rules allow, odd ones deny with errno EACCES (I % 4 < 2) or
+ * ECONNREFUSED. A client asking about 11.A.B.C knows exactly which verdict,
  * rule and errno belong to its question, so an answer meant for another
- * client cannot pass unnoticed. */
+ * client cannot pass unnoticed. Its flipped twin names the rules "sI" and
+ * swaps allow and deny; an answer that mixes the two (a half-loaded rule
+ * set) is wrong too. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -87,17 +90,25 @@ static void load_ask(struct proto_msg *m, uint32_t id, unsigned i, unsigned h)
 	m->u.ask.addr.bytes[3] = (uint8_t)h;
 }
 
-/* True when v is the verdict rule i must give. */
+/* True when v is the verdict rule i gives in the load policy ("rI") or in
+ * its flipped version ("sI", allow and deny swapped), whichever is loaded:
+ * a verdict that mixes the two sets is wrong. */
 static int load_right(const struct proto_verdict *v, unsigned i)
 {
 	char rule[16];
+	unsigned allow_parity;
 
 	snprintf(rule, sizeof rule, "r%u", i);
-	if (strcmp(v->rule, rule) != 0)
-		return 0;
-	if (i % 2 == 0)
-		return v->action == PROTO_ALLOW;
-	return v->action == PROTO_DENY && v->err == (i % 4 == 1 ? EACCES : ECONNREFUSED);
+	allow_parity = 0;
+	if (strcmp(v->rule, rule) != 0) {
+		rule[0] = 's';
+		if (strcmp(v->rule, rule) != 0)
+			return 0;
+		allow_parity = 1;
+	}
+	if (i % 2 == allow_parity)
+		return v->action == PROTO_ALLOW && v->err == 0;
+	return v->action == PROTO_DENY && v->err == (i % 4 < 2 ? EACCES : ECONNREFUSED);
 }
 
 /* One question and its answer. Returns 1 right, 0 wrong, -1 no answer
@@ -395,21 +406,29 @@ static int load(int procs, int threads, unsigned long total, unsigned rules, int
 	       sum[0] != (unsigned long)per * (unsigned long)procs * (unsigned long)threads;
 }
 
-static void print_policy(unsigned rules)
+/* The load policy; flipped: its twin with allow and deny swapped; broken:
+ * the twin with an error on its last line. */
+static void print_policy(unsigned rules, const char *variant)
 {
+	bool flip = strcmp(variant, "plain") != 0;
+
 	printf("[egress]\ndefault = deny\n\n");
-	for (unsigned i = 0; i < rules; i++)
-		printf("[rule \"r%u\"]\ncidr = 11.%u.%u.0/24\naction = %s\n%s\n", i, i >> 8 & 255,
-		       i & 255, i % 2 ? "deny" : "allow",
-		       i % 2 ? (i % 4 == 1 ? "errno = EACCES\n" : "errno = ECONNREFUSED\n") : "");
+	for (unsigned i = 0; i < rules; i++) {
+		bool deny = i % 2 != (unsigned)flip;
+		printf("[rule \"%c%u\"]\ncidr = 11.%u.%u.0/24\naction = %s\n%s\n", flip ? 's' : 'r', i,
+		       i >> 8 & 255, i & 255, deny ? "deny" : "allow",
+		       deny ? (i % 4 < 2 ? "errno = EACCES\n" : "errno = ECONNREFUSED\n") : "");
+	}
+	if (strcmp(variant, "broken") == 0)
+		printf("[rule \"zz\"]\ncidr = 11.0.0.0/8\nbogus = 1\naction = allow\n");
 }
 
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc == 3 && strcmp(argv[1], "policy") == 0) {
-		print_policy((unsigned)atoi(argv[2]));
+	if ((argc == 3 || argc == 4) && strcmp(argv[1], "policy") == 0) {
+		print_policy((unsigned)atoi(argv[2]), argc == 4 ? argv[3] : "plain");
 		return 0;
 	}
 	if (argc < 3)
