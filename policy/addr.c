@@ -62,6 +62,34 @@ static bool in_prefix(const uint8_t *x, const uint8_t *net, unsigned len)
 	return (x[whole] & mask) == (net[whole] & mask);
 }
 
+/* Fills v4 with the IPv4 address that an IPv6 address of a translation or
+ * tunnel prefix delivers to, and returns true: NAT64 64:ff9b::/96 and SIIT
+ * ::ffff:0:0/96 (last 32 bits), 6to4 2002::/16 (bits 16-47, the relay),
+ * Teredo 2001::/32 (the server in bits 32-63, the client inverted in the
+ * last 32; either counts). Without this, 64:ff9b::a9fe:a9fe would pass as
+ * a public address on a network with a NAT64 gateway. */
+static int embedded_v4(const uint8_t *b, uint8_t v4[2][4])
+{
+	static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b };
+	static const uint8_t siit[12] = { [8] = 0xff, [9] = 0xff };
+
+	if (memcmp(b, nat64, 12) == 0 || memcmp(b, siit, 12) == 0) {
+		memcpy(v4[0], b + 12, 4);
+		return 1;
+	}
+	if (b[0] == 0x20 && b[1] == 0x02) {
+		memcpy(v4[0], b + 2, 4);
+		return 1;
+	}
+	if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0 && b[3] == 0) {
+		memcpy(v4[0], b + 4, 4);
+		for (int i = 0; i < 4; i++)
+			v4[1][i] = (uint8_t)~b[12 + i];
+		return 2;
+	}
+	return 0;
+}
+
 bool policy_addr_private(const struct proto_addr *in)
 {
 	static const struct {
@@ -90,6 +118,18 @@ bool policy_addr_private(const struct proto_addr *in)
 	for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
 		if (ranges[i].family == a.family && in_prefix(a.bytes, ranges[i].net, ranges[i].len))
 			return true;
+	if (a.family == 6) {
+		uint8_t v4[2][4];
+		int n = embedded_v4(a.bytes, v4);
+
+		for (int k = 0; k < n; k++) {
+			struct proto_addr e = { .family = 4 };
+
+			memcpy(e.bytes, v4[k], 4);
+			if (policy_addr_private(&e))
+				return true;
+		}
+	}
 	return false;
 }
 

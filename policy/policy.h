@@ -107,7 +107,9 @@ int policy_addr_parse(const char *s, struct proto_addr *a);
 void policy_addr_canonical(struct proto_addr *a);
 
 /* True for 0.0.0.0/8, 127/8, 10/8, 172.16/12, 192.168/16, 169.254/16,
- * 100.64/10, 224/4, 255.255.255.255, ::, ::1, fc00::/7, fe80::/10, ff00::/8.
+ * 100.64/10, 224/4, 255.255.255.255, ::, ::1, fc00::/7, fe80::/10, ff00::/8,
+ * and for NAT64 (64:ff9b::/96), SIIT (::ffff:0:0/96), 6to4 (2002::/16) and
+ * Teredo (2001::/32) addresses whose embedded IPv4 address is one of those.
  * Expects a canonical address. */
 bool policy_addr_private(const struct proto_addr *a);
 

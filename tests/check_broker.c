@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "suites.h"
+#include "testlib.h"
 #include "../broker/broker.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -49,15 +50,6 @@ static size_t read_file(const char *path, char *buf, size_t cap)
 	ck_assert_int_ge(n, 0);
 	buf[n] = 0;
 	return (size_t)n;
-}
-
-static struct proto_addr A(const char *s)
-{
-	struct proto_addr a;
-
-	memset(&a, 0, sizeof a);
-	ck_assert_int_eq(policy_addr_parse(s, &a), 0);
-	return a;
 }
 
 /* ----------------------------------------------------------------- sha256 */
@@ -340,12 +332,6 @@ START_TEST(test_audit_eai_name_known)
 END_TEST
 
 /* ----------------------------------------------------------------- memory */
-
-static bool all_dead(pid_t pid)
-{
-	(void)pid;
-	return false;
-}
 
 static bool all_alive(pid_t pid)
 {

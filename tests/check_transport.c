@@ -16,24 +16,10 @@
 #include <unistd.h>
 
 #include "suites.h"
+#include "testlib.h"
 #include "../broker/broker.h"
 
-static struct proto_addr addr_of(const char *s)
-{
-	struct proto_addr a;
-
-	memset(&a, 0, sizeof a);
-	ck_assert_int_eq(policy_addr_parse(s, &a), 0);
-	return a;
-}
-
 /* ------------------------------------------------------------------ synth */
-
-static bool all_dead(pid_t pid)
-{
-	(void)pid;
-	return false;
-}
 
 START_TEST(test_synth_map)
 {
@@ -176,7 +162,7 @@ END_TEST
 START_TEST(test_upstream_socks5_messages)
 {
 	struct policy_transport t = { .kind = POLICY_SOCKS5 };
-	struct proto_addr a4 = addr_of("10.1.2.3"), a6 = addr_of("2001:db8::1");
+	struct proto_addr a4 = A("10.1.2.3"), a6 = A("2001:db8::1");
 	uint8_t out[600];
 	int method, status;
 
@@ -357,7 +343,7 @@ static int no_dns(const char *name, int family, struct proto_addr *out, int max,
 	(void)family;
 	(void)max;
 	if (strcmp(name, "meta.test") == 0) { /* a public name that resolves to metadata */
-		out[0] = addr_of("169.254.169.254");
+		out[0] = A("169.254.169.254");
 		*n = 1;
 		return 0;
 	}
@@ -445,7 +431,7 @@ static void send_ask(struct rfix *f, uint32_t id, int op, int l4, uint16_t port,
 	if (op == PROTO_OP_RESOLVE)
 		snprintf(m.u.ask.name, sizeof m.u.ask.name, "%s", target);
 	else
-		m.u.ask.addr = addr_of(target);
+		m.u.ask.addr = A(target);
 	n = proto_encode(&m, buf, sizeof buf);
 	ck_assert_int_gt(n, 0);
 	ck_assert_int_eq(send(f->fd, buf, (size_t)n, 0), n);

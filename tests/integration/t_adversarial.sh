@@ -74,7 +74,12 @@ back() { [ "$(rss)" -le $((base + 2048)) ]; }
 wait_for 25 back
 after=$(rss)
 echo "    broker VmRSS: baseline ${base} kB, after the load ${peak} kB, once the clients left ${after} kB"
-if [ "$after" -le $((base + 2048)) ]; then
+if [ -n "${SANITIZE:-}" ]; then
+	# ASan's allocator holds freed memory in quarantine and never gives it
+	# back on malloc_trim: the size says nothing here. LeakSanitizer checks
+	# at the broker's exit (finish) that nothing the clients caused leaked.
+	echo "    (SANITIZE: memory shown, not asserted; the leak check at exit stands for it)"
+elif [ "$after" -le $((base + 2048)) ]; then
 	pass "memory back to its baseline (+2 MB) once the clients left"
 else
 	fail "memory did not return: baseline ${base} kB, now ${after} kB"
