@@ -10,10 +10,11 @@
  * turns writable at once. Returns what connect(2) returns. */
 int shim_connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
+	struct shim_dest d;
 	int op, l4, r;
 
-	if (shim_is_inet(sa, len) && shim_classify(fd, 0, true, &op, &l4) == 0 &&
-	    (r = shim_judge(fd, op, l4, sa, "connect")) != 0) {
+	if (shim_dest_copy(fd, sa, len, true, &d) && shim_classify(fd, 0, true, &op, &l4) == 0 &&
+	    (r = shim_judge(fd, op, l4, &d, "connect")) != 0) {
 		if (r < 0)
 			return -1;
 		if (fcntl(fd, F_GETFL) & O_NONBLOCK) {
@@ -22,7 +23,7 @@ int shim_connect(int fd, const struct sockaddr *sa, socklen_t len)
 		}
 		return 0;
 	}
-	return shim_real.connect(fd, sa, len);
+	return shim_real.connect(fd, shim_dest_sa(&d, sa), len);
 }
 
 SHIM_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)

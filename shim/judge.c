@@ -13,14 +13,42 @@
 
 #include "shim.h"
 
-bool shim_is_inet(const struct sockaddr *sa, socklen_t len)
+/* The family the kernel reads an AF_UNSPEC destination of a send on fd as:
+ * an IPv4 datagram or raw socket takes it as AF_INET (udp_sendmsg,
+ * raw_sendmsg), an IPv6 raw socket as AF_INET6; elsewhere (an IPv6 UDP
+ * socket, any connect) it means "no address" or "disconnect". */
+static int unspec_family(int fd)
 {
-	if (sa == NULL || len < (socklen_t)sizeof(sa_family_t))
-		return false;
-	if (sa->sa_family == AF_INET)
+	int domain, type;
+	socklen_t dl = sizeof domain, tl = sizeof type;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type == SOCK_STREAM)
+		return AF_UNSPEC;
+	if (domain == AF_INET)
+		return AF_INET;
+	return domain == AF_INET6 && type == SOCK_RAW ? AF_INET6 : AF_UNSPEC;
+}
+
+bool shim_dest_copy(int fd, const struct sockaddr *sa, socklen_t len, bool is_connect,
+		    struct shim_dest *d)
+{
+	int family;
+
+	d->len = 0;
+	if (sa == NULL || len < (socklen_t)sizeof(sa_family_t) || len > (socklen_t)sizeof d->ss)
+		return false; /* the kernel refuses it, or there is none */
+	memset(&d->ss, 0, sizeof d->ss);
+	memcpy(&d->ss, sa, len);
+	d->len = len;
+	family = d->ss.ss_family;
+	if (family == AF_UNSPEC && !is_connect)
+		family = unspec_family(fd);
+	d->family = family;
+	if (family == AF_INET)
 		return len >= (socklen_t)sizeof(struct sockaddr_in);
-	if (sa->sa_family == AF_INET6)
-		return len >= (socklen_t)sizeof(struct sockaddr_in6);
+	if (family == AF_INET6)
+		return len >= (socklen_t)SHIM_SIN6_LEN_MIN;
 	return false;
 }
 
@@ -49,20 +77,20 @@ int shim_classify(int fd, int flags, bool is_connect, int *op, int *l4)
 	}
 }
 
-/* Fills a and *port from sa; an IPv4-mapped IPv6 address becomes IPv4. */
-static void to_proto_addr(const struct sockaddr *sa, struct proto_addr *a, uint16_t *port)
+/* Fills a and *port from d; an IPv4-mapped IPv6 address becomes IPv4. */
+static void to_proto_addr(const struct shim_dest *d, struct proto_addr *a, uint16_t *port)
 {
 	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
 	memset(a, 0, sizeof *a);
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+	if (d->family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&d->ss;
 		a->family = 4;
 		memcpy(a->bytes, &in->sin_addr, 4);
 		*port = ntohs(in->sin_port);
 		return;
 	}
-	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&d->ss;
 	*port = ntohs(in6->sin6_port);
 	if (memcmp(in6->sin6_addr.s6_addr, mapped, sizeof mapped) == 0) {
 		a->family = 4;
@@ -93,14 +121,14 @@ static int deny_errno(int err)
 	return err > 0 && err < 4096 ? err : EPERM;
 }
 
-int shim_judge(int fd, int op, int l4, const struct sockaddr *sa, const char *verb)
+int shim_judge(int fd, int op, int l4, const struct shim_dest *d, const char *verb)
 {
 	struct proto_ask ask = { .op = (uint8_t)op, .l4 = (uint8_t)l4 };
 	struct proto_verdict v;
 	char dest[PROTO_NAME_MAX + 16];
 	int newfd = -1, fl;
 
-	to_proto_addr(sa, &ask.addr, &ask.port);
+	to_proto_addr(d, &ask.addr, &ask.port);
 	if (op == PROTO_OP_SEND && shim_cache_lookup(&ask.addr, ask.port, l4, &v)) {
 		if (v.action == PROTO_ALLOW)
 			return 0;
@@ -128,7 +156,7 @@ int shim_judge(int fd, int op, int l4, const struct sockaddr *sa, const char *ve
 		return 0;
 	}
 	if (v.action == PROTO_REWRITE && newfd >= 0) {
-		if (shim_rewrite_install(fd, newfd, sa) < 0) {
+		if (shim_rewrite_install(fd, newfd, (const struct sockaddr *)&d->ss) < 0) {
 			shim_log_line("egress: %s to %s: cannot take over the rewritten socket: %s",
 				      verb, dest, strerror(errno));
 			errno = EPERM;

@@ -6,16 +6,17 @@
 ssize_t shim_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
 		    socklen_t len)
 {
+	struct shim_dest d;
 	int op, l4, r;
 
-	if (shim_is_inet(sa, len) && shim_classify(fd, flags, false, &op, &l4) == 0 &&
-	    (r = shim_judge(fd, op, l4, sa, op == PROTO_OP_CONNECT ? "connect" : "send")) != 0) {
+	if (shim_dest_copy(fd, sa, len, false, &d) && shim_classify(fd, flags, false, &op, &l4) == 0 &&
+	    (r = shim_judge(fd, op, l4, &d, op == PROTO_OP_CONNECT ? "connect" : "send")) != 0) {
 		if (r < 0)
 			return -1;
 		/* MSG_FASTOPEN, rewritten: connected now, the data goes as a send */
 		return shim_real.sendto(fd, buf, n, flags & ~MSG_FASTOPEN, NULL, 0);
 	}
-	return shim_real.sendto(fd, buf, n, flags, sa, len);
+	return shim_real.sendto(fd, buf, n, flags, shim_dest_sa(&d, sa), len);
 }
 
 SHIM_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,

@@ -53,12 +53,39 @@ int shim_broker_ask(const struct proto_ask *ask, struct proto_verdict *v, int *f
 /* The asking function in use: shim_broker_ask, or a unit test's stub. */
 extern int (*shim_ask)(const struct proto_ask *ask, struct proto_verdict *v, int *fd);
 
-/* judge.c: judges an attempt of op/l4 on fd to sa (checked by shim_is_inet).
+/* An attempt's destination, copied out of the program's memory once: it is
+ * judged and handed to the real call from here, so that another thread
+ * cannot change it between the verdict and the call. */
+struct shim_dest {
+	struct sockaddr_storage ss; /* the program's bytes, zero-padded */
+	socklen_t len;              /* the program's length; 0: nothing copied */
+	int family;                 /* AF_INET, AF_INET6: as the kernel will read ss */
+};
+
+/* The shortest IPv6 address the kernel accepts: RFC 2133's, no scope id. */
+#define SHIM_SIN6_LEN_MIN 24
+
+/* judge.c: copies (sa, len) into *d when the kernel would take it at all,
+ * and returns true when it is an IPv4 or IPv6 destination the shim must
+ * judge: AF_INET from 16 bytes, AF_INET6 from 24, and an AF_UNSPEC send
+ * destination that the kernel reads as one of them. When d->len is not 0
+ * the real call must be given d->ss, not sa. */
+bool shim_dest_copy(int fd, const struct sockaddr *sa, socklen_t len, bool is_connect,
+		    struct shim_dest *d);
+
+/* The address the real call gets: the copy when there is one. */
+static inline const struct sockaddr *shim_dest_sa(const struct shim_dest *d,
+						  const struct sockaddr *sa)
+{
+	return d->len ? (const struct sockaddr *)&d->ss : sa;
+}
+
+/* judge.c: judges an attempt of op/l4 on fd to d (from shim_dest_copy).
  * verb names the call in messages ("connect", "send"). Returns 0 when the
  * real call may go ahead, 1 when fd has been replaced by a socket already
  * connected through the mediated transport (a rewrite), else -1 with errno
  * set to what the hooked call returns. */
-int shim_judge(int fd, int op, int l4, const struct sockaddr *sa, const char *verb);
+int shim_judge(int fd, int op, int l4, const struct shim_dest *d, const char *verb);
 
 /* rewrite.c: puts newfd in fd's place (dup3), keeping fd's O_NONBLOCK,
  * FD_CLOEXEC and the socket options it had set, and remembers sa as its
@@ -69,9 +96,6 @@ int shim_rewrite_install(int fd, int newfd, const struct sockaddr *sa);
  * or -1 when fd is not a socket the shim judges (pass it through). A stream
  * socket's datagram-style send (no MSG_FASTOPEN) is passed through too. */
 int shim_classify(int fd, int flags, bool is_connect, int *op, int *l4);
-
-/* judge.c: true when sa is an IPv4 or IPv6 address the shim must judge. */
-bool shim_is_inet(const struct sockaddr *sa, socklen_t len);
 
 /* cache.c: this thread's datagram verdict cache. lookup returns true and
  * fills *v (action, err) while an entry for key is fresh. */

@@ -33,12 +33,16 @@ static struct {
 	struct proto_verdict answer;
 	uint16_t deny_port;         /* nonzero: deny only this port, allow others */
 	int handover;               /* a descriptor to hand over with the answer, or -1 */
+	struct sockaddr_in *mutate; /* set: the program's address, rewritten while it asks */
+	uint16_t mutate_port;       /* the port another thread would put there */
 } stub;
 
 static int stub_ask(const struct proto_ask *ask, struct proto_verdict *v, int *fd)
 {
 	stub.calls++;
 	stub.last = *ask;
+	if (stub.mutate != NULL)
+		stub.mutate->sin_port = stub.mutate_port;
 	if (stub.fail_errno) {
 		errno = stub.fail_errno;
 		return -1;
@@ -551,6 +555,135 @@ START_TEST(sendmmsg_sends_the_allowed_prefix)
 	ck_assert_int_eq(shim_sendmmsg(fd, vec + 1, 2, 0), -1);
 	ck_assert_int_eq(errno, EACCES);
 	ck_assert_int_eq(drain(afd), 0);
+	ck_assert_int_eq(drain(bfd), 0);
+}
+END_TEST
+
+START_TEST(short_ipv6_address_is_judged)
+{
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_port = htons(9) };
+	int fd = socket(AF_INET6, SOCK_STREAM, 0), ufd = socket(AF_INET6, SOCK_DGRAM, 0);
+
+	/* the kernel takes RFC 2133's 24-byte sockaddr_in6, without a scope id */
+	sin6.sin6_addr = in6addr_loopback;
+	answer(PROTO_DENY, EACCES, "no-v6", "");
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&sin6, SHIM_SIN6_LEN_MIN), -1);
+	ck_assert_int_eq(errno, EACCES);
+	ck_assert_int_eq(stub.calls, 1);
+	ck_assert_int_eq(stub.last.addr.family, 6);
+	ck_assert_int_eq(shim_sendto(ufd, "x", 1, 0, (struct sockaddr *)&sin6, SHIM_SIN6_LEN_MIN),
+			 -1);
+	ck_assert_int_eq(errno, EACCES);
+	ck_assert_int_eq(stub.calls, 2);
+	/* one byte less, and the kernel refuses it itself */
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&sin6, SHIM_SIN6_LEN_MIN - 1), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(stub.calls, 2);
+}
+END_TEST
+
+START_TEST(unspec_datagram_destination_is_judged_as_ipv4)
+{
+	struct sockaddr_in rcv, dst;
+	int rfd = bound(SOCK_DGRAM, &rcv);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+	struct msghdr mh = { .msg_name = &dst, .msg_namelen = sizeof dst, .msg_iov = &iov,
+			     .msg_iovlen = 1 };
+
+	/* an IPv4 UDP socket sends to an AF_UNSPEC address as if it were AF_INET */
+	dst = rcv;
+	dst.sin_family = AF_UNSPEC;
+	answer(PROTO_DENY, EACCES, "no-udp", "");
+	ck_assert_int_eq(shim_sendto(fd, "x", 1, 0, (struct sockaddr *)&dst, sizeof dst), -1);
+	ck_assert_int_eq(errno, EACCES);
+	ck_assert_int_eq(stub.calls, 1);
+	ck_assert_int_eq(stub.last.addr.family, 4);
+	ck_assert_int_eq(stub.last.port, ntohs(rcv.sin_port));
+	ck_assert_int_eq(shim_sendmsg(fd, &mh, 0), -1);
+	ck_assert_int_eq(drain(rfd), 0);
+
+	answer(PROTO_ALLOW, 0, "ok", "");
+	shim_cache_clear();
+	ck_assert_int_eq(shim_sendto(fd, "x", 1, 0, (struct sockaddr *)&dst, sizeof dst), 1);
+	ck_assert_int_eq(drain(rfd), 1);
+
+	/* a connect to AF_UNSPEC is a disconnect: nothing to judge */
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&dst, sizeof dst), 0);
+	ck_assert_int_eq(stub.calls, 2);
+}
+END_TEST
+
+/* The stub plays another thread of the program: while the shim asks, it
+ * points the program's address at a port the verdict was not about. */
+START_TEST(the_judged_address_is_the_one_used)
+{
+	struct sockaddr_in a, b, dst;
+	int afd = bound(SOCK_DGRAM, &a), bfd = bound(SOCK_DGRAM, &b);
+	int la, lb, fd;
+	struct sockaddr_in ta, tb;
+	struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+	struct msghdr mh = { .msg_name = &dst, .msg_namelen = sizeof dst, .msg_iov = &iov,
+			     .msg_iovlen = 1 };
+	struct mmsghdr vec[2];
+
+	stub.mutate = &dst;
+	stub.mutate_port = b.sin_port;
+	answer(PROTO_DENY, EACCES, "only-a", "");
+	stub.answer.ttl_ms = 0; /* every send asks, and the stub moves the port each time */
+	stub.deny_port = ntohs(b.sin_port);
+
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	dst = a;
+	ck_assert_int_eq(shim_sendto(fd, "x", 1, 0, (struct sockaddr *)&dst, sizeof dst), 1);
+	dst = a;
+	ck_assert_int_eq(shim_sendmsg(fd, &mh, 0), 1);
+	memset(vec, 0, sizeof vec);
+	vec[0].msg_hdr = mh;
+	vec[1].msg_hdr = mh;
+	/* the second message is read after the first one's verdict moved it */
+	dst = a;
+	ck_assert_int_eq(shim_sendmmsg(fd, vec, 2, 0), 1);
+	ck_assert_int_eq(vec[0].msg_len, 1);
+	ck_assert_int_eq(drain(afd), 3);
+	ck_assert_int_eq(drain(bfd), 0);
+
+	la = bound(SOCK_STREAM, &ta);
+	lb = bound(SOCK_STREAM, &tb);
+	stub.mutate_port = tb.sin_port;
+	stub.deny_port = ntohs(tb.sin_port);
+	dst = ta;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&dst, sizeof dst), 0);
+	usleep(10000);
+	ck_assert_int_ge(accept(la, NULL, NULL), 0);
+	ck_assert_int_eq(accept(lb, NULL, NULL), -1);
+}
+END_TEST
+
+START_TEST(sendmmsg_of_many_messages_judges_each)
+{
+	enum { N = 150 }; /* more than one chunk of the hook */
+	struct sockaddr_in a, b;
+	int afd = bound(SOCK_DGRAM, &a), bfd = bound(SOCK_DGRAM, &b);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), one = 1 << 20;
+	struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+	static struct mmsghdr vec[N];
+
+	setsockopt(afd, SOL_SOCKET, SO_RCVBUF, &one, sizeof one);
+	memset(vec, 0, sizeof vec);
+	for (int i = 0; i < N; i++) {
+		vec[i].msg_hdr.msg_name = i == 130 ? &b : &a;
+		vec[i].msg_hdr.msg_namelen = sizeof a;
+		vec[i].msg_hdr.msg_iov = &iov;
+		vec[i].msg_hdr.msg_iovlen = 1;
+	}
+	answer(PROTO_DENY, EACCES, "not-b", "");
+	stub.deny_port = ntohs(b.sin_port);
+	ck_assert_int_eq(shim_sendmmsg(fd, vec, N, 0), 130);
+	ck_assert_int_eq(vec[129].msg_len, 1);
+	ck_assert_int_eq(vec[130].msg_len, 0);
+	ck_assert_int_eq(drain(afd), 130);
 	ck_assert_int_eq(drain(bfd), 0);
 }
 END_TEST
@@ -1116,6 +1249,10 @@ Suite *suite_shim(void)
 	tcase_add_test(tc, denied_datagrams_never_arrive);
 	tcase_add_test(tc, sendmsg_without_a_name_passes_through);
 	tcase_add_test(tc, sendmmsg_sends_the_allowed_prefix);
+	tcase_add_test(tc, short_ipv6_address_is_judged);
+	tcase_add_test(tc, unspec_datagram_destination_is_judged_as_ipv4);
+	tcase_add_test(tc, the_judged_address_is_the_one_used);
+	tcase_add_test(tc, sendmmsg_of_many_messages_judges_each);
 	tcase_add_test(tc, fastopen_sendto_is_a_connect);
 	tcase_add_test(tc, stream_sendto_without_fastopen_is_not_judged);
 	tcase_add_test(tc, non_socket_descriptors_pass_through);

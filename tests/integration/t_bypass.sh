@@ -39,6 +39,13 @@ host = svc.test
 port = $PA
 action = allow
 
+; lets any other name under .test through to port PA: only name validation
+; keeps the malformed spellings below out
+[rule "any-test"]
+host = *.test
+port = $PA
+action = allow
+
 [rule "a"]
 cidr = 127.0.0.1/32
 port = $PA
@@ -94,10 +101,18 @@ bp zero6 addr :: "$PA"
 assert_out zero6 "addr err EPERM" ":: is private: denied"
 assert_audit 2 "both refused by private-range protection" op=connect rule=private "port=$PA"
 
-bp scope addr fe80::1%lo "$PD"
+# port PA is allowed anywhere public (rule public-pa): only private-range
+# protection stands between these and the host
+bp scope addr fe80::1%lo "$PA"
 assert_out scope "addr err EPERM" "link-local with a scope id: denied"
-bp scope1 addr ::1%lo "$P6"
+bp scope1 addr ::1%lo "$PA"
 assert_out scope1 "addr err EPERM" "::1 with a scope id: denied"
+assert_audit 1 "fe80::1%lo refused as private" op=connect addr=fe80::1 rule=private "port=$PA"
+assert_audit 1 "::1%lo refused as private" op=connect addr=::1 rule=private "port=$PA"
+bp v6short v6short ::1 "$P6"
+assert_contains "$T/v6short.out" "v6short-tcp err EPERM" "a TCP connect with a 24-byte (RFC 2133) sockaddr_in6: denied"
+assert_contains "$T/v6short.out" "v6short-udp err EPERM" "a UDP sendto with a 24-byte sockaddr_in6: denied"
+assert_audit 2 "both judged as ::1" addr=::1 "port=$P6" action=deny
 
 # ---- names in other spellings
 bp bad1 name BAD.Test. "$PA"
@@ -111,6 +126,8 @@ bp long name "$(printf 'abcdefghi.%.0s' $(seq 30))test" "$PA"
 assert_out long "name gai EAI_NONAME" "a 304-byte name is refused"
 bp utf8 name "bücher.test" "$PA"
 assert_out utf8 "name gai EAI_NONAME" "a raw UTF-8 name is refused"
+assert_audit 2 "the over-long label and the raw UTF-8 name are refused as invalid, not looked up" \
+	op=resolve rule=invalid-name action=deny
 run_shim idna "$PY" "$H/pyclient.py" resolve "bücher.test" "$PA"
 assert_contains "$T/idna.out" "gaierror" "an IDN name (python's IDNA encoding) meets its deny rule"
 assert_audit 1 "the punycode name was judged" op=resolve name=xn--bcher-kva.test rule=no-bad
@@ -121,8 +138,25 @@ assert_contains "$T/udp-d.out" "udpconnect err EPERM" "connect on a UDP socket t
 assert_not_contains "$T/udp-d.out" "udpsend ok" "the send after it does not go"
 bp udp-a udpsend 127.0.0.1 "$PUA"
 assert_contains "$T/udp-a.out" "udpsend ok" "a UDP send to the allowed port goes"
+bp udp-switch udpswitch 127.0.0.1 "$PUA" "$PUD"
+assert_contains "$T/udp-switch.out" "udpconnect ok" "a UDP socket connected to the allowed port"
+assert_contains "$T/udp-switch.out" "udpswitch err EPERM" "then sendto() a denied port on it: denied"
+bp msg msgsend 127.0.0.1 "$PUD"
+assert_contains "$T/msg.out" "msgsend err EPERM" "sendmsg() of a datagram to a denied port: denied"
+assert_contains "$T/msg.out" "msgtfo err EPERM" "sendmsg(MSG_FASTOPEN) on a TCP socket: denied as a connect"
+bp unspec unspec 127.0.0.1 "$PUD"
+assert_contains "$T/unspec.out" "unspec-sendto err EPERM" \
+	"sendto() with family AF_UNSPEC, which IPv4 UDP takes as AF_INET: denied"
+assert_contains "$T/unspec.out" "unspec-sendmsg err EPERM" "the same through sendmsg(): denied"
 assert_server ud 0 "no datagram reached the denied receiver"
 assert_server ua 1 "the allowed receiver got its datagram"
+# another thread flips the port of the sockaddr being sent: the shim judges
+# and sends one copy of it, so a flip between verdict and send changes nothing
+bp flip flip 127.0.0.1 "$PUA" "$PUD" 2000
+flips=$(sed -n 's/^flip sent=\([0-9]*\) denied=\([0-9]*\)$/\1 \2/p' "$T/flip.out")
+assert_ge "${flips% *}" 1 "sends to the allowed port went during the flipping ($flips: sent denied)"
+assert_ge "${flips#* }" 1 "sends that read the denied port were denied"
+assert_server ud 0 "and not one datagram reached the denied receiver"
 bp tfo fastopen 127.0.0.1 "$PD"
 assert_out tfo "fastopen err EPERM" "sendto(MSG_FASTOPEN) is judged as the connect it is"
 

@@ -10,6 +10,17 @@
  *                                   then connect the first answer
  *   bypass fastopen ADDR PORT       sendto(MSG_FASTOPEN) on a TCP socket
  *   bypass udpsend ADDR PORT        connect a UDP socket, then send()
+ *   bypass udpswitch ADDR PORT PORT2
+ *                                   connect a UDP socket to PORT, then
+ *                                   sendto() PORT2 on it
+ *   bypass msgsend ADDR PORT        sendmsg() of a datagram to ADDR:PORT, and
+ *                                   sendmsg(MSG_FASTOPEN) on a TCP socket
+ *   bypass v6short ADDR6 PORT       TCP connect and UDP sendto with RFC
+ *                                   2133's 24-byte sockaddr_in6
+ *   bypass unspec ADDR PORT         UDP sendto and sendmsg to an IPv4 address
+ *                                   whose family says AF_UNSPEC
+ *   bypass flip ADDR PORT PORT2 N   N sendto()s of one sockaddr while another
+ *                                   thread flips its port between the two
  *   bypass fork ADDR PORT           the connect from a fork()ed child
  *   bypass vfork ADDR PORT          the connect from a vfork()ed child
  *   bypass spawn PROG ADDR PORT     posix_spawn(PROG addr ADDR PORT)
@@ -143,6 +154,105 @@ static void udpsend(const char *addr, unsigned port)
 		printf("udpsend ok\n");
 }
 
+/* Prints "LABEL ok" when rc >= 0, else "LABEL err ERRNO". */
+static void report(const char *label, long rc)
+{
+	int err = errno;
+
+	if (rc < 0)
+		printf("%s err %s\n", label, ename(err));
+	else
+		printf("%s ok\n", label);
+}
+
+static void udpswitch(const char *addr, unsigned port, unsigned port2)
+{
+	struct sockaddr_storage ss, ss2;
+	socklen_t len = sockaddr_of(addr, port, &ss), len2 = sockaddr_of(addr, port2, &ss2);
+	int fd = socket(ss.ss_family, SOCK_DGRAM, 0);
+
+	report("udpconnect", connect(fd, (struct sockaddr *)&ss, len));
+	report("udpswitch", sendto(fd, "bypass", 6, 0, (struct sockaddr *)&ss2, len2));
+}
+
+/* sendmsg of one byte to (sa, len) on a new socket of type; prints LABEL ok|err. */
+static void msg_to(const char *label, int type, int flags, struct sockaddr_storage *ss,
+		   socklen_t len)
+{
+	struct iovec iov = { .iov_base = "m", .iov_len = 1 };
+	struct msghdr mh = { .msg_name = ss, .msg_namelen = len, .msg_iov = &iov, .msg_iovlen = 1 };
+	int fd = socket(ss->ss_family == AF_UNSPEC ? AF_INET : ss->ss_family, type, 0);
+
+	report(label, sendmsg(fd, &mh, flags));
+	close(fd);
+}
+
+static void msgsend(const char *addr, unsigned port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sockaddr_of(addr, port, &ss);
+
+	msg_to("msgsend", SOCK_DGRAM, 0, &ss, len);
+	msg_to("msgtfo", SOCK_STREAM, MSG_FASTOPEN, &ss, len);
+}
+
+static void v6short(const char *addr, unsigned port)
+{
+	struct sockaddr_storage ss;
+	int fd;
+
+	sockaddr_of(addr, port, &ss);
+	fd = socket(AF_INET6, SOCK_STREAM, 0);
+	report("v6short-tcp", connect(fd, (struct sockaddr *)&ss, 24));
+	fd = socket(AF_INET6, SOCK_DGRAM, 0);
+	report("v6short-udp", sendto(fd, "x", 1, 0, (struct sockaddr *)&ss, 24));
+}
+
+static void unspec(const char *addr, unsigned port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sockaddr_of(addr, port, &ss);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	ss.ss_family = AF_UNSPEC;
+	report("unspec-sendto", sendto(fd, "x", 1, 0, (struct sockaddr *)&ss, len));
+	msg_to("unspec-sendmsg", SOCK_DGRAM, 0, &ss, len);
+}
+
+static struct sockaddr_in flip_sa;
+static volatile int flip_stop;
+static uint16_t flip_ports[2];
+
+static void *flipper(void *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; !flip_stop; i++)
+		flip_sa.sin_port = flip_ports[i & 1];
+	return NULL;
+}
+
+static void flip(const char *addr, unsigned port, unsigned port2, int n)
+{
+	pthread_t t;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), sent = 0, denied = 0;
+
+	flip_sa.sin_family = AF_INET;
+	inet_pton(AF_INET, addr, &flip_sa.sin_addr);
+	flip_ports[0] = htons((uint16_t)port);
+	flip_ports[1] = htons((uint16_t)port2);
+	flip_sa.sin_port = flip_ports[0];
+	pthread_create(&t, NULL, flipper, NULL);
+	for (int i = 0; i < n; i++) {
+		if (sendto(fd, "f", 1, 0, (struct sockaddr *)&flip_sa, sizeof flip_sa) < 0)
+			denied++;
+		else
+			sent++;
+	}
+	flip_stop = 1;
+	pthread_join(t, NULL);
+	printf("flip sent=%d denied=%d\n", sent, denied);
+}
+
 static int reap(pid_t pid)
 {
 	int st;
@@ -226,6 +336,26 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "udpsend") == 0 && argc == 4) {
 		udpsend(argv[2], (unsigned)atoi(argv[3]));
+		return 0;
+	}
+	if (strcmp(argv[1], "udpswitch") == 0 && argc == 5) {
+		udpswitch(argv[2], (unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]));
+		return 0;
+	}
+	if (strcmp(argv[1], "msgsend") == 0 && argc == 4) {
+		msgsend(argv[2], (unsigned)atoi(argv[3]));
+		return 0;
+	}
+	if (strcmp(argv[1], "v6short") == 0 && argc == 4) {
+		v6short(argv[2], (unsigned)atoi(argv[3]));
+		return 0;
+	}
+	if (strcmp(argv[1], "unspec") == 0 && argc == 4) {
+		unspec(argv[2], (unsigned)atoi(argv[3]));
+		return 0;
+	}
+	if (strcmp(argv[1], "flip") == 0 && argc == 6) {
+		flip(argv[2], (unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]), atoi(argv[5]));
 		return 0;
 	}
 	if (strcmp(argv[1], "fork") == 0 && argc == 4) {
