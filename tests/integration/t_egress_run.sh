@@ -76,6 +76,10 @@ er suid --policy "$POLICY" -- "$T/suidcurl" -sS "http://127.0.0.1:$PA/suid"
 assert_rc 126 "setuid binary: exit 126"
 assert_contains "$T/suid.err" "setuid" "message says setuid"
 assert_out suid "" "the setuid binary did not run"
+cd "$T" || exit 1
+er suid-rel --policy "$POLICY" -- ./suidcurl -sS "http://127.0.0.1:$PA/suid"
+cd "$ROOT" || exit 1
+assert_rc 126 "setuid binary named by a relative path (./suidcurl): exit 126"
 assert_server a 1 "no request from the setuid copy"
 
 finish
