@@ -90,7 +90,7 @@ static int embedded_v4(const uint8_t *b, uint8_t v4[2][4])
 	return 0;
 }
 
-bool policy_addr_private(const struct proto_addr *in)
+unsigned policy_addr_private_len(const struct proto_addr *in)
 {
 	static const struct {
 		uint8_t family, len, net[16];
@@ -117,7 +117,7 @@ bool policy_addr_private(const struct proto_addr *in)
 	policy_addr_canonical(&a);
 	for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
 		if (ranges[i].family == a.family && in_prefix(a.bytes, ranges[i].net, ranges[i].len))
-			return true;
+			return ranges[i].len;
 	if (a.family == 6) {
 		uint8_t v4[2][4];
 		int n = embedded_v4(a.bytes, v4);
@@ -126,11 +126,16 @@ bool policy_addr_private(const struct proto_addr *in)
 			struct proto_addr e = { .family = 4 };
 
 			memcpy(e.bytes, v4[k], 4);
-			if (policy_addr_private(&e))
-				return true;
+			if (policy_addr_private_len(&e))
+				return 128; /* opened only by naming the whole address */
 		}
 	}
-	return false;
+	return 0;
+}
+
+bool policy_addr_private(const struct proto_addr *a)
+{
+	return policy_addr_private_len(a) != 0;
 }
 
 void policy_addr_format(const struct proto_addr *a, char *buf, size_t cap)

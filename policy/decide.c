@@ -16,18 +16,19 @@ struct cand {
 	const unsigned *v; /* ascending rule indices */
 	unsigned n;
 	unsigned pos;      /* next to look at */
-	bool by_addr;      /* rules on this list match the request's address */
+	int addr_len;      /* >= 0: rules on this list match the request's address
+			    * by a cidr of this prefix length; -1: by name or any */
 };
 
 /* Adds a non-empty list to the candidates. */
-static void cand_add(struct cand *c, int *nc, const struct idx_list *list, bool by_addr)
+static void cand_add(struct cand *c, int *nc, const struct idx_list *list, int addr_len)
 {
 	if (!list || !list->n || *nc >= CAND_MAX)
 		return;
 	c[*nc].v = list->v;
 	c[*nc].n = list->n;
 	c[*nc].pos = 0;
-	c[*nc].by_addr = by_addr;
+	c[*nc].addr_len = addr_len;
 	(*nc)++;
 }
 
@@ -43,12 +44,12 @@ static int gather(const struct policy *p, const char *name, const struct proto_a
 
 		HASH_FIND_STR(p->exact, name, e);
 		if (e)
-			cand_add(c, &nc, &e->rules, false);
+			cand_add(c, &nc, &e->rules, -1);
 		/* "*.suffix" matches strict subdomains: look up every parent. */
 		for (const char *s = strchr(name, '.'); s; s = strchr(s + 1, '.')) {
 			HASH_FIND_STR(p->wild, s + 1, e);
 			if (e)
-				cand_add(c, &nc, &e->rules, false);
+				cand_add(c, &nc, &e->rules, -1);
 		}
 	}
 	if (a && (a->family == 4 || a->family == 6)) {
@@ -67,10 +68,10 @@ static int gather(const struct policy *p, const char *name, const struct proto_a
 			policy_addr_mask(key.bytes, a->family, len);
 			HASH_FIND(hh, p->cidrs, &key, sizeof key, e);
 			if (e)
-				cand_add(c, &nc, &e->rules, true);
+				cand_add(c, &nc, &e->rules, (int)len);
 		}
 	}
-	cand_add(c, &nc, &p->any, false);
+	cand_add(c, &nc, &p->any, -1);
 	return nc;
 }
 
@@ -133,7 +134,8 @@ static bool rule_match(const struct rule *r, const struct policy_request *req)
  * count as cidr) when the request's address is in one of them; a rule with
  * both when either matches; a rule with neither matches any destination.
  * Then port, proto and exe must all match. Only an address matched through
- * cidr opens a private address.
+ * a cidr no wider than the private range it is in opens a private address:
+ * "cidr = 0.0.0.0/0" means the internet, not the metadata service.
  */
 void policy_decide(const struct policy *p, const struct policy_request *req,
 		   struct policy_verdict *v)
@@ -144,8 +146,8 @@ void policy_decide(const struct policy *p, const struct policy_request *req,
 	struct proto_addr a;
 	const struct proto_addr *ap = NULL;
 	const struct rule *hit = NULL;
-	bool by_addr = false;
-	int nc;
+	int addr_len = -1, nc;
+	unsigned plen;
 
 	/* Normalised and canonical by contract; done again so that another
 	 * spelling can never slip past a deny rule. */
@@ -161,7 +163,7 @@ void policy_decide(const struct policy *p, const struct policy_request *req,
 	nc = gather(p, np, ap, c);
 	for (;;) {
 		unsigned min = UINT_MAX;
-		bool addr_hit = false;
+		int len = -1;
 
 		for (int i = 0; i < nc; i++)
 			if (c[i].pos < c[i].n && c[i].v[c[i].pos] < min)
@@ -170,13 +172,14 @@ void policy_decide(const struct policy *p, const struct policy_request *req,
 			break;
 		for (int i = 0; i < nc; i++) {
 			if (c[i].pos < c[i].n && c[i].v[c[i].pos] == min) {
-				addr_hit |= c[i].by_addr;
+				if (c[i].addr_len > len)
+					len = c[i].addr_len;
 				c[i].pos++;
 			}
 		}
 		if (rule_match(&p->rules[min], req)) {
 			hit = &p->rules[min];
-			by_addr = addr_hit;
+			addr_len = len;
 			break;
 		}
 	}
@@ -196,9 +199,10 @@ void policy_decide(const struct policy *p, const struct policy_request *req,
 		v->rule = "default";
 	}
 
-	/* Private-range protection: neither a name rule nor the default opens
-	 * a private address. */
-	if (v->action != PROTO_DENY && ap && policy_addr_private(ap) && !by_addr &&
+	/* Private-range protection: neither a name rule, nor the default, nor
+	 * a cidr wider than the private range opens a private address. */
+	plen = ap ? policy_addr_private_len(ap) : 0;
+	if (v->action != PROTO_DENY && plen && addr_len < (int)plen &&
 	    !(hit && hit->private_allow) && !p->private_allow && !req->from_hosts) {
 		v->action = PROTO_DENY;
 		v->err = EPERM;

@@ -60,8 +60,9 @@ void policy_free(struct policy *p);
  * only if it does not deny, since the connect is judged again with the real
  * port. An allow or rewrite of a private address (policy_addr_private)
  * becomes a DENY with rule "private" unless the matching rule names the
- * address by cidr, sets private = allow, [egress] private = allow, or the
- * address came from [hosts]. Never fails.
+ * address by a cidr no wider than its private range (127.0.0.1/32 and
+ * 10.0.0.0/8 do, 0.0.0.0/0 does not), sets private = allow, [egress]
+ * private = allow, or the address came from [hosts]. Never fails.
  */
 void policy_decide(const struct policy *p, const struct policy_request *req,
 		   struct policy_verdict *v);
@@ -112,6 +113,11 @@ void policy_addr_canonical(struct proto_addr *a);
  * Teredo (2001::/32) addresses whose embedded IPv4 address is one of those.
  * Expects a canonical address. */
 bool policy_addr_private(const struct proto_addr *a);
+
+/* The prefix length of the private range a is in (8 for 10.1.2.3, 16 for
+ * 169.254.169.254, 128 for an IPv6 form that embeds a private IPv4
+ * address), or 0 when a is not private. Expects a canonical address. */
+unsigned policy_addr_private_len(const struct proto_addr *a);
 
 /* Formats a as text ("1.2.3.4" or "2001:db8::1") into buf. */
 void policy_addr_format(const struct proto_addr *a, char *buf, size_t cap);

@@ -883,6 +883,24 @@ START_TEST(test_policy_decide_default_allow_private)
 		  false, DENY, "private" },
 		{ "[rule \"n\"]\nhost = x.test\nprivate = deny\naction = allow\n", "10.0.0.1",
 		  true, ALLOW, "n" },
+#define CIDR(c) "[rule \"c\"]\ncidr = " c "\naction = allow\n"
+		/* a cidr opens a private address only if no wider than its range */
+		{ CIDR("0.0.0.0/0"), "169.254.169.254", false, DENY, "private" },
+		{ CIDR("0.0.0.0/0"), "127.0.0.1", false, DENY, "private" },
+		{ CIDR("0.0.0.0/0"), "1.1.1.1", false, ALLOW, "c" },
+		{ CIDR("128.0.0.0/1"), "192.168.1.1", false, DENY, "private" },
+		{ CIDR("169.254.0.0/16"), "169.254.169.254", false, ALLOW, "c" },
+		{ CIDR("169.254.169.254/32"), "169.254.169.254", false, ALLOW, "c" },
+		{ CIDR("10.0.0.0/8"), "10.0.0.1", false, ALLOW, "c" },
+		{ CIDR("10.0.0.0/7"), "10.0.0.1", false, DENY, "private" },
+		{ CIDR("0.0.0.0/0, 10.0.0.0/8"), "10.0.0.1", false, ALLOW, "c" },
+		{ CIDR("::/0"), "::1", false, DENY, "private" },
+		{ CIDR("::/0"), "2001:db8::1", false, ALLOW, "c" },
+		{ CIDR("::1/128"), "::1", false, ALLOW, "c" },
+		{ CIDR("fc00::/7"), "fd00::1", false, ALLOW, "c" },
+		{ CIDR("64:ff9b::/96"), "64:ff9b::a9fe:a9fe", false, DENY, "private" },
+		{ CIDR("64:ff9b::a9fe:a9fe/128"), "64:ff9b::a9fe:a9fe", false, ALLOW, "c" },
+#undef CIDR
 	};
 	char err[POLICY_ERR_MAX];
 
