@@ -104,12 +104,14 @@ static uint64_t tag(const struct conduit *c, int side)
 	return TRANSPORT_TAG | c->id << 1 | (uint64_t)side;
 }
 
-/* Sets what epoll reports for fd (side 0 upstream, 1 relay end). */
+/* Watches fd (side 0 upstream, 1 relay) for events, adding it to the epoll
+ * set when it is not there; an fd taken out of the set (relay_watch) comes
+ * back only once something is wanted of it. */
 static void watch(struct transport *t, struct conduit *c, int fd, int side, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.u64 = tag(c, side) };
 
-	if (epoll_ctl(t->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+	if (epoll_ctl(t->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && events)
 		epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
@@ -246,6 +248,12 @@ static int pump(struct conduit *c, struct flow *f, int src, int dst, uint64_t *c
 
 		if (f->pending == 0 && !f->eof) {
 			size_t want = PIPE_BYTES;
+			uint64_t used = c->sent + c->received + c->out.pending + c->in.pending;
+
+			/* Under a limit, take no more than is left, so that exactly
+			 * the limit gets through; one byte past it is the cut. */
+			if (c->r.limit && c->r.limit - used < want)
+				want = used < c->r.limit ? (size_t)(c->r.limit - used) : 1;
 			n = splice(src, NULL, f->pipe[1], NULL, want, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 			if (n == 0)
 				f->eof = true;
@@ -253,7 +261,7 @@ static int pump(struct conduit *c, struct flow *f, int src, int dst, uint64_t *c
 				f->pending = (size_t)n;
 			else if (errno != EAGAIN)
 				return -1;
-			if (n > 0 && c->r.limit && c->sent + c->received + (uint64_t)n > c->r.limit) {
+			if (n > 0 && c->r.limit && used + (uint64_t)n > c->r.limit) {
 				c->limit_hit = true;
 				return -1;
 			}
@@ -277,21 +285,33 @@ static int pump(struct conduit *c, struct flow *f, int src, int dst, uint64_t *c
 	}
 }
 
-static void relay_watch(struct transport *t, struct conduit *c)
+/* Watches both ends for what the flows can use next. hup (bit 0 upstream,
+ * bit 1 relay) names an end that reported EPOLLHUP: epoll reports that
+ * until the fd is closed, whatever it was asked for, so an end that has
+ * nothing to do is taken out of the set instead, or the loop would spin. */
+static void relay_watch(struct transport *t, struct conduit *c, unsigned hup)
 {
-	uint32_t up = (c->in.pending == 0 && !c->in.eof ? EPOLLIN : 0) |
-		      (c->out.pending ? EPOLLOUT : 0);
-	uint32_t rl = (c->out.pending == 0 && !c->out.eof ? EPOLLIN : 0) |
-		      (c->in.pending ? EPOLLOUT : 0);
+	uint32_t ev[2] = {
+		(c->in.pending == 0 && !c->in.eof ? EPOLLIN : 0) | (c->out.pending ? EPOLLOUT : 0),
+		(c->out.pending == 0 && !c->out.eof ? EPOLLIN : 0) | (c->in.pending ? EPOLLOUT : 0),
+	};
+	int fd[2] = { c->up, c->relay };
 
-	watch(t, c, c->up, 0, up);
-	watch(t, c, c->relay, 1, rl);
+	for (int side = 0; side < 2; side++) {
+		if ((hup & (1u << side)) && !ev[side])
+			epoll_ctl(t->epfd, EPOLL_CTL_DEL, fd[side], NULL);
+		else
+			watch(t, c, fd[side], side, ev[side]);
+	}
 }
 
-static void relay(struct transport *t, struct conduit *c)
+/* Moves bytes both ways after events on end side (0 upstream, 1 relay; 0
+ * events when called to start). An error on either end (a reset) ends the
+ * connection with a reset of the other: there is nobody left to relay to. */
+static void relay(struct transport *t, struct conduit *c, int side, uint32_t events)
 {
 	uint64_t s0 = c->sent, r0 = c->received;
-	int rc = pump(c, &c->out, c->relay, c->up, &c->sent);
+	int rc = events & EPOLLERR ? -1 : pump(c, &c->out, c->relay, c->up, &c->sent);
 
 	if (rc == 0)
 		rc = pump(c, &c->in, c->up, c->relay, &c->received);
@@ -301,7 +321,7 @@ static void relay(struct transport *t, struct conduit *c)
 		conduit_free(t, c, rc < 0);
 		return;
 	}
-	relay_watch(t, c);
+	relay_watch(t, c, events & EPOLLHUP ? 1u << side : 0);
 }
 
 /* ---------------------------------------------------------- upstream up */
@@ -328,7 +348,7 @@ static void established(struct transport *t, struct conduit *c)
 	c->state = ST_RELAYING;
 	t->stats.active++;
 	t->stats.total++;
-	relay(t, c);
+	relay(t, c, 0, 0);
 }
 
 /* ------------------------------------------------------------ handshakes */
@@ -395,21 +415,32 @@ static void handshake_read(struct transport *t, struct conduit *c)
 	int status, rep, used, err;
 
 	if (c->step == STEP_HTTP) {
-		n = recv(c->up, c->buf, sizeof c->buf, MSG_PEEK | MSG_DONTWAIT);
+		/* Peek past what is already taken (c->len bytes, all of them
+		 * header), then take only up to the header's end. What is peeked
+		 * of an unfinished header is taken too, or the socket would stay
+		 * readable and the loop spin until the rest came. */
+		if (c->len >= sizeof c->buf) {
+			fail(t, c, EPROTO, "proxy answer header too long");
+			return;
+		}
+		n = recv(c->up, c->buf + c->len, sizeof c->buf - c->len, MSG_PEEK | MSG_DONTWAIT);
 		if (n <= 0) {
 			if (n == 0 || errno != EAGAIN)
 				fail(t, c, ECONNRESET, "proxy closed the connection before answering");
 			return;
 		}
-		used = upstream_http_response((char *)c->buf, (size_t)n, &status, reason,
+		used = upstream_http_response((char *)c->buf, c->len + (size_t)n, &status, reason,
 					      sizeof reason);
-		if (used == 0)
-			return; /* more to come */
 		if (used < 0) {
 			fail(t, c, EPROTO, "proxy answer is not HTTP");
 			return;
 		}
-		(void)!recv(c->up, c->buf, (size_t)used, MSG_DONTWAIT);
+		if (used == 0) { /* more to come */
+			(void)!recv(c->up, c->buf + c->len, (size_t)n, MSG_DONTWAIT);
+			c->len += (size_t)n;
+			return;
+		}
+		(void)!recv(c->up, c->buf + c->len, (size_t)used - c->len, MSG_DONTWAIT);
 		snprintf(c->upstream, sizeof c->upstream, "HTTP %d %s", status, reason);
 		err = upstream_http_errno(status);
 		if (err)
@@ -675,7 +706,7 @@ void transport_event(struct transport *t, uint64_t tg, uint32_t events)
 			handshake_read(t, c);
 		break;
 	case ST_RELAYING:
-		relay(t, c);
+		relay(t, c, (int)(tg & 1), events);
 		break;
 	case ST_RESOLVING:
 		break;

@@ -78,6 +78,10 @@ assert_ne() {
 assert_ge() {
 	if [ "$1" -ge "$2" ] 2>/dev/null; then pass "$3"; else fail "$3: expected >= $2, got [$1]"; fi
 }
+# assert_le ACTUAL MAX MSG (integers)
+assert_le() {
+	if [ "$1" -le "$2" ] 2>/dev/null; then pass "$3"; else fail "$3: expected <= $2, got [$1]"; fi
+}
 
 # assert_rc EXPECTED MSG: checks $RC from the last run_*.
 assert_rc() {

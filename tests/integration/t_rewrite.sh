@@ -28,6 +28,7 @@ fake s4 socks:4
 fake s5 socks:5
 fake silent silent
 fake slow slow:2 "$PA"
+fake halting halting:2 "$PA"
 DOWN=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 {
@@ -40,6 +41,7 @@ timeout = 3
 direct.egress.test = 127.0.0.1
 relay.egress.test = 127.0.0.1
 limited.egress.test = 127.0.0.1
+hold.egress.test = 127.0.0.1
 
 [rule "direct"]
 host = direct.egress.test
@@ -55,6 +57,16 @@ host = limited.egress.test
 action = rewrite
 transport = relay
 limit = 64K
+
+[rule "hold"]
+host = hold.egress.test
+action = rewrite
+transport = relay
+
+[rule "halting"]
+host = halting.egress.test
+action = rewrite
+transport = http://127.0.0.1:$(fport halting)
 
 [rule "lh"]
 host = localhost
@@ -135,6 +147,33 @@ run_shim limited "$PY" "$H/rwclient.py" flood limited.egress.test "$PA" 1048576
 assert_not_contains "$T/limited.out" "end EOF" "limit: the connection was cut, not finished"
 assert_audit 1 "limit: the close event says the limit was hit" op=close name=limited.egress.test \
 	limit_hit=true
+assert_audit 1 "limit: exactly the 64K allowed got through before the cut" op=close \
+	name=limited.egress.test bytes_sent=65536 bytes_received=0
+
+# ---- the broker does not spin: CPU ticks it used (utime + stime) over a
+# wait of 2 s, against the 200 a busy loop takes; a bound on a bug, not a
+# speed figure
+ticks() { awk '{ print $14 + $15 }' "/proc/$BROKER_PID/stat"; }
+t0=$(ticks)
+run_shim halting "$PY" "$H/rwclient.py" get halting.egress.test "$PA" /halting
+assert_contains "$T/halting.out" "ok egress-it /halting" "an HTTP proxy answer that arrives in two parts, 2 s apart"
+t1=$(ticks)
+assert_le $((t1 - t0)) 50 "the broker waited for the rest of it without spinning ($((t1 - t0)) ticks)"
+# a relayed program that half-closes, then resets, to a destination that
+# never speaks (the silent fake): the relay ends, and does not spin
+run_shim abort "$PY" "$H/rwclient.py" abort hold.egress.test "$(fport silent)"
+assert_out abort "ok" "the program half-closed, then reset its relayed connection"
+gone_relay() {
+	env $BROKER_SAN_ENV "$BROKER_BIN" status --json --socket "$SOCK" >"$T/st-abort.json" 2>/dev/null &&
+		[ "$(jget "$T/st-abort.json" relay.active)" = 0 ]
+}
+wait_for 5 gone_relay
+broker_status st-abort
+assert_eq "$(jget "$T/st-abort.json" relay.active)" 0 "the relay dropped the reset connection"
+t0=$(ticks)
+sleep 2
+t1=$(ticks)
+assert_le $((t1 - t0)) 50 "and the broker is idle after it ($((t1 - t0)) ticks in 2 s)"
 
 # ---- nonblocking: no waiting on the network
 run_shim nb-node "$NODE" "$H/rwnode.js" slow.egress.test "$PA" /node-slow

@@ -10,6 +10,8 @@ connection according to MODE:
   socks:REP     SOCKS5 without authentication; replies REP to the CONNECT
   slow:SECONDS  reads a CONNECT request, waits SECONDS, answers 200 and then
                 tunnels to 127.0.0.1:TARGETPORT (whatever name was asked)
+  halting:SECONDS  like slow:0, but sends its status line, waits SECONDS,
+                then ends the header (an answer that arrives in parts)
   silent        accepts and never answers
 LOGFILE gets "request <first line>" (HTTP) or "socks <name>:<port>" per
 connection, and "answered <unix time>" when it answered.
@@ -79,11 +81,15 @@ def serve(c):
             log.write("socks %s:%d\n" % (name, port))
             c.sendall(bytes([5, int(arg), 0, 1, 0, 0, 0, 0, 0, 0]))
             log.write("answered %f\n" % time.time())
-        elif kind == "slow":
+        elif kind in ("slow", "halting"):
             read_request(c)
-            time.sleep(float(arg))
+            if kind == "slow":
+                time.sleep(float(arg))
             up = socket.create_connection(("127.0.0.1", target))
-            c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            c.sendall(b"HTTP/1.1 200 Connection established\r\n")
+            if kind == "halting":
+                time.sleep(float(arg))
+            c.sendall(b"\r\n")
             log.write("answered %f\n" % time.time())
             t = threading.Thread(target=pipe, args=(up, c), daemon=True)
             t.start()

@@ -14,6 +14,8 @@ results on stdout per subcommand; errors as "err ERRNONAME".
                             GET and prints "ok BODY" or "err ..."
   flood NAME PORT BYTES     sends a GET and then BYTES more, reads until EOF
                             or error: "sent N" and "end EOF|ERRNO"
+  abort NAME PORT           connects, sends a line, shuts down its sending side,
+                            then closes with a reset (SO_LINGER 0): "ok"
   udp NAME PORT             sendto of one datagram: "ok" or "err ERRNO"
   resolve6 NAME             getaddrinfo AF_INET6: "ok ..." or "gaierror NAME"
 """
@@ -105,6 +107,15 @@ try:
             end = ename(e)
         print("sent %d" % sent)
         print("end %s" % end)
+    elif cmd == "abort":
+        import struct
+        s = socket.create_connection(addr(name, int(sys.argv[3])))
+        s.sendall(b"hello\n")
+        s.shutdown(socket.SHUT_WR)
+        time.sleep(0.2)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        print("ok")
     elif cmd == "udp":
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         u.sendto(b"x", socket.getaddrinfo(name, int(sys.argv[3]), socket.AF_INET,
