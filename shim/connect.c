@@ -13,7 +13,11 @@ int shim_connect(int fd, const struct sockaddr *sa, socklen_t len)
 	struct shim_dest d;
 	int op, l4, r;
 
-	if (shim_dest_copy(fd, sa, len, true, &d) && shim_classify(fd, 0, true, &op, &l4) == 0 &&
+	/* A connect again on a rewritten socket (a program polling for the end
+	 * of its nonblocking connect) gets the kernel's EISCONN, not a second
+	 * connection through the transport. */
+	if (shim_dest_copy(fd, sa, len, true, &d) && !shim_rewritten(fd) &&
+	    shim_classify(fd, 0, true, &op, &l4) == 0 &&
 	    (r = shim_judge(fd, op, l4, &d, "connect")) != 0) {
 		if (r < 0)
 			return -1;

@@ -13,7 +13,7 @@
 
 #include "shim.h"
 
-#define PEERS 256 /* rewritten sockets remembered, by descriptor number */
+#define PEERS 256 /* rewritten sockets remembered, by inode number */
 
 /* Options a program may set before connect that must survive the hand-over. */
 static const struct {
@@ -26,14 +26,13 @@ static const struct {
 	{ IPPROTO_TCP, TCP_USER_TIMEOUT }, { IPPROTO_TCP, TCP_CORK },
 };
 
-/* The destination a rewritten descriptor was asked to reach. An entry is
- * valid while fd is still the same socket (dev, ino); a collision of two
- * descriptor numbers keeps the newer one, and the older then reports its
- * real peer. */
+/* The destination a rewritten socket was asked to reach, by the socket's
+ * identity (dev, ino), so that a dup of the descriptor answers the same.
+ * Two sockets whose inode numbers collide in the table keep the newer; the
+ * older then reports its real peer. */
 struct peer {
-	int fd; /* -1: empty */
 	dev_t dev;
-	ino_t ino;
+	ino_t ino;              /* 0: empty */
 	socklen_t len;
 	struct sockaddr_in6 sa; /* room for either family */
 };
@@ -81,18 +80,45 @@ static void copy_options(int from, int to)
 static void remember_peer(int fd, const struct sockaddr *sa)
 {
 	struct stat st;
-	struct peer *p = &peers[(unsigned)fd % PEERS];
+	struct peer *p;
 
 	if (fstat(fd, &st) < 0)
 		return;
+	p = &peers[st.st_ino % PEERS];
 	pthread_mutex_lock(&peers_lock);
-	p->fd = fd;
 	p->dev = st.st_dev;
 	p->ino = st.st_ino;
 	p->len = sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 	memcpy(&p->sa, sa, p->len);
 	__atomic_store_n(&npeers, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&peers_lock);
+}
+
+/* Copies the destination remembered for fd's socket into *sa and returns
+ * its length, or 0 when fd is not a rewritten socket. */
+static socklen_t find_peer(int fd, struct sockaddr_in6 *sa)
+{
+	struct stat st;
+	struct peer *p;
+	socklen_t len = 0;
+
+	if (!__atomic_load_n(&npeers, __ATOMIC_ACQUIRE) || fstat(fd, &st) < 0 || st.st_ino == 0)
+		return 0;
+	p = &peers[st.st_ino % PEERS];
+	pthread_mutex_lock(&peers_lock);
+	if (p->ino == st.st_ino && p->dev == st.st_dev) {
+		len = p->len;
+		memcpy(sa, &p->sa, len);
+	}
+	pthread_mutex_unlock(&peers_lock);
+	return len;
+}
+
+bool shim_rewritten(int fd)
+{
+	struct sockaddr_in6 sa;
+
+	return find_peer(fd, &sa) != 0;
 }
 
 int shim_rewrite_install(int fd, int newfd, const struct sockaddr *sa)
@@ -118,20 +144,8 @@ fail:
 
 int shim_getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 {
-	struct stat st;
-	struct peer *p = &peers[(unsigned)fd % PEERS];
 	struct sockaddr_in6 copy;
-	socklen_t plen = 0;
-
-	if (__atomic_load_n(&npeers, __ATOMIC_ACQUIRE) && sa != NULL && len != NULL &&
-	    fstat(fd, &st) == 0) {
-		pthread_mutex_lock(&peers_lock);
-		if (p->fd == fd && p->dev == st.st_dev && p->ino == st.st_ino) {
-			plen = p->len;
-			memcpy(&copy, &p->sa, plen);
-		}
-		pthread_mutex_unlock(&peers_lock);
-	}
+	socklen_t plen = sa != NULL && len != NULL ? find_peer(fd, &copy) : 0;
 	socklen_t cap = len != NULL ? *len : 0;
 
 	if (plen == 0)

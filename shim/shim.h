@@ -92,6 +92,10 @@ int shim_judge(int fd, int op, int l4, const struct shim_dest *d, const char *ve
  * peer for getpeername. newfd is closed in any case. Returns 0 or -1. */
 int shim_rewrite_install(int fd, int newfd, const struct sockaddr *sa);
 
+/* rewrite.c: true when fd's socket is one shim_rewrite_install put in place
+ * (already connected through the transport). */
+bool shim_rewritten(int fd);
+
 /* judge.c: the l4 and op an attempt on socket fd has: returns 0 and sets them,
  * or -1 when fd is not a socket the shim judges (pass it through). A stream
  * socket's datagram-style send (no MSG_FASTOPEN) is passed through too. */

@@ -285,6 +285,15 @@ START_TEST(rewrite_puts_the_connected_socket_in_place)
 	ck_assert_int_eq(shim_getpeername(fd, (struct sockaddr *)&got, &gl), 0);
 	ck_assert_uint_eq(gl, sizeof got);
 	ck_assert_mem_eq(&got, &dst, sizeof dst);
+	/* and so does a dup of the descriptor: the same socket */
+	int dupfd = dup(fd);
+	gl = sizeof got;
+	ck_assert_int_eq(shim_getpeername(dupfd, (struct sockaddr *)&got, &gl), 0);
+	ck_assert_mem_eq(&got, &dst, sizeof dst);
+	/* a connect again is the kernel's EISCONN, not a second hand-over */
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&dst, sizeof dst), -1);
+	ck_assert_int_eq(errno, EISCONN);
+	ck_assert_int_eq(stub.calls, 1);
 	/* a plain socket gets its real peer */
 	int other = handover_to(&srv);
 	ck_assert_int_eq(shim_getpeername(other, (struct sockaddr *)&peer, &len), 0);

@@ -143,7 +143,9 @@ assert_eq "$(jget "$T/st1.json" relay.bytes_sent)" "$sent" "status: relayed byte
 assert_eq "$(jget "$T/st1.json" relay.bytes_received)" "$received" "status: relayed bytes received"
 assert_eq "$(jget "$T/st1.json" relay.active)" 0 "status: no relayed connection left open"
 
-run_shim limited "$PY" "$H/rwclient.py" flood limited.egress.test "$PA" 1048576
+# to the silent fake, which takes the bytes and never answers or closes: a
+# web server would answer the GET and reset the flood before the limit
+run_shim limited "$PY" "$H/rwclient.py" flood limited.egress.test "$(fport silent)" 1048576
 assert_not_contains "$T/limited.out" "end EOF" "limit: the connection was cut, not finished"
 assert_audit 1 "limit: the close event says the limit was hit" op=close name=limited.egress.test \
 	limit_hit=true
@@ -181,8 +183,13 @@ assert_contains "$T/nb-node.out" "ok 200 egress-it /node-slow" "node got the bod
 ticks=$(sed -n 's/.*ticks=\([0-9]*\)/\1/p' "$T/nb-node.out")
 assert_ge "${ticks:-0}" 20 "node's 20 ms timer kept firing while the proxy took 2 s ($ticks ticks)"
 
+before=$(audit_count op=connect name=slow.egress.test)
 run_shim nb-py "$PY" "$H/rwclient.py" nonblock slow.egress.test "$PA" /py-slow
 assert_contains "$T/nb-py.out" "ok egress-it /py-slow blocking=1" "python nonblocking connect, then the exchange"
+assert_contains "$T/nb-py.out" "again EISCONN" "a second connect on the finished socket: EISCONN, as without egress"
+sleep 0.5 # the audit event of a second rewrite would be written by now
+assert_eq "$(audit_count op=connect name=slow.egress.test)" $((before + 1)) \
+	"and no second connection through the transport (one audit event)"
 returned=$(sed -n 's/^returned EINPROGRESS at \([0-9.]*\)$/\1/p' "$T/nb-py.out")
 answered=$(tail -n 1 "$T/fp-slow.log" | sed -n 's/^answered //p')
 if [ -n "$returned" ] && [ -n "$answered" ] &&

@@ -10,8 +10,9 @@ results on stdout per subcommand; errors as "err ERRNONAME".
                             "peer ADDR PORT synthetic=0|1 nodelay=N keepalive=N
                             rcvbuf_same=0|1 inheritable=0|1"
   nonblock NAME PORT PATH   nonblocking connect; prints "returned ERR at T",
-                            then waits for writability, SO_ERROR, sends the
-                            GET and prints "ok BODY" or "err ..."
+                            then waits for writability, SO_ERROR, connects
+                            again ("again EISCONN"), sends the GET and prints
+                            "ok BODY" or "err ..."
   flood NAME PORT BYTES     sends a GET and then BYTES more, reads until EOF
                             or error: "sent N" and "end EOF|ERRNO"
   abort NAME PORT           connects, sends a line, shuts down its sending side,
@@ -88,6 +89,8 @@ try:
         if so:
             print("err %s" % errno.errorcode.get(so, so))
             sys.exit(0)
+        # asking again is how some programs learn that the connect is done
+        print("again %s" % errno.errorcode.get(s.connect_ex(a), 0), flush=True)
         s.setblocking(True)
         s.sendall(request(sys.argv[4]))
         print("ok %s blocking=%d" % (body(read_all(s)), int(s.getblocking())))
