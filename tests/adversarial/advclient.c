@@ -90,9 +90,9 @@ static void load_ask(struct proto_msg *m, uint32_t id, unsigned i, unsigned h)
 	m->u.ask.addr.bytes[3] = (uint8_t)h;
 }
 
-/* True when v is the verdict rule i gives in the load policy ("rI") or in
- * its flipped version ("sI", allow and deny swapped), whichever is loaded:
- * a verdict that mixes the two sets is wrong. */
+/* 1 when v is the verdict rule i gives in the load policy ("rI"), 2 when
+ * it is the one its flipped version gives ("sI", allow and deny swapped),
+ * whichever is loaded; 0 for a verdict that mixes the two sets: wrong. */
 static int load_right(const struct proto_verdict *v, unsigned i)
 {
 	char rule[16];
@@ -107,12 +107,14 @@ static int load_right(const struct proto_verdict *v, unsigned i)
 		allow_parity = 1;
 	}
 	if (i % 2 == allow_parity)
-		return v->action == PROTO_ALLOW && v->err == 0;
-	return v->action == PROTO_DENY && v->err == (i % 4 < 2 ? EACCES : ECONNREFUSED);
+		return v->action == PROTO_ALLOW && v->err == 0 ? 1 + (int)allow_parity : 0;
+	return v->action == PROTO_DENY && v->err == (i % 4 < 2 ? EACCES : ECONNREFUSED)
+		       ? 1 + (int)allow_parity
+		       : 0;
 }
 
-/* One question and its answer. Returns 1 right, 0 wrong, -1 no answer
- * (closed or error), -2 timeout. */
+/* One question and its answer. Returns 1 right (2: right by the flipped
+ * set), 0 wrong, -1 no answer (closed or error), -2 timeout. */
 static int exchange(int fd, uint32_t id, unsigned i, unsigned h, int ms)
 {
 	struct proto_msg m;
@@ -128,7 +130,7 @@ static int exchange(int fd, uint32_t id, unsigned i, unsigned h, int ms)
 		return -2;
 	if (n <= 0 || proto_decode(buf, (size_t)n, &m) != 0)
 		return -1;
-	return m.type == PROTO_VERDICT && m.id == id && load_right(&m.u.verdict, i);
+	return m.type == PROTO_VERDICT && m.id == id ? load_right(&m.u.verdict, i) : 0;
 }
 
 static int probe(void)
@@ -141,9 +143,9 @@ static int probe(void)
 	}
 	r = exchange(fd, 1, 2, 7, 5000);
 	close(fd);
-	printf("probe: %s\n", r == 1 ? "answered right" : r == 0 ? "WRONG answer" :
+	printf("probe: %s\n", r >= 1 ? "answered right" : r == 0 ? "WRONG answer" :
 			      r == -2 ? "no answer in 5 s" : "closed");
-	return r == 1 ? 0 : 1;
+	return r >= 1 ? 0 : 1;
 }
 
 /* ------------------------------------------------------------ bad input */
@@ -292,6 +294,7 @@ struct worker {
 	unsigned per, rules, seed;
 	int seconds;       /* storm: run this long, tolerating failures */
 	unsigned long right, wrong, lost, hung;
+	unsigned long twin; /* of the right ones, answered by the flipped set */
 };
 
 static void *work(void *arg)
@@ -316,9 +319,10 @@ static void *work(void *arg)
 			}
 		}
 		r = exchange(fd, ++id, i, (unsigned)rand_r(&w->seed) % 256, 10000);
-		if (r == 1)
+		if (r >= 1) {
 			w->right++;
-		else if (r == 0)
+			w->twin += r == 2;
+		} else if (r == 0)
 			w->wrong++;
 		else if (r == -2)
 			w->hung++;
@@ -334,12 +338,12 @@ static void *work(void *arg)
 	return NULL;
 }
 
-/* One process of threads; writes "right wrong lost hung" to out. */
+/* One process of threads; writes "right wrong lost hung twin" to out. */
 static void load_proc(int threads, unsigned per, unsigned rules, int seconds, int out, int seed)
 {
 	pthread_t *t = calloc((size_t)threads, sizeof *t);
 	struct worker *w = calloc((size_t)threads, sizeof *w);
-	unsigned long sum[4] = { 0 };
+	unsigned long sum[5] = { 0 };
 	char line[128];
 
 	bool *started = calloc((size_t)threads, sizeof *started);
@@ -358,8 +362,10 @@ static void load_proc(int threads, unsigned per, unsigned rules, int seconds, in
 		sum[1] += w[i].wrong;
 		sum[2] += w[i].lost;
 		sum[3] += w[i].hung;
+		sum[4] += w[i].twin;
 	}
-	snprintf(line, sizeof line, "%lu %lu %lu %lu\n", sum[0], sum[1], sum[2], sum[3]);
+	snprintf(line, sizeof line, "%lu %lu %lu %lu %lu\n", sum[0], sum[1], sum[2], sum[3],
+		 sum[4]);
 	(void)!write(out, line, strlen(line));
 }
 
@@ -374,7 +380,7 @@ static double now_s(void)
 static int load(int procs, int threads, unsigned long total, unsigned rules, int seconds)
 {
 	unsigned per = (unsigned)(total / ((unsigned long)procs * (unsigned long)threads));
-	unsigned long sum[4] = { 0 }, v[4];
+	unsigned long sum[5] = { 0 }, v[5];
 	double t0 = now_s(), dt;
 	int pfd[2];
 	FILE *in;
@@ -390,16 +396,17 @@ static int load(int procs, int threads, unsigned long total, unsigned rules, int
 	}
 	close(pfd[1]);
 	in = fdopen(pfd[0], "r");
-	while (fscanf(in, "%lu %lu %lu %lu", &v[0], &v[1], &v[2], &v[3]) == 4)
-		for (int k = 0; k < 4; k++)
+	while (fscanf(in, "%lu %lu %lu %lu %lu", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5)
+		for (int k = 0; k < 5; k++)
 			sum[k] += v[k];
 	while (wait(NULL) > 0)
 		;
 	dt = now_s() - t0;
 	printf("load: %d clients (%d processes x %d threads), %lu decisions in %.1f s "
-	       "(%.0f decisions/s): %lu right, %lu wrong, %lu lost, %lu hung\n",
+	       "(%.0f decisions/s): %lu right, %lu wrong, %lu lost, %lu hung; "
+	       "%lu of the right from the flipped twin\n",
 	       procs * threads, procs, threads, sum[0] + sum[1], dt, (double)(sum[0] + sum[1]) / dt,
-	       sum[0], sum[1], sum[2], sum[3]);
+	       sum[0], sum[1], sum[2], sum[3], sum[4]);
 	if (seconds) /* storm: failures are expected, wrong answers and hangs are not */
 		return sum[1] != 0 || sum[3] != 0;
 	return sum[1] != 0 || sum[2] != 0 || sum[3] != 0 ||

@@ -67,15 +67,26 @@ timeout -k 5 60 "$ADV" "$SOCK" storm 5 10 10 >"$T/storm-reload.out" 2>&1 &
 STORM=$!
 ok_reloads=0
 broken_refused=0
+hup_took=0
+broken_kept=0
+in_force() { # the sha256 of the rule set the broker has in force
+	env $BROKER_SAN_ENV "$BROKER_BIN" status --json --socket "$SOCK" >"$T/st-loop.json" 2>/dev/null
+	jget "$T/st-loop.json" policy.sha256
+}
+sha_flipped=$(sha256sum <"$T/flipped.ini" | cut -d' ' -f1)
+sha_plain=$(sha256sum <"$T/plain.ini" | cut -d' ' -f1)
+flipped_in_force() { [ "$(in_force)" = "$sha_flipped" ]; }
 n=0
 while [ $n -lt 6 ]; do
 	cp "$T/flipped.ini" "$POLICY"
 	kill -HUP "$BROKER_PID"
-	sleep 0.5
+	wait_for 5 flipped_in_force && hup_took=$((hup_took + 1))
+	sleep 0.3
 	cp "$T/broken.ini" "$POLICY"
 	if "$BROKER_BIN" reload --socket "$SOCK" >"$T/reload-broken.out" 2>&1; then :; else
 		broken_refused=$((broken_refused + 1))
 	fi
+	[ "$(in_force)" = "$sha_flipped" ] && broken_kept=$((broken_kept + 1))
 	sleep 0.3
 	cp "$T/plain.ini" "$POLICY"
 	"$BROKER_BIN" reload --socket "$SOCK" >>"$T/reload-good.out" 2>&1 && ok_reloads=$((ok_reloads + 1))
@@ -87,14 +98,20 @@ storm_rc=$?
 sed 's/^/    /' "$T/storm-reload.out"
 assert_eq "$storm_rc" 0 "no answer mixed two rule sets, none hung, across 18 reloads"
 assert_contains "$T/storm-reload.out" " 0 wrong, 0 lost, 0 hung" "every client's every question was answered"
+assert_eq "$hup_took" 6 "every SIGHUP put the flipped rule set in force (status sha256)"
 assert_eq "$ok_reloads" 6 "good reloads through egress-broker reload succeeded"
 assert_eq "$broken_refused" 6 "broken reloads were refused"
+assert_eq "$broken_kept" 6 "after each broken reload the flipped set was still in force"
+twin=$(sed -n 's/.*hung; \([0-9]*\) of the right from the flipped twin$/\1/p' "$T/storm-reload.out")
+right=$(sed -n 's/.* \([0-9]*\) right, .*/\1/p' "$T/storm-reload.out")
+assert_ge "${twin:-0}" 1 "clients got answers from the flipped set during the storm ($twin)"
+assert_ge "$((${right:-0} - ${twin:-0}))" 1 "and from the plain set ($((${right:-0} - ${twin:-0})))"
 assert_contains "$T/reload-broken.out" "unknown key bogus" "the refusal names the error"
 cp "$T/broken.ini" "$POLICY"
 "$BROKER_BIN" reload --socket "$SOCK" >/dev/null 2>&1
 broker_status st
 assert_contains "$T/st.json" "unknown key bogus" "status reports the failed reload"
-assert_eq "$(jget "$T/st.json" policy.rules)" 10001 "the last good rule set is in force"
+assert_eq "$(jget "$T/st.json" policy.sha256)" "$sha_plain" "the last good rule set is in force"
 LAST=probe
 timeout 20 "$ADV" "$SOCK" probe >"$T/probe.out" 2>&1
 RC=$?
