@@ -9,8 +9,9 @@
 
 /* Candidate lists: 1 exact name + at most 126 parent suffixes of a 253-byte
  * name + at most 129 prefix lengths of one family + the any-destination
- * list. */
-#define CAND_MAX 260
+ * list, each of them in up to four parts when split (its port's rules,
+ * its exe base name's, its exe path's, the rest). */
+#define CAND_MAX 1040
 
 struct cand {
 	const unsigned *v; /* ascending rule indices */
@@ -20,22 +21,61 @@ struct cand {
 			    * by a cidr of this prefix length; -1: by name or any */
 };
 
-/* Adds a non-empty list to the candidates. */
-static void cand_add(struct cand *c, int *nc, const struct idx_list *list, int addr_len)
+/* Adds the rule indices v[0..n) to the candidates, unless there are none. */
+static void cand_push(struct cand *c, int *nc, const unsigned *v, unsigned n, int addr_len)
 {
-	if (!list || !list->n || *nc >= CAND_MAX)
+	if (!n || *nc >= CAND_MAX)
 		return;
-	c[*nc].v = list->v;
-	c[*nc].n = list->n;
+	c[*nc].v = v;
+	c[*nc].n = n;
 	c[*nc].pos = 0;
 	c[*nc].addr_len = addr_len;
 	(*nc)++;
 }
 
+/* Adds the rules of list that can match req: of a split list, those listed
+ * under its port (all the ported ones when it has none), under its exe, and
+ * the rest. */
+static void cand_add(struct cand *c, int *nc, const struct idx_list *list, int addr_len,
+		     const struct policy_request *req)
+{
+	struct port_idx *pe;
+	struct exe_idx *ee;
+
+	if (!list)
+		return;
+	if (!list->split) {
+		cand_push(c, nc, list->v, list->n, addr_len);
+		return;
+	}
+	if (req->port == 0) {
+		cand_push(c, nc, list->ported, list->nported, addr_len);
+	} else {
+		HASH_FIND(hh, list->byport, &req->port, sizeof req->port, pe);
+		if (pe)
+			cand_push(c, nc, pe->rules.v, pe->rules.n, addr_len);
+	}
+	if (req->exe && list->byexe) {
+		const char *base = strrchr(req->exe, '/');
+
+		base = base ? base + 1 : req->exe;
+		HASH_FIND_STR(list->byexe, base, ee);
+		if (ee)
+			cand_push(c, nc, ee->rules.v, ee->rules.n, addr_len);
+		if (base != req->exe) {
+			HASH_FIND_STR(list->byexe, req->exe, ee);
+			if (ee)
+				cand_push(c, nc, ee->rules.v, ee->rules.n, addr_len);
+		}
+	}
+	cand_push(c, nc, list->rest, list->nrest, addr_len);
+}
+
 /* Collects the rules whose host or cidr can match req (and those with
- * neither), one ascending list per index hit. Returns how many lists. */
-static int gather(const struct policy *p, const char *name, const struct proto_addr *a,
-		  struct cand *c)
+ * neither), one ascending list per index hit (up to four for a split
+ * list). Returns how many lists. */
+static int gather(const struct policy *p, const struct policy_request *req, const char *name,
+		  const struct proto_addr *a, struct cand *c)
 {
 	int nc = 0;
 
@@ -44,12 +84,12 @@ static int gather(const struct policy *p, const char *name, const struct proto_a
 
 		HASH_FIND_STR(p->exact, name, e);
 		if (e)
-			cand_add(c, &nc, &e->rules, -1);
+			cand_add(c, &nc, &e->rules, -1, req);
 		/* "*.suffix" matches strict subdomains: look up every parent. */
 		for (const char *s = strchr(name, '.'); s; s = strchr(s + 1, '.')) {
 			HASH_FIND_STR(p->wild, s + 1, e);
 			if (e)
-				cand_add(c, &nc, &e->rules, -1);
+				cand_add(c, &nc, &e->rules, -1, req);
 		}
 	}
 	if (a && (a->family == 4 || a->family == 6)) {
@@ -68,10 +108,10 @@ static int gather(const struct policy *p, const char *name, const struct proto_a
 			policy_addr_mask(key.bytes, a->family, len);
 			HASH_FIND(hh, p->cidrs, &key, sizeof key, e);
 			if (e)
-				cand_add(c, &nc, &e->rules, (int)len);
+				cand_add(c, &nc, &e->rules, (int)len, req);
 		}
 	}
-	cand_add(c, &nc, &p->any, -1);
+	cand_add(c, &nc, &p->any, -1, req);
 	return nc;
 }
 
@@ -160,7 +200,7 @@ void policy_decide(const struct policy *p, const struct policy_request *req,
 	}
 
 	/* Walk the candidate lists merged in rule order; first match wins. */
-	nc = gather(p, np, ap, c);
+	nc = gather(p, req, np, ap, c);
 	for (;;) {
 		unsigned min = UINT_MAX;
 		int len = -1;

@@ -10,12 +10,41 @@
 #define L4_TCP_BIT (1u << PROTO_L4_TCP)
 #define L4_UDP_BIT (1u << PROTO_L4_UDP)
 
+struct port_idx;
+struct exe_idx;
+
 /* A growing list of rule indices; ascending, without repeats, because rules
- * are added in file order. */
+ * are added in file order. A long list is also split once loaded
+ * (list_split in load.c) into three disjoint parts, so that a request walks
+ * only the rules that can match it: rules with a few ports, listed under
+ * each port (byport; all of them in order in ported, for a request without
+ * a port); rules with literal exe names, listed under each name (byexe); and
+ * the rest. 10,000 rules for one host, one port or one program each then
+ * cost what a few do. */
 struct idx_list {
-	unsigned *v;  /* rule indices */
-	unsigned n;   /* used */
-	unsigned cap; /* allocated */
+	unsigned *v;             /* rule indices */
+	unsigned n;              /* used */
+	unsigned cap;            /* allocated */
+	bool split;              /* the parts below are built */
+	struct port_idx *byport; /* port -> rules whose ports include it */
+	struct exe_idx *byexe;   /* exe name or path -> rules naming it */
+	unsigned *ported, nported; /* every rule of byport */
+	unsigned *rest, nrest;   /* rules in neither */
+};
+
+/* One port's rules in a split list. */
+struct port_idx {
+	uint16_t port;
+	struct idx_list rules; /* never split itself */
+	UT_hash_handle hh;
+};
+
+/* One exe pattern's rules in a split list: a base name or a full path
+ * without glob characters. */
+struct exe_idx {
+	char *exe;
+	struct idx_list rules; /* never split itself */
+	UT_hash_handle hh;
 };
 
 struct port_range {

@@ -95,6 +95,37 @@ static int list_add(struct idx_list *list, unsigned i)
 	return 0;
 }
 
+/* Drops list's split, if any. */
+static void list_unsplit(struct idx_list *list)
+{
+	struct port_idx *pe, *ptmp;
+	struct exe_idx *ee, *etmp;
+
+	HASH_ITER(hh, list->byport, pe, ptmp) {
+		HASH_DEL(list->byport, pe);
+		free(pe->rules.v);
+		free(pe);
+	}
+	HASH_ITER(hh, list->byexe, ee, etmp) {
+		HASH_DEL(list->byexe, ee);
+		free(ee->exe);
+		free(ee->rules.v);
+		free(ee);
+	}
+	free(list->ported);
+	free(list->rest);
+	list->ported = list->rest = NULL;
+	list->nported = list->nrest = 0;
+	list->split = false;
+}
+
+/* Frees what list holds. */
+static void list_free(struct idx_list *list)
+{
+	list_unsplit(list);
+	free(list->v);
+}
+
 /* Adds rule i under key in a name index. Returns 0 or -1. */
 static int name_index(struct name_idx **head, const char *key, unsigned i)
 {
@@ -135,6 +166,114 @@ static int cidr_index(struct policy *p, const struct proto_addr *a, unsigned len
 	else
 		p->cidr_len6[len] = true;
 	return list_add(&e->rules, i);
+}
+
+/* Lists shorter than this are walked whole: splitting them saves nothing. */
+#define SPLIT_MIN 16
+/* A rule whose ports span more than this many is not listed under each. */
+#define SPLIT_PORTS_MAX 64
+
+/* How rule r is indexed in a split list: 'p' under its ports, 'e' under its
+ * exe names, 'r' in the rest. */
+static char split_kind(const struct rule *r)
+{
+	unsigned span = 0;
+
+	for (unsigned j = 0; j < r->nports; j++)
+		span += (unsigned)(r->ports[j].hi - r->ports[j].lo) + 1;
+	if (r->nports && span <= SPLIT_PORTS_MAX)
+		return 'p';
+	if (!r->nexes)
+		return 'r';
+	for (unsigned j = 0; j < r->nexes; j++)
+		if (strpbrk(r->exes[j], "*?[\\"))
+			return 'r';
+	return 'e';
+}
+
+/* Lists rule i under key in a split list's exe index. Returns 0 or -1. */
+static int exe_add(struct exe_idx **head, const char *key, unsigned i)
+{
+	struct exe_idx *e;
+
+	HASH_FIND_STR(*head, key, e);
+	if (!e) {
+		e = calloc(1, sizeof *e);
+		if (!e || !(e->exe = strdup(key))) {
+			free(e);
+			return -1;
+		}
+		HASH_ADD_KEYPTR(hh, *head, e->exe, strlen(e->exe), e);
+	}
+	return list_add(&e->rules, i);
+}
+
+/* Lists rule i under port in a split list's port index. Returns 0 or -1. */
+static int port_add(struct port_idx **head, uint16_t port, unsigned i)
+{
+	struct port_idx *e;
+
+	HASH_FIND(hh, *head, &port, sizeof port, e);
+	if (!e) {
+		e = calloc(1, sizeof *e);
+		if (!e)
+			return -1;
+		e->port = port;
+		HASH_ADD(hh, *head, port, sizeof port, e);
+	}
+	return list_add(&e->rules, i);
+}
+
+/* Splits list (see struct idx_list) when it is long. Out of memory, the
+ * list is left whole: slower to walk, but decided the same. */
+static void list_split(struct idx_list *list, const struct rule *rules)
+{
+	if (list->n < SPLIT_MIN)
+		return;
+	list->ported = malloc(list->n * sizeof *list->ported);
+	list->rest = malloc(list->n * sizeof *list->rest);
+	if (!list->ported || !list->rest)
+		goto oom;
+	for (unsigned k = 0; k < list->n; k++) {
+		unsigned i = list->v[k];
+		const struct rule *r = &rules[i];
+
+		switch (split_kind(r)) {
+		case 'p':
+			list->ported[list->nported++] = i;
+			for (unsigned j = 0; j < r->nports; j++)
+				for (unsigned port = r->ports[j].lo; port <= r->ports[j].hi; port++)
+					if (port_add(&list->byport, (uint16_t)port, i) < 0)
+						goto oom;
+			break;
+		case 'e':
+			for (unsigned j = 0; j < r->nexes; j++)
+				if (exe_add(&list->byexe, r->exes[j], i) < 0)
+					goto oom;
+			break;
+		default:
+			list->rest[list->nrest++] = i;
+		}
+	}
+	list->split = true;
+	return;
+oom:
+	list_unsplit(list);
+}
+
+/* Splits every long candidate list of p. */
+static void split_all(struct policy *p)
+{
+	struct name_idx *n, *ntmp;
+	struct cidr_idx *c, *ctmp;
+
+	list_split(&p->any, p->rules);
+	HASH_ITER(hh, p->exact, n, ntmp)
+		list_split(&n->rules, p->rules);
+	HASH_ITER(hh, p->wild, n, ntmp)
+		list_split(&n->rules, p->rules);
+	HASH_ITER(hh, p->cidrs, c, ctmp)
+		list_split(&c->rules, p->rules);
 }
 
 /* ---------------------------------------------------------------- values */
@@ -783,6 +922,8 @@ struct policy *policy_load(const char *path, char *err, size_t errlen)
 	}
 	if (!l.failed)
 		section_end(&l);
+	if (!l.failed)
+		split_all(l.p);
 	fclose(l.f);
 	free(l.line);
 	HASH_ITER(hh, l.names, rn, tmp) {
@@ -816,18 +957,18 @@ void policy_free(struct policy *p)
 	HASH_ITER(hh, p->exact, n, ntmp) {
 		HASH_DEL(p->exact, n);
 		free(n->key);
-		free(n->rules.v);
+		list_free(&n->rules);
 		free(n);
 	}
 	HASH_ITER(hh, p->wild, n, ntmp) {
 		HASH_DEL(p->wild, n);
 		free(n->key);
-		free(n->rules.v);
+		list_free(&n->rules);
 		free(n);
 	}
 	HASH_ITER(hh, p->cidrs, c, ctmp) {
 		HASH_DEL(p->cidrs, c);
-		free(c->rules.v);
+		list_free(&c->rules);
 		free(c);
 	}
 	HASH_ITER(hh, p->hosts, h, htmp) {
@@ -836,7 +977,7 @@ void policy_free(struct policy *p)
 		free(h->addrs);
 		free(h);
 	}
-	free(p->any.v);
+	list_free(&p->any);
 	free(p->audit);
 	free(p->path);
 	free(p);

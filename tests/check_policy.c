@@ -856,6 +856,79 @@ START_TEST(test_policy_decide_table)
 }
 END_TEST
 
+/* A long candidate list is split by port and by exe name: first match must
+ * still win, for single ports, lists, small and wide ranges, rules without
+ * ports, shadowed rules, literal and glob exe patterns, an unknown exe, and
+ * requests without a port (a resolve). The same rules with the host list
+ * under 16 rules (not split) must decide the same. */
+START_TEST(test_policy_decide_split)
+{
+	static const struct {
+		uint16_t port;
+		int l4;
+		const char *exe;
+		int action;
+		const char *rule;
+	} cases[] = {
+		{ 1001, TCP, "/usr/bin/git", ALLOW, "p1" }, /* before the exe rule */
+		{ 1020, TCP, NULL, ALLOW, "p20" },
+		{ 1005, TCP, NULL, ALLOW, "p5" },           /* not the later, shadowed "again5" */
+		{ 1021, TCP, NULL, ALLOW, "multi" },
+		{ 3000, TCP, NULL, DENY, "wide" },          /* wide comes before multi */
+		{ 1999, TCP, NULL, DENY, "any" },
+		{ 1030, UDP, NULL, ALLOW, "udp-range" },
+		{ 1030, TCP, NULL, DENY, "any" },
+		{ 80, TCP, "/usr/bin/git", ALLOW, "git" },
+		{ 80, TCP, "/usr/bin/curl", ALLOW, "curl-path" },
+		{ 80, TCP, "/opt/curl", DENY, "any" },      /* the path names another curl */
+		{ 80, TCP, "/usr/bin/python3", ALLOW, "glob" },
+		{ 80, TCP, NULL, DENY, "any" },
+		{ 0, TCP, NULL, ALLOW, "p1" },              /* a resolve: port-restricted allows match */
+	};
+	char text[8192], err[POLICY_ERR_MAX];
+	size_t off = 0;
+
+	for (int split = 0; split < 2; split++) {
+		off = 0;
+		/* with split = 0, only p1..p5 come before the others: 13 rules in all */
+		for (int i = 1; i <= (split ? 20 : 5); i++)
+			off += (size_t)snprintf(text + off, sizeof text - off,
+						"[rule \"p%d\"]\nhost = h.test\nport = %d\naction = allow\n",
+						i, 1000 + i);
+		off += (size_t)snprintf(text + off, sizeof text - off,
+					"[rule \"again5\"]\nhost = h.test\nport = 1005\naction = deny\n"
+					"[rule \"wide\"]\nhost = h.test\nport = 2000-9000\naction = deny\n"
+					"[rule \"multi\"]\nhost = h.test\nport = 3000, 1021\naction = allow\n"
+					"[rule \"udp-range\"]\nhost = h.test\nport = 1025-1035\nproto = udp\n"
+					"action = allow\n"
+					"[rule \"git\"]\nhost = h.test\nexe = git\naction = allow\n"
+					"[rule \"curl-path\"]\nhost = h.test\nexe = /usr/bin/curl\n"
+					"action = allow\n"
+					"[rule \"glob\"]\nhost = h.test\nexe = py*\naction = allow\n"
+					"[rule \"any\"]\nhost = h.test\naction = deny\n");
+		struct policy *p = load_text(text, err, sizeof err);
+
+		ck_assert_msg(p != NULL, "%s", err);
+		for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+			struct policy_request req = { .op = PROTO_OP_CONNECT, .l4 = cases[i].l4,
+						      .port = cases[i].port, .name = "h.test",
+						      .exe = cases[i].exe };
+			struct policy_verdict v;
+
+			if (!split && cases[i].port == 1020)
+				continue; /* p20 is not there unsplit */
+			if (cases[i].port == 0)
+				req.op = PROTO_OP_RESOLVE;
+			policy_decide(p, &req, &v);
+			ck_assert_msg(v.action == cases[i].action && strcmp(v.rule, cases[i].rule) == 0,
+				      "split %d, port %u: got %d %s", split, cases[i].port, v.action,
+				      v.rule);
+		}
+		policy_free(p);
+	}
+}
+END_TEST
+
 /* "default = allow" never opens a private address; "private = allow" does. */
 START_TEST(test_policy_decide_default_allow_private)
 {
@@ -1199,6 +1272,7 @@ Suite *suite_policy(void)
 
 	tc = tcase_create("decide");
 	tcase_add_test(tc, test_policy_decide_default_allow_private);
+	tcase_add_test(tc, test_policy_decide_split);
 	tcase_add_test(tc, test_policy_hosts_lookup_table);
 	tcase_add_test(tc, test_policy_decide_10000_rules);
 	tcase_set_timeout(tc, 60);
