@@ -138,9 +138,13 @@ static bool exe_match(const struct rule *r, const char *exe)
 
 /* True when req satisfies r's port, proto and exe constraints (its host or
  * cidr was matched by the index). An unknown port or l4 satisfies a port
- * or proto constraint only for a rule that does not deny. */
+ * or proto constraint only for a rule that does not deny. A deny rule with
+ * a port or proto never denies a lookup: the connect or send is judged with
+ * both, and fails there with the rule's errno rather than as a lookup. */
 static bool rule_match(const struct rule *r, const struct policy_request *req)
 {
+	if ((r->nports || r->l4) && r->action == PROTO_DENY && req->op == PROTO_OP_RESOLVE)
+		return false;
 	if (r->nports) {
 		bool ok = false;
 

@@ -56,9 +56,10 @@ void policy_free(struct policy *p);
 /*
  * Decides req: rules are tried in file order and the first match wins; no
  * match gives the [egress] default ("default"). When req has no port (or
- * l4 ANY), as in a resolve, a rule restricted by port (or proto) matches
- * only if it does not deny, since the connect is judged again with the real
- * port. An allow or rewrite of a private address (policy_addr_private)
+ * l4 ANY), a rule restricted by port (or proto) matches only if it does not
+ * deny, since the connect is judged again with the real port; a resolve is
+ * never denied by such a rule, whatever port it names, so that the connect
+ * fails with the rule's errno. An allow or rewrite of a private address (policy_addr_private)
  * becomes a DENY with rule "private" unless the matching rule names the
  * address by a cidr no wider than its private range (127.0.0.1/32 and
  * 10.0.0.0/8 do, 0.0.0.0/0 does not), sets private = allow, [egress]

@@ -23,10 +23,21 @@ cache_ttl = 300
 [hosts]
 api.test = 127.0.0.2
 svc2.test = 127.0.0.1
+svc3.test = 127.0.0.1
 
 [rule "svc2"]
 host = svc2.test
 port = $PA
+action = allow
+
+[rule "svc3-no-c"]
+host = svc3.test
+port = $PC
+action = deny
+errno = ECONNRESET
+
+[rule "svc3"]
+host = svc3.test
 action = allow
 
 [rule "lh"]
@@ -187,6 +198,14 @@ assert_out svc2 "ok 127.0.0.1
 connect err EPERM" "svc2.test resolved; its connect to b denied"
 assert_contains "$T/svc2.err" "egress: denied connect to svc2.test:$PB (rule block-b)" "the denial line names the host, not the address"
 assert_audit 1 "deny attributed to the name" op=connect action=deny name=svc2.test addr=127.0.0.1 port="$PB" rule=block-b
+
+echo "# a name rule that denies one port denies the connect, not the lookup"
+pyc svc3c resolve-connect svc3.test "$PC"
+assert_out svc3c "ok 127.0.0.1
+connect err ECONNRESET" "getaddrinfo(svc3.test, PC) answered; the connect fails with the rule's errno"
+assert_contains "$T/svc3c.err" "egress: denied connect to svc3.test:$PC (rule svc3-no-c)" "and the line says connect, with the port"
+assert_audit 1 "the connect denied by the name's port rule" op=connect action=deny name=svc3.test \
+	port="$PC" rule=svc3-no-c errno=ECONNRESET
 
 echo "# numeric hosts in getaddrinfo are not looked up"
 pyc num4 resolve 127.0.0.1 80
