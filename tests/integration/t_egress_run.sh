@@ -82,4 +82,25 @@ cd "$ROOT" || exit 1
 assert_rc 126 "setuid binary named by a relative path (./suidcurl): exit 126"
 assert_server a 1 "no request from the setuid copy"
 
+echo "# a shared broker: egress-run uses the one answering at EGRESS_SOCKET"
+AUDIT=$T/shared-audit.jsonl
+start_broker || finish
+ers() { # TAG ARGS...: egress-run with the shared broker's socket
+	LAST=$1
+	shift
+	timeout -k 5 "$RUN_TIMEOUT" env EGRESS_SOCKET="$SOCK" EGRESS_LIB="${CURL_PRELOAD##* }" \
+		EGRESS_BROKER="$BROKER_BIN" "$ER" "$@" >"$T/$LAST.out" 2>"$T/$LAST.err" </dev/null
+	RC=$?
+	assert_no_san "$T/$LAST.err" "egress-run $LAST"
+}
+ers shared-a --audit "$AUDIT" -- "$CURL" -sS --max-time 10 "http://127.0.0.1:$PA/shared-a"
+assert_rc 0 "curl through the shared broker"
+assert_contains "$T/shared-a.err" "egress: 1 allowed, 0 denied" "the summary counts this run's lines of the shared log"
+assert_audit 1 "the shared broker decided it" op=connect action=allow "port=$PA" rule=srv-a
+ers shared-b -- "$CURL" -sS --max-time 10 "http://127.0.0.1:$PB/shared-b"
+assert_rc 7 "a denied curl through the shared broker"
+assert_contains "$T/shared-b.err" "egress: no summary: the broker at $SOCK keeps its own audit log" \
+	"without --audit it says why there is no summary"
+assert_audit 1 "the shared broker denied it" op=connect action=deny "port=$PB" rule=block-b
+
 finish
