@@ -402,9 +402,11 @@ int control_request(const char *path, int what, int *status, char *text, size_t 
 int cli_parse_target(const char *s, char *name, size_t namecap, struct proto_addr *addr,
 		     bool *is_addr, uint16_t *port, char *err, size_t errlen);
 /* Judges target offline against p, writes one line (without newline) into
- * out. Returns 0 allow or rewrite, 1 deny, 2 on error (message in out). */
+ * out; *by_name says that a name was judged alone (not in [hosts], so its
+ * addresses are unknown here). Returns 0 allow or rewrite, 1 deny, 2 on
+ * error (message in out). */
 int cli_check(const struct policy *p, const char *target, bool udp, const char *exe, char *out,
-	      size_t cap);
+	      size_t cap, bool *by_name);
 
 /* --------------------------------------------------------------- server.c */
 

@@ -109,7 +109,7 @@ static int cli_verdict(const struct policy_verdict *v, bool udp, char *out, size
 }
 
 int cli_check(const struct policy *p, const char *target, bool udp, const char *exe, char *out,
-	      size_t cap)
+	      size_t cap, bool *by_name)
 {
 	char name[PROTO_NAME_MAX + 1], err[256];
 	struct proto_addr addr, hosts[PROTO_ADDRS_MAX];
@@ -123,6 +123,7 @@ int cli_check(const struct policy *p, const char *target, bool udp, const char *
 		snprintf(out, cap, "%s", err);
 		return 2;
 	}
+	*by_name = false;
 	memset(&req, 0, sizeof req);
 	req.op = udp ? PROTO_OP_SEND : PROTO_OP_CONNECT;
 	req.l4 = udp ? PROTO_L4_UDP : PROTO_L4_TCP;
@@ -137,6 +138,7 @@ int cli_check(const struct policy *p, const char *target, bool udp, const char *
 	n = policy_hosts_lookup(p, name, hosts, PROTO_ADDRS_MAX);
 	if (n <= 0) {
 		policy_decide(p, &req, &v); /* a name alone, as before resolution */
+		*by_name = true;
 		return cli_verdict(&v, udp, out, cap);
 	}
 	/* A [hosts] name is judged with its addresses: the first denied one

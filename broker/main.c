@@ -146,7 +146,7 @@ static int run_check(int argc, char **argv)
 	const char *policy_file = NULL, *exe = NULL;
 	char err[POLICY_ERR_MAX], out[512];
 	struct policy *p;
-	bool udp = false;
+	bool udp = false, by_name;
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -167,11 +167,16 @@ static int run_check(int argc, char **argv)
 		fprintf(stderr, "egress-broker: %s\n", err);
 		return 2;
 	}
-	rc = cli_check(p, argv[optind], udp, exe, out, sizeof out);
+	rc = cli_check(p, argv[optind], udp, exe, out, sizeof out, &by_name);
 	if (rc == 2)
 		fprintf(stderr, "egress-broker: %s\n", out);
 	else
 		printf("%s\n", out);
+	fflush(stdout);
+	if (rc == 0 && by_name)
+		fprintf(stderr, "egress-broker: judged by name alone; each address it resolves to is "
+				"judged again at connect, and a private one is refused unless a rule "
+				"opens it\n");
 	policy_free(p);
 	return rc;
 }

@@ -749,13 +749,16 @@ START_TEST(test_cli_check_table)
 {
 	char dir[64], path[128], err[POLICY_ERR_MAX], out[512];
 	struct policy *p;
+	bool by_name;
 	int rc;
 
 	tmpdir(dir);
 	write_file(dir, "p.ini", cli_policy, path, sizeof path);
 	p = policy_load(path, err, sizeof err);
 	ck_assert_msg(p != NULL, "%s", err);
-	rc = cli_check(p, check_cases[_i].target, check_cases[_i].udp, NULL, out, sizeof out);
+	rc = cli_check(p, check_cases[_i].target, check_cases[_i].udp, NULL, out, sizeof out,
+		       &by_name);
+	ck_assert(by_name == (strncmp(check_cases[_i].target, "api.", 4) == 0 && rc != 2));
 	ck_assert_int_eq(rc, check_cases[_i].rc);
 	if (check_cases[_i].line)
 		ck_assert_str_eq(out, check_cases[_i].line);
