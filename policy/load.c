@@ -390,15 +390,17 @@ static int parse_cidr(char *s, struct proto_addr *a, unsigned *len, const char *
 		*slash = 0;
 	if (policy_addr_parse(s, a) < 0) {
 		*why = "bad address";
+		if (slash)
+			*slash = '/'; /* the message quotes s whole */
 		return -1;
 	}
+	if (slash)
+		*slash = '/';
 	l = a->family == 4 ? 32 : 128;
 	if (slash && parse_uint(slash + 1, 0, l, &l) < 0) {
 		*why = "bad prefix length";
 		return -1;
 	}
-	if (slash)
-		*slash = '/';
 	if (a->family == 6 && l >= 96) {
 		struct proto_addr c = *a;
 
