@@ -253,6 +253,21 @@ void transport_tick(struct transport *t);
 void transport_client_gone(struct transport *t, uint64_t client);
 const struct transport_stats *transport_stats(const struct transport *t);
 
+#define TRANSPORT_LIST_MAX 20 /* relayed connections that status lists */
+
+/* One connection the relay is moving bytes for, as status shows it. */
+struct transport_conn {
+	char dest[PROTO_NAME_MAX + 8]; /* name:port, or address:port */
+	char rule[PROTO_RULE_MAX + 1];
+	pid_t pid;
+	long age_s;                    /* since the relaying began */
+	uint64_t sent, received;       /* program -> destination, and back */
+};
+
+/* Fills out with up to max of the connections being relayed now. Returns
+ * how many it filled; transport_stats() says how many there are. */
+size_t transport_connections(const struct transport *t, struct transport_conn *out, size_t max);
+
 /* ---------------------------------------------------------------- synth.c */
 
 #define SYNTH_PER_PID_MAX 4096 /* rewritten names one process may map */
@@ -378,6 +393,8 @@ struct control_info {
 	const struct stats *stats;
 	const char *transport;        /* [egress] transport, without credentials */
 	const struct transport_stats *relay;
+	const struct transport_conn *conns; /* relayed now: the first nconns of them */
+	size_t nconns;
 	unsigned long lookups;        /* resolver lookups */
 	size_t synthetic;             /* rewritten names mapped to synthetic addresses */
 };

@@ -98,6 +98,16 @@ size_t control_status_text(const struct control_info *ci, char *out, size_t cap)
 		   ci->transport ? ci->transport : "direct", relay_of(ci)->active,
 		   relay_of(ci)->total, (unsigned long long)relay_of(ci)->sent,
 		   (unsigned long long)relay_of(ci)->received);
+	for (size_t i = 0; i < ci->nconns; i++) {
+		const struct transport_conn *k = &ci->conns[i];
+
+		buf_printf(&b, "  relaying %s (pid %ld, rule %s) for ", k->dest, (long)k->pid, k->rule);
+		control_uptime(&b, k->age_s);
+		buf_printf(&b, ": %llu bytes sent, %llu received\n", (unsigned long long)k->sent,
+			   (unsigned long long)k->received);
+	}
+	if (ci->nconns < relay_of(ci)->active)
+		buf_printf(&b, "  and %lu more\n", relay_of(ci)->active - ci->nconns);
 	buf_printf(&b, "resolver: %lu lookups; %zu synthetic addresses mapped\n", ci->lookups,
 		   ci->synthetic);
 	buf_printf(&b, "top denied:%s\n", ntop ? "" : " none");
@@ -148,10 +158,21 @@ size_t control_status_json(const struct control_info *ci, char *out, size_t cap)
 	buf_json_str(&b, ci->transport ? ci->transport : "direct");
 	buf_printf(&b,
 		   ",\"relay\":{\"active\":%lu,\"total\":%lu,\"bytes_sent\":%llu,"
-		   "\"bytes_received\":%llu},\"resolver\":{\"lookups\":%lu,\"synthetic\":%zu},"
-		   "\"top_denied\":[",
+		   "\"bytes_received\":%llu,\"connections\":[",
 		   relay_of(ci)->active, relay_of(ci)->total, (unsigned long long)relay_of(ci)->sent,
-		   (unsigned long long)relay_of(ci)->received, ci->lookups, ci->synthetic);
+		   (unsigned long long)relay_of(ci)->received);
+	for (size_t i = 0; i < ci->nconns; i++) {
+		const struct transport_conn *k = &ci->conns[i];
+
+		buf_printf(&b, "%s{\"destination\":", i ? "," : "");
+		buf_json_str(&b, k->dest);
+		buf_printf(&b, ",\"pid\":%ld,\"rule\":", (long)k->pid);
+		buf_json_str(&b, k->rule);
+		buf_printf(&b, ",\"age_s\":%ld,\"bytes_sent\":%llu,\"bytes_received\":%llu}",
+			   k->age_s, (unsigned long long)k->sent, (unsigned long long)k->received);
+	}
+	buf_printf(&b, "]},\"resolver\":{\"lookups\":%lu,\"synthetic\":%zu},\"top_denied\":[",
+		   ci->lookups, ci->synthetic);
 	for (size_t i = 0; i < ntop; i++) {
 		buf_printf(&b, "%s{\"destination\":", i ? "," : "");
 		buf_json_str(&b, top[i].dest);

@@ -68,6 +68,7 @@ struct server {
 	struct synth *synth;               /* synthetic addresses of rewritten names */
 	unsigned ticks;                    /* timer ticks, one a second */
 	char transport_text[300];          /* for status */
+	struct transport_conn conns[TRANSPORT_LIST_MAX]; /* for status */
 	struct client *clients;            /* serial -> client */
 	uint64_t next_serial;
 	time_t started;                    /* monotonic seconds */
@@ -701,6 +702,8 @@ static void server_info(struct server *s, struct control_info *ci)
 			      sizeof s->transport_text);
 	ci->transport = s->transport_text;
 	ci->relay = transport_stats(s->transport);
+	ci->conns = s->conns;
+	ci->nconns = transport_connections(s->transport, s->conns, TRANSPORT_LIST_MAX);
 	ci->lookups = resolver_lookups(s->resolver);
 	ci->synthetic = synth_entries(s->synth);
 }

@@ -69,6 +69,8 @@ struct conduit {
 	struct flow out, in;                   /* program -> upstream, upstream -> program */
 	uint64_t sent, received;
 	bool limit_hit;
+	long relay_since_ms;                   /* when relaying began */
+	bool dropped[2];                       /* up, relay: out of the epoll set after a hang-up */
 };
 
 struct transport {
@@ -105,14 +107,18 @@ static uint64_t tag(const struct conduit *c, int side)
 }
 
 /* Watches fd (side 0 upstream, 1 relay) for events, adding it to the epoll
- * set when it is not there; an fd taken out of the set (relay_watch) comes
- * back only once something is wanted of it. */
+ * set when it is not there (even for no events: hang-ups and errors are
+ * always reported); an fd relay_watch took out of the set comes back only
+ * once something is wanted of it. */
 static void watch(struct transport *t, struct conduit *c, int fd, int side, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.u64 = tag(c, side) };
 
-	if (epoll_ctl(t->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && events)
+	if (c->dropped[side] && !events)
+		return;
+	if (epoll_ctl(t->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
 		epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev);
+	c->dropped[side] = false;
 }
 
 static void close_fd(struct transport *t, int *fd, bool reset)
@@ -298,20 +304,26 @@ static void relay_watch(struct transport *t, struct conduit *c, unsigned hup)
 	int fd[2] = { c->up, c->relay };
 
 	for (int side = 0; side < 2; side++) {
-		if ((hup & (1u << side)) && !ev[side])
+		if ((hup & (1u << side)) && !ev[side]) {
 			epoll_ctl(t->epfd, EPOLL_CTL_DEL, fd[side], NULL);
-		else
+			c->dropped[side] = true;
+		} else
 			watch(t, c, fd[side], side, ev[side]);
 	}
 }
 
 /* Moves bytes both ways after events on end side (0 upstream, 1 relay; 0
- * events when called to start). An error on either end (a reset) ends the
- * connection with a reset of the other: there is nobody left to relay to. */
+ * events when called to start). An error on either end, or a hang-up of an
+ * end we have not shut down ourselves (its peer reset it: a hang-up needs
+ * both directions shut), ends the connection with a reset of the other:
+ * there is nobody left to relay to. */
 static void relay(struct transport *t, struct conduit *c, int side, uint32_t events)
 {
 	uint64_t s0 = c->sent, r0 = c->received;
-	int rc = events & EPOLLERR ? -1 : pump(c, &c->out, c->relay, c->up, &c->sent);
+	bool we_shut = side ? c->in.shut : c->out.shut;
+	int rc = (events & EPOLLERR) || ((events & EPOLLHUP) && !we_shut)
+			 ? -1
+			 : pump(c, &c->out, c->relay, c->up, &c->sent);
 
 	if (rc == 0)
 		rc = pump(c, &c->in, c->up, c->relay, &c->received);
@@ -346,6 +358,7 @@ static void established(struct transport *t, struct conduit *c)
 		c->handover = -1;
 	}
 	c->state = ST_RELAYING;
+	c->relay_since_ms = now_ms();
 	t->stats.active++;
 	t->stats.total++;
 	relay(t, c, 0, 0);
@@ -738,6 +751,37 @@ void transport_client_gone(struct transport *t, uint64_t client)
 const struct transport_stats *transport_stats(const struct transport *t)
 {
 	return &t->stats;
+}
+
+size_t transport_connections(const struct transport *t, struct transport_conn *out, size_t max)
+{
+	const struct conduit *c, *tmp;
+	long now = now_ms();
+	size_t n = 0;
+
+	HASH_ITER(hh, t->conduits, c, tmp) {
+		struct transport_conn *o = &out[n];
+		char host[INET6_ADDRSTRLEN];
+
+		if (n == max)
+			break;
+		if (c->state != ST_RELAYING)
+			continue;
+		if (c->name[0]) {
+			snprintf(o->dest, sizeof o->dest, "%s:%u", c->name, c->r.port);
+		} else {
+			policy_addr_format(&c->r.addr, host, sizeof host);
+			snprintf(o->dest, sizeof o->dest, c->r.addr.family == 6 ? "[%s]:%u" : "%s:%u",
+				 host, c->r.port);
+		}
+		snprintf(o->rule, sizeof o->rule, "%s", c->rule);
+		o->pid = c->r.pid;
+		o->age_s = (now - c->relay_since_ms) / 1000;
+		o->sent = c->sent;
+		o->received = c->received;
+		n++;
+	}
+	return n;
 }
 
 void transport_free(struct transport *t)

@@ -177,6 +177,26 @@ sleep 2
 t1=$(ticks)
 assert_le $((t1 - t0)) 50 "and the broker is idle after it ($((t1 - t0)) ticks in 2 s)"
 
+# status lists each relayed connection with its bytes while it lasts
+run_shim hold "$PY" "$H/rwclient.py" hold hold.egress.test "$(fport silent)" 4321 4 &
+HOLD=$!
+listed() {
+	env $BROKER_SAN_ENV "$BROKER_BIN" status --json --socket "$SOCK" >"$T/st-hold.json" 2>/dev/null &&
+		grep -q '"bytes_sent":4321,' "$T/st-hold.json"
+}
+wait_for 5 listed
+"$PY" - "$T/st-hold.json" "$(fport silent)" >"$T/hold-conn.out" <<'PYEOF'
+import json, sys
+conns = json.load(open(sys.argv[1]))["relay"]["connections"]
+print(" ".join("%s %s %d %d" % (c["destination"], c["rule"], c["bytes_sent"], c["bytes_received"])
+               for c in conns))
+PYEOF
+assert_out hold-conn "hold.egress.test:$(fport silent) hold 4321 0" \
+	"status --json lists the relayed connection: destination, rule, bytes both ways"
+env $BROKER_SAN_ENV "$BROKER_BIN" status --socket "$SOCK" >"$T/st-hold.txt" 2>/dev/null
+assert_contains "$T/st-hold.txt" "relaying hold.egress.test:$(fport silent) (pid " "status lists it too"
+wait $HOLD
+
 # ---- nonblocking: no waiting on the network
 run_shim nb-node "$NODE" "$H/rwnode.js" slow.egress.test "$PA" /node-slow
 assert_contains "$T/nb-node.out" "ok 200 egress-it /node-slow" "node got the body through a slow proxy"

@@ -17,6 +17,8 @@ results on stdout per subcommand; errors as "err ERRNONAME".
                             or error: "sent N" and "end EOF|ERRNO"
   abort NAME PORT           connects, sends a line, shuts down its sending side,
                             then closes with a reset (SO_LINGER 0): "ok"
+  hold NAME PORT BYTES SECS connects, sends BYTES, prints "sent", keeps the
+                            connection open SECS seconds: "ok"
   udp NAME PORT             sendto of one datagram: "ok" or "err ERRNO"
   resolve6 NAME             getaddrinfo AF_INET6: "ok ..." or "gaierror NAME"
 """
@@ -118,6 +120,12 @@ try:
         time.sleep(0.2)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()
+        print("ok")
+    elif cmd == "hold":
+        s = socket.create_connection(addr(name, int(sys.argv[3])))
+        s.sendall(b"h" * int(sys.argv[4]))
+        print("sent", flush=True)
+        time.sleep(float(sys.argv[5]))
         print("ok")
     elif cmd == "udp":
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
