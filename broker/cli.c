@@ -119,11 +119,11 @@ int cli_check(const struct policy *p, const char *target, bool udp, const char *
 	uint16_t port;
 	int n;
 
+	*by_name = false;
 	if (cli_parse_target(target, name, sizeof name, &addr, &is_addr, &port, err, sizeof err) < 0) {
 		snprintf(out, cap, "%s", err);
 		return 2;
 	}
-	*by_name = false;
 	memset(&req, 0, sizeof req);
 	req.op = udp ? PROTO_OP_SEND : PROTO_OP_CONNECT;
 	req.l4 = udp ? PROTO_L4_UDP : PROTO_L4_TCP;

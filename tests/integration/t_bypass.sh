@@ -37,6 +37,7 @@ errno = ECONNREFUSED
 [rule "svc"]
 host = svc.test
 port = $PA
+proto = tcp
 action = allow
 
 ; lets any other name under .test through to port PA: only name validation
@@ -44,6 +45,7 @@ action = allow
 [rule "any-test"]
 host = *.test
 port = $PA
+proto = tcp
 action = allow
 
 [rule "a"]
@@ -56,6 +58,7 @@ action = allow
 ; 0.0.0.0 and :: (which reach this host) out
 [rule "public-pa"]
 port = $PA
+proto = tcp
 action = allow
 
 [rule "udp-a"]

@@ -22,21 +22,25 @@ myservice.test = 127.0.0.1
 [rule "svc-name"]
 host = myservice.test
 port = $PA
+proto = tcp
 action = allow
 
 [rule "srv-a"]
 cidr = 127.0.0.1/32
 port = $PA
+proto = tcp
 action = allow
 
 [rule "block-b"]
 cidr = 127.0.0.1/32
 port = $PB
+proto = tcp
 action = deny
 
 [rule "refuse-c"]
 cidr = 127.0.0.1/32
 port = $PC
+proto = tcp
 action = deny
 errno = ECONNREFUSED
 

@@ -33,6 +33,7 @@ action = allow
 [rule "svc3-no-c"]
 host = svc3.test
 port = $PC
+proto = tcp
 action = deny
 errno = ECONNRESET
 
@@ -58,11 +59,13 @@ action = allow
 [rule "block-b"]
 cidr = 127.0.0.1/32
 port = $PB
+proto = tcp
 action = deny
 
 [rule "refuse-c"]
 cidr = 127.0.0.1/32
 port = $PC
+proto = tcp
 action = deny
 errno = ECONNREFUSED
 
