@@ -40,7 +40,7 @@ static void cand_add(struct cand *c, int *nc, const struct idx_list *list, int a
 		     const struct policy_request *req)
 {
 	struct port_idx *pe;
-	struct exe_idx *ee;
+	struct name_idx *ee;
 
 	if (!list)
 		return;

@@ -11,7 +11,7 @@
 #define L4_UDP_BIT (1u << PROTO_L4_UDP)
 
 struct port_idx;
-struct exe_idx;
+struct name_idx;
 
 /* A growing list of rule indices; ascending, without repeats, because rules
  * are added in file order. A long list is also split once loaded
@@ -27,7 +27,7 @@ struct idx_list {
 	unsigned cap;            /* allocated */
 	bool split;              /* the parts below are built */
 	struct port_idx *byport; /* port -> rules whose ports include it */
-	struct exe_idx *byexe;   /* exe name or path -> rules naming it */
+	struct name_idx *byexe;  /* exe name or path -> rules naming it */
 	unsigned *ported, nported; /* every rule of byport */
 	unsigned *rest, nrest;   /* rules in neither */
 };
@@ -35,14 +35,6 @@ struct idx_list {
 /* One port's rules in a split list. */
 struct port_idx {
 	uint16_t port;
-	struct idx_list rules; /* never split itself */
-	UT_hash_handle hh;
-};
-
-/* One exe pattern's rules in a split list: a base name or a full path
- * without glob characters. */
-struct exe_idx {
-	char *exe;
 	struct idx_list rules; /* never split itself */
 	UT_hash_handle hh;
 };
@@ -70,9 +62,10 @@ struct rule {
 	unsigned limit_line;            /* where limit was set, for its check */
 };
 
-/* Exact-name and wildcard-suffix index: name -> rules naming it. */
+/* Exact-name and wildcard-suffix index: name -> rules naming it; also a
+ * split list's exe index (exe base name or full path, no glob). */
 struct name_idx {
-	char *key;            /* normalised name (wildcards: without "*.") */
+	char *key;            /* normalised name (wildcards: without "*."), or exe */
 	struct idx_list rules;
 	UT_hash_handle hh;
 };

@@ -99,7 +99,7 @@ static int list_add(struct idx_list *list, unsigned i)
 static void list_unsplit(struct idx_list *list)
 {
 	struct port_idx *pe, *ptmp;
-	struct exe_idx *ee, *etmp;
+	struct name_idx *ee, *etmp;
 
 	HASH_ITER(hh, list->byport, pe, ptmp) {
 		HASH_DEL(list->byport, pe);
@@ -108,7 +108,7 @@ static void list_unsplit(struct idx_list *list)
 	}
 	HASH_ITER(hh, list->byexe, ee, etmp) {
 		HASH_DEL(list->byexe, ee);
-		free(ee->exe);
+		free(ee->key);
 		free(ee->rules.v);
 		free(ee);
 	}
@@ -191,23 +191,6 @@ static char split_kind(const struct rule *r)
 	return 'e';
 }
 
-/* Lists rule i under key in a split list's exe index. Returns 0 or -1. */
-static int exe_add(struct exe_idx **head, const char *key, unsigned i)
-{
-	struct exe_idx *e;
-
-	HASH_FIND_STR(*head, key, e);
-	if (!e) {
-		e = calloc(1, sizeof *e);
-		if (!e || !(e->exe = strdup(key))) {
-			free(e);
-			return -1;
-		}
-		HASH_ADD_KEYPTR(hh, *head, e->exe, strlen(e->exe), e);
-	}
-	return list_add(&e->rules, i);
-}
-
 /* Lists rule i under port in a split list's port index. Returns 0 or -1. */
 static int port_add(struct port_idx **head, uint16_t port, unsigned i)
 {
@@ -248,7 +231,7 @@ static void list_split(struct idx_list *list, const struct rule *rules)
 			break;
 		case 'e':
 			for (unsigned j = 0; j < r->nexes; j++)
-				if (exe_add(&list->byexe, r->exes[j], i) < 0)
+				if (name_index(&list->byexe, r->exes[j], i) < 0)
 					goto oom;
 			break;
 		default:
