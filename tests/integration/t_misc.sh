@@ -27,23 +27,27 @@ action = allow
 [rule "block-b"]
 cidr = 127.0.0.1/32
 port = $PB
+proto = tcp
 action = deny
 
 [rule "refuse-c"]
 cidr = 127.0.0.1/32
 port = $PC
+proto = tcp
 action = deny
 errno = ECONNREFUSED
 
 [rule "curl-only"]
 cidr = 127.0.0.1/32
 port = $PX
+proto = tcp
 exe = curl
 action = allow
 
 [rule "python-only"]
 cidr = 127.0.0.1/32
 port = $PY_
+proto = tcp
 exe = python3*
 action = allow
 

@@ -19,7 +19,8 @@
  *                                   2133's 24-byte sockaddr_in6
  *   bypass unspec ADDR PORT         UDP sendto and sendmsg to an IPv4 address
  *                                   whose family says AF_UNSPEC
- *   bypass flip ADDR PORT PORT2 N   N sendto()s of one sockaddr while another
+ *   bypass flip ADDR PORT PORT2 N   N sendto()s of one sockaddr (more until
+ *                                   both ports were read) while another
  *                                   thread flips its port between the two
  *   bypass fork ADDR PORT           the connect from a fork()ed child
  *   bypass vfork ADDR PORT          the connect from a vfork()ed child
@@ -242,7 +243,8 @@ static void flip(const char *addr, unsigned port, unsigned port2, int n)
 	flip_ports[1] = htons((uint16_t)port2);
 	flip_sa.sin_port = flip_ports[0];
 	pthread_create(&t, NULL, flipper, NULL);
-	for (int i = 0; i < n; i++) {
+	/* n sends, and more (up to 100 n) until both ports have been seen */
+	for (int i = 0; i < n || ((!sent || !denied) && i < 100 * n); i++) {
 		if (sendto(fd, "f", 1, 0, (struct sockaddr *)&flip_sa, sizeof flip_sa) < 0)
 			denied++;
 		else
