@@ -197,6 +197,7 @@ struct transport_request {
 	uint64_t client;   /* serial of the client waiting for the verdict */
 	uint32_t msgid;    /* its request id */
 	bool nonblock;     /* answer at once, relay behind */
+	bool inet6;        /* the program's socket is AF_INET6: so is the one it gets */
 	pid_t pid, ppid;
 	uid_t uid;
 	const char *exe;

@@ -535,6 +535,7 @@ static void ask_rewrite(struct server *s, struct client *c, uint32_t id, const s
 {
 	struct transport_request r = {
 		.client = c->serial, .msgid = id, .nonblock = a->flags & PROTO_ASK_NONBLOCK,
+		.inet6 = a->flags & PROTO_ASK_INET6,
 		.pid = c->pid, .ppid = c->ppid, .uid = c->uid, .exe = client_exe(c), .name = name,
 		.addr = *addr, .port = a->port, .rule = v->rule, .transport = v->transport,
 		.limit = v->limit, .timeout_ms = policy_timeout_ms(s->policy),

@@ -201,27 +201,74 @@ static void fail(struct transport *t, struct conduit *c, int err, const char *wh
 	conduit_free(t, c, true);
 }
 
-/* A connected TCP pair on loopback: *ours (nonblocking) and *theirs. The
- * listener lives only for this, and the accepted peer must be the socket we
- * connected, so no other process can slip in. Returns 0 or -1. */
-static int loopback_pair(int *ours, int *theirs)
+/* A new TCP socket of family (nonblocking when asked); an AF_INET6 one
+ * also reaches IPv4 addresses, in their mapped form. Returns it or -1. */
+static int tcp_socket(int family, bool nonblock)
 {
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+	int off = 0;
+
+	if (fd >= 0 && family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Fills ss with a:port; as an IPv4-mapped IPv6 address when a is IPv4 and
+ * v6 is set. Returns the length. */
+static socklen_t to_sockaddr(const struct proto_addr *a, uint16_t port, bool v6,
+			     struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof *ss);
+	if (a->family == 4 && !v6) {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+		in->sin_family = AF_INET;
+		in->sin_port = htons(port);
+		memcpy(&in->sin_addr, a->bytes, 4);
+		return sizeof *in;
+	}
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+	in6->sin6_family = AF_INET6;
+	in6->sin6_port = htons(port);
+	if (a->family == 4) {
+		in6->sin6_addr.s6_addr[10] = in6->sin6_addr.s6_addr[11] = 0xff;
+		memcpy(&in6->sin6_addr.s6_addr[12], a->bytes, 4);
+	} else {
+		memcpy(&in6->sin6_addr, a->bytes, 16);
+	}
+	return sizeof *in6;
+}
+
+/* A connected TCP pair on loopback: *ours (nonblocking, IPv4) and *theirs
+ * (of the program's family: IPv6 reaches 127.0.0.1 in its mapped form).
+ * The listener lives only for this, and the accepted peer must be the
+ * socket we connected, so no other process can slip in. Returns 0 or -1. */
+static int loopback_pair(bool v6, int *ours, int *theirs)
+{
+	static const struct proto_addr lo = { .family = 4, .bytes = { 127, 0, 0, 1 } };
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	struct sockaddr_in mine, peer;
-	socklen_t al = sizeof a, ml = sizeof mine, pl = sizeof peer;
+	struct sockaddr_in peer;
+	struct sockaddr_storage to, mine;
+	socklen_t al = sizeof a, ml = sizeof mine, pl = sizeof peer, tl;
 	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), c = -1, s = -1;
+	uint16_t mine_port;
 
 	if (l < 0)
 		return -1;
 	if (bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 1) < 0 ||
 	    getsockname(l, (struct sockaddr *)&a, &al) < 0)
 		goto fail;
-	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof a) < 0 ||
+	tl = to_sockaddr(&lo, ntohs(a.sin_port), v6, &to);
+	c = tcp_socket(v6 ? AF_INET6 : AF_INET, false);
+	if (c < 0 || connect(c, (struct sockaddr *)&to, tl) < 0 ||
 	    getsockname(c, (struct sockaddr *)&mine, &ml) < 0)
 		goto fail;
+	mine_port = mine.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&mine)->sin6_port
+					       : ((struct sockaddr_in *)&mine)->sin_port;
 	s = accept4(l, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (s < 0 || peer.sin_port != mine.sin_port || peer.sin_addr.s_addr != mine.sin_addr.s_addr)
+	if (s < 0 || peer.sin_port != mine_port || peer.sin_addr.s_addr != htonl(INADDR_LOOPBACK))
 		goto fail;
 	close(l);
 	*ours = s;
@@ -532,23 +579,6 @@ static void handshake_read(struct transport *t, struct conduit *c)
 
 /* ----------------------------------------------------------- connecting */
 
-static socklen_t to_sockaddr(const struct proto_addr *a, uint16_t port, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof *ss);
-	if (a->family == 4) {
-		struct sockaddr_in *in = (struct sockaddr_in *)ss;
-		in->sin_family = AF_INET;
-		in->sin_port = htons(port);
-		memcpy(&in->sin_addr, a->bytes, 4);
-		return sizeof *in;
-	}
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-	in6->sin6_family = AF_INET6;
-	in6->sin6_port = htons(port);
-	memcpy(&in6->sin6_addr, a->bytes, 16);
-	return sizeof *in6;
-}
-
 /* Tries the candidates from c->icand on. */
 static void connect_next(struct transport *t, struct conduit *c)
 {
@@ -568,8 +598,9 @@ static void connect_next(struct transport *t, struct conduit *c)
 				 "%s resolves to an address the policy denies", c->name);
 			continue;
 		}
-		sl = to_sockaddr(a, c->cport, &ss);
-		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		/* a socket handed to the program has the family of its own */
+		sl = to_sockaddr(a, c->cport, c->r.inet6 && c->relay < 0, &ss);
+		fd = tcp_socket(ss.ss_family, true);
 		if (fd < 0) {
 			c->last_err = errno;
 			continue;
@@ -659,7 +690,7 @@ int transport_start(struct transport *t, const struct transport_request *r)
 	HASH_ADD(hh, t->conduits, id, sizeof c->id, c);
 
 	if ((c->pt.kind == POLICY_RELAY || r->nonblock) &&
-	    loopback_pair(&c->relay, &c->handover) < 0) {
+	    loopback_pair(r->inet6, &c->relay, &c->handover) < 0) {
 		fail(t, c, errno, "relay: cannot make a loopback connection");
 		return 0;
 	}

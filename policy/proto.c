@@ -59,7 +59,7 @@ static ssize_t body_len(const struct proto_msg *m)
 		const struct proto_ask *a = &m->u.ask;
 		size_t n = strnlen(a->name, sizeof a->name);
 		if (a->op < PROTO_OP_RESOLVE || a->op > PROTO_OP_SEND || a->l4 > PROTO_L4_UDP ||
-		    (a->flags & ~PROTO_ASK_NONBLOCK))
+		    (a->flags & ~PROTO_ASK_FLAGS))
 			return -1;
 		if (a->op == PROTO_OP_RESOLVE) {
 			if (n == 0 || n > PROTO_NAME_MAX || a->addr.family != 0 ||
@@ -176,7 +176,7 @@ static int decode_ask(const uint8_t *p, size_t len, struct proto_ask *a)
 	if (memchr(a->name, 0, n))
 		return PROTO_BAD_MSG;
 	if (a->op < PROTO_OP_RESOLVE || a->op > PROTO_OP_SEND || a->l4 > PROTO_L4_UDP ||
-	    (a->flags & ~PROTO_ASK_NONBLOCK))
+	    (a->flags & ~PROTO_ASK_FLAGS))
 		return PROTO_BAD_MSG;
 	if (a->op == PROTO_OP_RESOLVE) {
 		if (n == 0 || n > PROTO_NAME_MAX || a->addr.family != 0 ||

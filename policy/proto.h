@@ -60,6 +60,8 @@ enum proto_action {
 
 /* ASK flags. */
 #define PROTO_ASK_NONBLOCK 0x01 /* CONNECT on an O_NONBLOCK socket: answer at once */
+#define PROTO_ASK_INET6 0x02    /* CONNECT on an AF_INET6 socket: hand over one of that family */
+#define PROTO_ASK_FLAGS (PROTO_ASK_NONBLOCK | PROTO_ASK_INET6) /* all that are defined */
 
 enum proto_ctl {
 	PROTO_CTL_STATUS = 1,      /* human-readable status */

@@ -137,6 +137,8 @@ int shim_judge(int fd, int op, int l4, const struct shim_dest *d, const char *ve
 	}
 	if (op == PROTO_OP_CONNECT && (fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_NONBLOCK))
 		ask.flags = PROTO_ASK_NONBLOCK;
+	if (op == PROTO_OP_CONNECT && d->ss.ss_family == AF_INET6)
+		ask.flags |= PROTO_ASK_INET6; /* a rewrite must hand back an IPv6 socket */
 	if (shim_ask(&ask, &v, op == PROTO_OP_CONNECT ? &newfd : NULL) < 0) {
 		destination(&ask.addr, ask.port, NULL, dest, sizeof dest);
 		char what[sizeof dest + 16];

@@ -466,7 +466,7 @@ START_TEST(test_proto_decode_bad_ask)
 	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
 	/* unknown flag */
 	n = ask_body(body, PROTO_OP_CONNECT, 0, 0, 4, "", 0);
-	body[23] = 0x02;
+	body[23] = 0x04;
 	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
 	/* namelen byte disagrees with the body */
 	n = ask_body(body, PROTO_OP_RESOLVE, 0, 0, 0, "abc", 3);

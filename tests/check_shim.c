@@ -266,7 +266,7 @@ START_TEST(rewrite_puts_the_connected_socket_in_place)
 	answer(PROTO_REWRITE, 0, "via-proxy", "api.example.com");
 	stub.handover = handover_to(&srv);
 	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&dst, sizeof dst), 0);
-	ck_assert_int_eq(stub.last.flags, 0); /* a blocking socket */
+	ck_assert_int_eq(stub.last.flags, PROTO_ASK_INET6); /* a blocking IPv6 socket */
 	/* the same descriptor now talks to the listener */
 	ck_assert_int_eq(write(fd, "hi", 2), 2);
 	usleep(10000);

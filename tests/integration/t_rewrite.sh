@@ -143,6 +143,18 @@ assert_eq "$(jget "$T/st1.json" relay.bytes_sent)" "$sent" "status: relayed byte
 assert_eq "$(jget "$T/st1.json" relay.bytes_received)" "$received" "status: relayed bytes received"
 assert_eq "$(jget "$T/st1.json" relay.active)" 0 "status: no relayed connection left open"
 
+# an AF_INET6 socket (connecting to the mapped synthetic address) gets an
+# AF_INET6 socket back, whichever way the connection is made
+run_shim v6-direct "$PY" "$H/rwclient.py" v6get direct.egress.test "$PA" /v6-direct
+assert_out v6-direct "ok egress-it /v6-direct domain=10 sockname=10 v6only=0" \
+	"direct: an IPv6 socket stays IPv6 (SO_DOMAIN, getsockname, IPV6_V6ONLY)"
+run_shim v6-relay "$PY" "$H/rwclient.py" v6get relay.egress.test "$PA" /v6-relay
+assert_out v6-relay "ok egress-it /v6-relay domain=10 sockname=10 v6only=0" \
+	"relay: an IPv6 socket stays IPv6"
+run_shim v6-nb "$PY" "$H/rwclient.py" v6get direct.egress.test "$PA" /v6-nb nb
+assert_out v6-nb "ok egress-it /v6-nb domain=10 sockname=10 v6only=0" \
+	"nonblocking: an IPv6 socket stays IPv6"
+
 # to the silent fake, which takes the bytes and never answers or closes: a
 # web server would answer the GET and reset the flood before the limit
 run_shim limited "$PY" "$H/rwclient.py" flood limited.egress.test "$(fport silent)" 1048576

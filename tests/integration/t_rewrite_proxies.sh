@@ -83,6 +83,9 @@ assert_audit 3 "rewritten connects through tinyproxy" op=connect action=rewrite 
 	"transport=http://127.0.0.1:$PT" "upstream=HTTP 200 Connection established" errno=null
 assert_audit 3 "rewritten connects through microsocks" op=connect action=rewrite name=sx.egress.test \
 	"transport=socks5://***@127.0.0.1:$PS" "upstream=SOCKS5 reply 0 (succeeded)" errno=null
+run_shim v6-http "$PY" "$H/rwclient.py" v6get api.egress.test "$PA" /v6-http
+assert_out v6-http "ok egress-it /v6-http domain=10 sockname=10 v6only=0" \
+	"through tinyproxy, an IPv6 socket stays IPv6"
 assert_audit_ge 2 "resolves answered with synthetic addresses" op=resolve action=rewrite
 
 broker_status st

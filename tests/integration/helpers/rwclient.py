@@ -17,6 +17,11 @@ results on stdout per subcommand; errors as "err ERRNONAME".
                             or error: "sent N" and "end EOF|ERRNO"
   abort NAME PORT           connects, sends a line, shuts down its sending side,
                             then closes with a reset (SO_LINGER 0): "ok"
+  v6get NAME PORT PATH [nb] an AF_INET6 socket (blocking, or nonblocking with
+                            nb) connects to the mapped form of NAME's address
+                            and GETs PATH: "ok BODY domain=D sockname=F
+                            v6only=V" (D: SO_DOMAIN; F: the family of
+                            getsockname; V: IPV6_V6ONLY readable, 0 or 1)
   hold NAME PORT BYTES SECS connects, sends BYTES, prints "sent", keeps the
                             connection open SECS seconds: "ok"
   udp NAME PORT             sendto of one datagram: "ok" or "err ERRNO"
@@ -121,6 +126,23 @@ try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()
         print("ok")
+    elif cmd == "v6get":
+        import select
+        a = addr(name, int(sys.argv[3]))
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        if len(sys.argv) > 5:
+            s.setblocking(False)
+            s.connect_ex(("::ffff:" + a[0], a[1]))
+            select.select([], [s], [], 20)
+            s.setblocking(True)
+        else:
+            s.connect(("::ffff:" + a[0], a[1]))
+        s.sendall(request(sys.argv[4]))
+        data = read_all(s)
+        v6only = s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+        print("ok %s domain=%d sockname=%d v6only=%d" % (
+            body(data), s.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN),
+            len(s.getsockname()) == 4 and socket.AF_INET6 or socket.AF_INET, v6only))
     elif cmd == "hold":
         s = socket.create_connection(addr(name, int(sys.argv[3])))
         s.sendall(b"h" * int(sys.argv[4]))
