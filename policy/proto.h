@@ -22,7 +22,7 @@
  * message set or a body layout.
  */
 #define PROTO_MAGIC 'E'
-#define PROTO_VERSION 2
+#define PROTO_VERSION 3 /* 3: the ASK flag PROTO_ASK_INET6 */
 #define PROTO_HDR_LEN 12
 #define PROTO_NAME_MAX 253  /* longest DNS name, without the trailing dot */
 #define PROTO_RULE_MAX 63   /* longest rule name */

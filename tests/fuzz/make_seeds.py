@@ -8,7 +8,7 @@ import os
 import struct
 
 top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
-VERSION = 2
+VERSION = 3
 
 
 def write(kind, name, data):
@@ -41,6 +41,7 @@ write("proto", "ask-resolve", msg(1, 1, ask(1, 1, 0, 443, bytes(17), 0, b"api.ex
 write("proto", "ask-resolve-v6", msg(1, 2, ask(1, 0, 6, 0, bytes(17), 0, b"a.b")))
 write("proto", "ask-connect", msg(1, 3, ask(2, 1, 0, 443, v4, 0)))
 write("proto", "ask-connect-nonblock", msg(1, 4, ask(2, 1, 0, 443, v6, 1)))
+write("proto", "ask-connect-inet6", msg(1, 5, ask(2, 1, 0, 443, v6, 3)))
 write("proto", "ask-send", msg(1, 5, ask(3, 2, 0, 53, v4, 0)))
 write("proto", "verdict-allow", msg(2, 1, verdict(1, 0, 0, b"model-api", b"", [v4, v6])))
 write("proto", "verdict-deny", msg(2, 3, verdict(2, 111, 0, b"no-metadata", b"api.example.com", [])))
