@@ -305,8 +305,12 @@ static int pump(struct conduit *c, struct flow *f, int src, int dst, uint64_t *c
 
 			/* Under a limit, take no more than is left, so that exactly
 			 * the limit gets through; one byte past it is the cut. */
-			if (c->r.limit && c->r.limit - used < want)
-				want = used < c->r.limit ? (size_t)(c->r.limit - used) : 1;
+			if (c->r.limit) {
+				uint64_t left = used < c->r.limit ? c->r.limit - used : 0;
+
+				if (left < want)
+					want = left ? (size_t)left : 1;
+			}
 			n = splice(src, NULL, f->pipe[1], NULL, want, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 			if (n == 0)
 				f->eof = true;
@@ -791,20 +795,14 @@ size_t transport_connections(const struct transport *t, struct transport_conn *o
 	size_t n = 0;
 
 	HASH_ITER(hh, t->conduits, c, tmp) {
-		struct transport_conn *o = &out[n];
-		char host[INET6_ADDRSTRLEN];
+		struct transport_conn *o;
 
 		if (n == max)
 			break;
 		if (c->state != ST_RELAYING)
 			continue;
-		if (c->name[0]) {
-			snprintf(o->dest, sizeof o->dest, "%s:%u", c->name, c->r.port);
-		} else {
-			policy_addr_format(&c->r.addr, host, sizeof host);
-			snprintf(o->dest, sizeof o->dest, c->r.addr.family == 6 ? "[%s]:%u" : "%s:%u",
-				 host, c->r.port);
-		}
+		o = &out[n];
+		stats_dest(c->name, &c->r.addr, c->r.port, o->dest, sizeof o->dest);
 		snprintf(o->rule, sizeof o->rule, "%s", c->rule);
 		o->pid = c->r.pid;
 		o->age_s = (now - c->relay_since_ms) / 1000;

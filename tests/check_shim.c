@@ -539,6 +539,19 @@ START_TEST(sendmsg_without_a_name_passes_through)
 }
 END_TEST
 
+/* Fills vec[0..n) with one-iov messages to a, but message at to b. */
+static void fill_vec(struct mmsghdr *vec, int n, struct sockaddr_in *a, struct sockaddr_in *b,
+		     int at, struct iovec *iov)
+{
+	memset(vec, 0, (size_t)n * sizeof *vec);
+	for (int i = 0; i < n; i++) {
+		vec[i].msg_hdr.msg_name = i == at ? b : a;
+		vec[i].msg_hdr.msg_namelen = sizeof *a;
+		vec[i].msg_hdr.msg_iov = iov;
+		vec[i].msg_hdr.msg_iovlen = 1;
+	}
+}
+
 START_TEST(sendmmsg_sends_the_allowed_prefix)
 {
 	struct sockaddr_in a, b;
@@ -547,13 +560,7 @@ START_TEST(sendmmsg_sends_the_allowed_prefix)
 	struct iovec iov = { .iov_base = "x", .iov_len = 1 };
 	struct mmsghdr vec[3];
 
-	memset(vec, 0, sizeof vec);
-	for (int i = 0; i < 3; i++) {
-		vec[i].msg_hdr.msg_name = i == 1 ? &b : &a;
-		vec[i].msg_hdr.msg_namelen = sizeof a;
-		vec[i].msg_hdr.msg_iov = &iov;
-		vec[i].msg_hdr.msg_iovlen = 1;
-	}
+	fill_vec(vec, 3, &a, &b, 1, &iov);
 	answer(PROTO_DENY, EACCES, "not-b", "");
 	stub.deny_port = ntohs(b.sin_port);
 	ck_assert_int_eq(shim_sendmmsg(fd, vec, 3, 0), 1);
@@ -680,13 +687,7 @@ START_TEST(sendmmsg_of_many_messages_judges_each)
 	static struct mmsghdr vec[N];
 
 	setsockopt(afd, SOL_SOCKET, SO_RCVBUF, &one, sizeof one);
-	memset(vec, 0, sizeof vec);
-	for (int i = 0; i < N; i++) {
-		vec[i].msg_hdr.msg_name = i == 130 ? &b : &a;
-		vec[i].msg_hdr.msg_namelen = sizeof a;
-		vec[i].msg_hdr.msg_iov = &iov;
-		vec[i].msg_hdr.msg_iovlen = 1;
-	}
+	fill_vec(vec, N, &a, &b, 130, &iov);
 	answer(PROTO_DENY, EACCES, "not-b", "");
 	stub.deny_port = ntohs(b.sin_port);
 	ck_assert_int_eq(shim_sendmmsg(fd, vec, N, 0), 130);
