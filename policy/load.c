@@ -823,7 +823,10 @@ static char *load_reader(char *str, int num, void *stream)
 		     "line longer than %d bytes (repeat the key to continue a list)", num - 3);
 		return NULL;
 	}
-	memcpy(str, l->line, (size_t)n + 1);
+	/* the text and one "\n", never the whole run of line ends it had */
+	memcpy(str, l->line, len);
+	str[len] = '\n';
+	str[len + 1] = 0;
 	l->line[len] = 0;
 	s = l->line;
 	if (l->lineno == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)

@@ -487,6 +487,23 @@ START_TEST(test_policy_load_bad)
 END_TEST
 
 /* No error message repeats a proxy password. */
+/* A line whose text fits but whose run of line ends does not: only the text
+ * may reach inih's line buffer (the fuzzer's crash: "[egress]" then 300
+ * CRs overran it). */
+START_TEST(test_policy_load_many_line_ends)
+{
+	char text[1024], err[POLICY_ERR_MAX];
+	struct policy *p;
+	size_t n = (size_t)snprintf(text, sizeof text, "[egress]");
+
+	memset(text + n, '\r', 600);
+	snprintf(text + n + 600, sizeof text - n - 600, "\ndefault = allow\n");
+	p = load_text(text, err, sizeof err);
+	ck_assert_msg(p != NULL, "%s", err);
+	policy_free(p);
+}
+END_TEST
+
 START_TEST(test_policy_load_bad_never_shows_password)
 {
 	char err[POLICY_ERR_MAX];
@@ -1258,6 +1275,7 @@ Suite *suite_policy(void)
 	tcase_add_test(tc, test_policy_load_example);
 	tcase_add_loop_test(tc, test_policy_load_bad, 0, N(bad_cases));
 	tcase_add_test(tc, test_policy_load_bad_never_shows_password);
+	tcase_add_test(tc, test_policy_load_many_line_ends);
 	tcase_add_loop_test(tc, test_policy_transport_parse, 0,
 			    sizeof transport_cases / sizeof transport_cases[0]);
 	tcase_add_test(tc, test_policy_rewrite_verdicts);
