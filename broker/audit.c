@@ -60,7 +60,7 @@ int audit_check(struct audit *a)
 		return 0;
 	if (stat(a->path, &st) == 0 && st.st_dev == a->dev && st.st_ino == a->ino)
 		return 0;
-	log_error("audit log %s was removed or replaced; reopening it", a->path);
+	log_warn("audit log %s was removed or replaced; reopening it", a->path);
 	a->reopened++;
 	return audit_reopen(a);
 }

@@ -1,5 +1,5 @@
 /* broker.h: the modules of egress-broker, one section and one prefix per
- * file (buf_, sha256_, audit_, memory_, stats_, resolver_, control_, cli_,
+ * file (buf_, sha256_, audit_, addrmap_, stats_, resolver_, control_, cli_,
  * server_, log_); used by main.c and tests/check_broker.c. */
 #ifndef EGRESS_BROKER_H
 #define EGRESS_BROKER_H
@@ -19,8 +19,12 @@
 
 /* ------------------------------------------------------------------ log.c */
 
-/* Prints "egress-broker: <message>" and a newline to stderr. */
+/* Each prints "egress-broker: <message>" and a newline to stderr: log_error
+ * for a failure, log_warn (prefixed "warning: ") for a misbehaving client or
+ * file that was dealt with, log_info for what the broker did. */
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ------------------------------------------------------------------ buf.c */
 
@@ -121,37 +125,37 @@ const char *audit_op_name(int op);     /* "resolve", "connect", "send", "close" 
 const char *audit_l4_name(int l4);     /* "tcp", "udp", "any" */
 const char *audit_action_name(int a);  /* "allow", "deny", "rewrite" */
 
-/* --------------------------------------------------------------- memory.c */
+/* -------------------------------------------------------------- addrmap.c */
 
-#define MEMORY_PER_PID_MAX 4096 /* addresses remembered per process */
-#define MEMORY_IDLE_S 600       /* a process unused this long is forgotten */
+#define ADDRMAP_PER_PID_MAX 4096 /* addresses remembered per process */
+#define ADDRMAP_IDLE_S 600       /* a process unused this long is forgotten */
 
 /* Per-process memory of address -> name, fed by resolves and consulted by
  * connects; keyed by pid because a process's threads come and go. */
-struct memory;
+struct addrmap;
 
-struct memory *memory_new(size_t per_pid_max);
-void memory_free(struct memory *m);
+struct addrmap *addrmap_new(size_t per_pid_max);
+void addrmap_free(struct addrmap *m);
 /* A connection of pid opened; starttime (from /proc/<pid>/stat, 0 when
  * unknown) tells a reused pid, whose memory is then flushed. Returns 0/-1. */
-int memory_attach(struct memory *m, pid_t pid, unsigned long long starttime, time_t now);
+int addrmap_attach(struct addrmap *m, pid_t pid, unsigned long long starttime, time_t now);
 /* A connection of pid closed. */
-void memory_detach(struct memory *m, pid_t pid, time_t now);
+void addrmap_detach(struct addrmap *m, pid_t pid, time_t now);
 /* Remembers that pid resolved name to a (canonical); the most recent
  * resolution wins, and the least recently used address goes when full.
  * Returns 0, or -1 when out of memory. */
-int memory_record(struct memory *m, pid_t pid, const struct proto_addr *a, const char *name,
+int addrmap_record(struct addrmap *m, pid_t pid, const struct proto_addr *a, const char *name,
 		  bool from_hosts, time_t now);
 /* Looks a up in pid's memory, then in ppid's (a forked child connecting to
  * what its parent resolved). Copies the name into name (cap bytes) and
  * returns true when found. */
-bool memory_lookup(struct memory *m, pid_t pid, pid_t ppid, const struct proto_addr *a,
+bool addrmap_lookup(struct addrmap *m, pid_t pid, pid_t ppid, const struct proto_addr *a,
 		   time_t now, char *name, size_t cap, bool *from_hosts);
 /* Forgets processes with no connection whose pid is no longer alive, and
- * everything unused for MEMORY_IDLE_S. Returns the processes dropped. */
-size_t memory_gc(struct memory *m, time_t now, bool (*alive)(pid_t));
-size_t memory_pids(const struct memory *m);    /* processes known */
-size_t memory_entries(const struct memory *m); /* addresses known, all processes */
+ * everything unused for ADDRMAP_IDLE_S. Returns the processes dropped. */
+size_t addrmap_gc(struct addrmap *m, time_t now, bool (*alive)(pid_t));
+size_t addrmap_pids(const struct addrmap *m);    /* processes known */
+size_t addrmap_entries(const struct addrmap *m); /* addresses known, all processes */
 
 /* ------------------------------------------------------------- upstream.c */
 
@@ -466,7 +470,7 @@ int server_reload(struct server *s, char *msg, size_t cap);
 /* Runs the garbage collection of the name memory now. */
 void server_gc(struct server *s);
 const struct stats *server_stats(const struct server *s);
-const struct memory *server_memory(const struct server *s);
+const struct addrmap *server_addrmap(const struct server *s);
 const struct transport_stats *server_relay_stats(const struct server *s);
 unsigned long server_lookups(const struct server *s); /* DNS lookups made */
 

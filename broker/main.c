@@ -74,7 +74,7 @@ static int run_daemon(int argc, char **argv)
 		server_free(s);
 		return 1;
 	}
-	log_error("listening on %s", sock);
+	log_info("listening on %s", sock);
 	rc = server_run(s);
 	server_free(s);
 	return rc < 0 ? 1 : 0;

@@ -61,7 +61,7 @@ struct server {
 	char last_error[POLICY_ERR_MAX];   /* last failed reload, "" none */
 	struct timespec last_error_at;
 	struct audit audit;
-	struct memory *memory;
+	struct addrmap *addrmap;
 	struct stats stats;
 	struct resolver *resolver;
 	struct transport *transport;       /* rewritten connections */
@@ -161,7 +161,7 @@ static void client_close(struct server *s, struct client *c)
 	epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	HASH_DEL(s->clients, c);
-	memory_detach(s->memory, c->pid, mono_now());
+	addrmap_detach(s->addrmap, c->pid, mono_now());
 	s->stats.clients_now--;
 	free(c);
 }
@@ -169,7 +169,7 @@ static void client_close(struct server *s, struct client *c)
 /* Closes c for a message that breaks the protocol, and counts it. */
 static void client_malformed(struct server *s, struct client *c, const char *why)
 {
-	log_error("client pid %ld (%s): %s; connection closed", (long)c->pid,
+	log_warn("client pid %ld (%s): %s; connection closed", (long)c->pid,
 		  c->exe[0] ? c->exe : "?", why);
 	s->stats.malformed++;
 	client_close(s, c);
@@ -273,7 +273,7 @@ int server_add_client(struct server *s, int fd)
 		return -1;
 	}
 	HASH_ADD(hh, s->clients, serial, sizeof c->serial, c);
-	memory_attach(s->memory, c->pid, starttime, mono_now());
+	addrmap_attach(s->addrmap, c->pid, starttime, mono_now());
 	s->stats.clients_now++;
 	s->stats.clients_total++;
 	return 0;
@@ -415,7 +415,7 @@ static void resolve_finish(struct server *s, struct client *c, uint32_t id,
 	}
 	now = mono_now();
 	for (int i = 0; i < n; i++)
-		memory_record(s->memory, c->pid, &kept[i], a->name, from_hosts, now);
+		addrmap_record(s->addrmap, c->pid, &kept[i], a->name, from_hosts, now);
 	resolve_answer(s, c, id, a, PROTO_ALLOW, 0, first_rule, kept, n);
 }
 
@@ -582,7 +582,7 @@ static void ask_addr(struct server *s, struct client *c, uint32_t id, const stru
 		}
 		req.addr = NULL; /* the name alone is judged: the address means nothing */
 	} else {
-		known = memory_lookup(s->memory, c->pid, c->ppid, &addr, mono_now(), name,
+		known = addrmap_lookup(s->addrmap, c->pid, c->ppid, &addr, mono_now(), name,
 				      sizeof name, &from_hosts);
 	}
 	req.name = known ? name : NULL;
@@ -812,7 +812,7 @@ int server_reload(struct server *s, char *msg, size_t cap)
 	if (!np) {
 		snprintf(s->last_error, sizeof s->last_error, "%s", err);
 		real_now(&s->last_error_at);
-		log_error("reload failed, policy in force kept: %s", err);
+		log_warn("reload failed, policy in force kept: %s", err);
 		snprintf(msg, cap, "%s", err);
 		server_audit_open(s);
 		return -1;
@@ -830,7 +830,7 @@ int server_reload(struct server *s, char *msg, size_t cap)
 	server_audit_open(s);
 	snprintf(msg, cap, "reloaded %s (%u rules, sha256 %s)", policy_path(np),
 		 policy_rule_count(np), hex);
-	log_error("%s", msg);
+	log_info("%s", msg);
 	return 0;
 }
 
@@ -1051,9 +1051,9 @@ struct server *server_new(const struct server_config *cfg, char *err, size_t err
 		strcpy(s->sha256, "unknown");
 	real_now(&s->loaded_at);
 	server_audit_open(s); /* a failing audit log is reported, not fatal */
-	s->memory = memory_new(MEMORY_PER_PID_MAX);
+	s->addrmap = addrmap_new(ADDRMAP_PER_PID_MAX);
 	s->synth = synth_new(SYNTH_PER_PID_MAX);
-	if (!s->memory || !s->synth) {
+	if (!s->addrmap || !s->synth) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -1116,7 +1116,7 @@ void server_free(struct server *s)
 	if (s->epfd >= 0)
 		close(s->epfd);
 	audit_close(&s->audit);
-	memory_free(s->memory);
+	addrmap_free(s->addrmap);
 	synth_free(s->synth);
 	stats_free(&s->stats);
 	policy_free(s->policy);
@@ -1125,7 +1125,7 @@ void server_free(struct server *s)
 
 void server_gc(struct server *s)
 {
-	memory_gc(s->memory, mono_now(), proc_alive);
+	addrmap_gc(s->addrmap, mono_now(), proc_alive);
 	synth_gc(s->synth, proc_alive);
 	/* after a crowd of clients has gone, give the freed heap back to the
 	 * system, so that the broker's size follows its clients */
@@ -1204,9 +1204,9 @@ const struct stats *server_stats(const struct server *s)
 	return &s->stats;
 }
 
-const struct memory *server_memory(const struct server *s)
+const struct addrmap *server_addrmap(const struct server *s)
 {
-	return s->memory;
+	return s->addrmap;
 }
 
 const struct transport_stats *server_relay_stats(const struct server *s)

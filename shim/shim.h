@@ -43,14 +43,14 @@ extern struct shim_config shim_config;
  * call from every hook, before or after the constructor has run. */
 void shim_init(void);
 
-/* broker.c: asks the broker about one attempt over this thread's connection,
+/* client.c: asks the broker about one attempt over this thread's connection,
  * opening or reopening it as needed, and waits for the verdict (longer when
  * the broker says PENDING). Returns 0 with *v filled, and *fd set to the
  * descriptor a REWRITE verdict brought (else -1), or -1 with errno set when
  * the broker is unreachable or did not answer in time. */
-int shim_broker_ask(const struct proto_ask *ask, struct proto_verdict *v, int *fd);
+int shim_client_ask(const struct proto_ask *ask, struct proto_verdict *v, int *fd);
 
-/* The asking function in use: shim_broker_ask, or a unit test's stub. */
+/* The asking function in use: shim_client_ask, or a unit test's stub. */
 extern int (*shim_ask)(const struct proto_ask *ask, struct proto_verdict *v, int *fd);
 
 /* An attempt's destination, copied out of the program's memory once: it is

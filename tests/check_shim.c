@@ -1056,7 +1056,7 @@ static int fake_count(int *what)
 static void setup_fake(void)
 {
 	setup();
-	shim_ask = shim_broker_ask;
+	shim_ask = shim_client_ask;
 	snprintf(fake.dir, sizeof fake.dir, "/tmp/egress-check-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(fake.dir));
 	snprintf(fake.path, sizeof fake.path, "%s/broker.sock", fake.dir);
@@ -1080,7 +1080,7 @@ static int ask_once(struct proto_verdict *v)
 
 	ask.addr.family = 4;
 	memcpy(ask.addr.bytes, "\xc0\x00\x02\x01", 4);
-	return shim_broker_ask(&ask, v, NULL);
+	return shim_client_ask(&ask, v, NULL);
 }
 
 /* The broker connection's descriptor: the one socket at or above 900. */

@@ -1,4 +1,4 @@
-/* broker.c: the shim's side of the broker connection: one SOCK_SEQPACKET
+/* client.c: the shim's side of the broker connection: one SOCK_SEQPACKET
  * connection per thread, opened lazily, close-on-exec, moved to a high
  * descriptor, checked before every use and reopened after a fork, a broker
  * restart, or a program that closed or replaced the descriptor. */
@@ -30,7 +30,7 @@ static __thread struct conn tconn __attribute__((tls_model("initial-exec"))) = {
 static pthread_key_t exit_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 
-int (*shim_ask)(const struct proto_ask *, struct proto_verdict *, int *) = shim_broker_ask;
+int (*shim_ask)(const struct proto_ask *, struct proto_verdict *, int *) = shim_client_ask;
 
 /* True when c->fd is still the socket we opened. */
 static bool conn_is_ours(const struct conn *c)
@@ -201,7 +201,7 @@ static int conn_exchange(struct conn *c, const void *req, size_t len, uint32_t i
 	}
 }
 
-int shim_broker_ask(const struct proto_ask *ask, struct proto_verdict *v, int *fd)
+int shim_client_ask(const struct proto_ask *ask, struct proto_verdict *v, int *fd)
 {
 	struct conn *c = &tconn;
 	struct proto_msg m = { .type = PROTO_ASK };

@@ -1,4 +1,4 @@
-/* transport.c: the `transport =` value of a policy: direct, relay, or an
+/* url.c: the `transport =` value of a policy: direct, relay, or an
  * upstream proxy URL, parsed once at load; and its text for status and the
  * audit log, in which credentials never appear. */
 #include <stdio.h>
