@@ -47,7 +47,7 @@ $(BUILD)/obj/tests/check_main_shim.o: tests/check_main.c
 	@mkdir -p $(dir $@)
 	$(CC) $(XCFLAGS) $(CFLAGS) $(CHECK_CFLAGS) -DCHECK_SHIM -MMD -MP -c $< -o $@
 
-$(BUILD)/check_egress: $(call obj,tests/check_main.c $(TEST_SRC) $(BROKER_SRC) $(POLICY_SRC))
+$(BUILD)/check_egress: $(call obj,tests/check_main.c tests/testlib.c $(TEST_SRC) $(BROKER_SRC) $(POLICY_SRC))
 	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(INIH_LIBS) -lpthread
 
 $(BUILD)/check_shim: $(BUILD)/obj/tests/check_main_shim.o $(call obj,tests/check_shim.c $(SHIM_SRC) policy/proto.c)

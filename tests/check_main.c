@@ -15,7 +15,17 @@ int main(void)
 #else
 	sr = srunner_create(suite_proto());
 	srunner_add_suite(sr, suite_policy());
-	srunner_add_suite(sr, suite_broker());
+	srunner_add_suite(sr, suite_sha256());
+	srunner_add_suite(sr, suite_buf());
+	srunner_add_suite(sr, suite_audit());
+	srunner_add_suite(sr, suite_addrmap());
+	srunner_add_suite(sr, suite_stats());
+	srunner_add_suite(sr, suite_control());
+	srunner_add_suite(sr, suite_cli());
+	srunner_add_suite(sr, suite_resolver());
+	srunner_add_suite(sr, suite_server());
+	srunner_add_suite(sr, suite_synth());
+	srunner_add_suite(sr, suite_upstream());
 	srunner_add_suite(sr, suite_transport());
 #endif
 	srunner_run_all(sr, CK_NORMAL);

@@ -6,8 +6,18 @@
 
 Suite *suite_proto(void);
 Suite *suite_policy(void);
-Suite *suite_broker(void);
-Suite *suite_shim(void);
+Suite *suite_sha256(void);
+Suite *suite_buf(void);
+Suite *suite_audit(void);
+Suite *suite_addrmap(void);
+Suite *suite_stats(void);
+Suite *suite_control(void);
+Suite *suite_cli(void);
+Suite *suite_resolver(void);
+Suite *suite_server(void);
+Suite *suite_synth(void);
+Suite *suite_upstream(void);
 Suite *suite_transport(void);
+Suite *suite_shim(void);
 
 #endif
