@@ -1,6 +1,7 @@
 /* broker.h: the modules of egress-broker, one section and one prefix per
- * file (buf_, sha256_, audit_, addrmap_, stats_, resolver_, control_, cli_,
- * server_, log_); used by main.c and tests/check_broker.c. */
+ * file (log_, buf_, sha256_, audit_, addrmap_, upstream_, loop_, transport_,
+ * synth_, stats_, resolver_, ask_, control_, ctl_, cli_, server_); used by
+ * main.c and the unit tests. docs/ARCHITECTURE.md walks through them. */
 #ifndef EGRESS_BROKER_H
 #define EGRESS_BROKER_H
 
@@ -192,9 +193,37 @@ int upstream_socks5_connect_reply(const uint8_t *in, size_t len, int *rep, size_
 int upstream_socks5_errno(int rep);
 const char *upstream_socks5_reply_text(int rep);
 
-/* ---------------------------------------------------------- transport.c */
+/* ----------------------------------------------------------------- loop.c */
 
-#define TRANSPORT_TAG 0x4000000000000000ULL /* epoll tags of the conduits */
+/* What a descriptor in the loop is served by: fn(ctx, events) runs when it
+ * is ready. The owner embeds the watch in its own state. */
+typedef void (*watch_fn)(void *ctx, uint32_t events);
+
+struct watch {
+	int fd;
+	watch_fn fn;
+	void *ctx;
+	bool added;  /* in the epoll set now */
+};
+
+struct loop;
+
+/* An empty loop. Returns NULL when epoll cannot be had. */
+struct loop *loop_new(void);
+void loop_free(struct loop *l);
+/* Sets w up for fd, served by fn(ctx, events); not watched yet. */
+void watch_init(struct watch *w, int fd, watch_fn fn, void *ctx);
+/* Watches w for events (adding it, or changing what it waits for; hang-ups
+ * and errors are always reported). Returns 0 or -1 with errno set. */
+int loop_watch(struct loop *l, struct watch *w, uint32_t events);
+/* Stops watching w (call before closing its fd); an event of w still in
+ * the batch at hand is dropped. */
+void loop_unwatch(struct loop *l, struct watch *w);
+/* Waits up to timeout_ms and runs the handlers of what is ready. Returns 0,
+ * or -1 when epoll fails (not on EINTR). */
+int loop_run_once(struct loop *l, int timeout_ms);
+
+/* ---------------------------------------------------------- transport.c */
 
 /* One rewritten connect to carry out. */
 struct transport_request {
@@ -202,7 +231,7 @@ struct transport_request {
 	uint32_t msgid;    /* its request id */
 	bool nonblock;     /* answer at once, relay behind */
 	bool inet6;        /* the program's socket is AF_INET6: so is the one it gets */
-	pid_t pid, ppid;
+	pid_t pid;
 	uid_t uid;
 	const char *exe;
 	const char *name;  /* destination name, NULL when only the address is known */
@@ -219,39 +248,45 @@ struct transport_stats {
 	uint64_t sent, received;       /* relayed bytes, program -> destination and back */
 };
 
-/* What the transport needs from the server that runs it. */
-struct transport_ops {
+/* A verdict for a client: the one shape in which the decisions and the
+ * transport answer. */
+struct reply {
+	uint64_t client;               /* serial of the client */
+	uint32_t msgid;                /* its request id */
+	int action;                    /* enum proto_action */
+	int err;                       /* errno, or an EAI_* code for a resolve */
+	uint32_t ttl_ms;               /* SEND: cache time; PENDING: how long to wait */
+	const char *rule;
+	const char *name;              /* attributed name, NULL or "" none */
+	const struct proto_addr *addrs; /* RESOLVE answer */
+	int naddr;
+	int fd;                        /* a socket to pass (SCM_RIGHTS), -1 none */
+};
+
+/* Where the transport's answers and records go: the server's one verdict
+ * path and one record path. Neither calls back into the transport. */
+struct transport_sink {
 	void *ctx;
-	/* Sends a VERDICT (with fd as SCM_RIGHTS when >= 0) to the client of
-	 * that serial if it is still there. Returns 0 when sent. */
-	int (*answer)(void *ctx, uint64_t client, uint32_t msgid, int action, int err, int fd,
-		      const char *rule, const char *name);
-	void (*audit)(void *ctx, const struct audit_event *ev);
-	/* True when the policy lets r's connection go to a, an address its
-	 * name resolved to (private-range protection). */
-	bool (*addr_ok)(void *ctx, const struct transport_request *r, const struct proto_addr *a,
-			bool from_hosts);
-	/* Resolves name: returns the addresses at once (from [hosts] when
-	 * hosts is true), 0 when a lookup was queued (transport_resolved comes
-	 * later), -1 on failure. */
-	int (*resolve)(void *ctx, uint64_t conduit, const char *name, bool hosts,
-		       struct proto_addr *out, int max, bool *from_hosts);
+	/* Sends rp to its client if it is still there. Returns 0 when sent. */
+	int (*answer)(void *ctx, const struct reply *rp);
+	/* Counts and audits one event. */
+	void (*record)(void *ctx, const struct audit_event *ev);
 };
 
 struct transport;
+struct resolver;
 
-struct transport *transport_new(int epfd, const struct transport_ops *ops);
+/* A transport running in loop l, resolving through res, judging the
+ * addresses a name resolves to against *policy (read at each use, so that
+ * a reload takes effect), answering and recording through sink. */
+struct transport *transport_new(struct loop *l, struct resolver *res, struct policy *const *policy,
+				const struct transport_sink *sink);
 /* Closes every conduit (relayed connections are reset). */
 void transport_free(struct transport *t);
 /* Starts r: answers the client at once (REWRITE with a relay connection
  * for a nonblocking connect, else PENDING) and later with REWRITE or FAIL.
  * Returns 0, or -1 when out of memory. */
 int transport_start(struct transport *t, const struct transport_request *r);
-/* An epoll event with a TRANSPORT_TAG tag. */
-void transport_event(struct transport *t, uint64_t tag, uint32_t events);
-/* A queued lookup finished. */
-void transport_resolved(struct transport *t, uint64_t conduit, int eai,
-			const struct proto_addr *addrs, int n);
 /* Fails the conduits past their deadline; call about once a second. */
 void transport_tick(struct transport *t);
 /* The client of that serial went away: drop what only it was waiting for. */
@@ -345,21 +380,26 @@ void stats_dest(const char *name, const struct proto_addr *addr, uint16_t port, 
 typedef int (*resolver_lookup_fn)(const char *name, int family, struct proto_addr *out, int max,
 				  int *n);
 
-/* One getaddrinfo for the loop: filled in by the loop, answered by a
- * worker, handed back through resolver_take(). */
+struct resolver_job;
+
+/* Called in the loop's thread with a finished job (freed after it returns). */
+typedef void (*resolver_done_fn)(void *owner, struct resolver_job *job);
+
+/* One getaddrinfo for the loop: filled in by its owner, answered by a
+ * worker, handed back to done() through resolver_dispatch(). */
 struct resolver_job {
-	uint64_t client;                       /* client serial (id and generation) */
-	uint64_t conduit;                      /* nonzero: a transport's lookup */
-	uint32_t msgid;                        /* request id to echo */
-	struct proto_ask ask;                  /* the request, name normalised */
-	char rule[PROTO_RULE_MAX + 1];         /* rule that allowed the name */
+	resolver_done_fn done;                 /* who gets the result */
+	void *owner;                           /* done's first argument */
+	uint64_t key;                          /* the owner's: client serial, conduit id */
+	uint32_t msgid;                        /* the owner's: request id to echo */
+	char name[PROTO_NAME_MAX + 1];         /* normalised name to look up */
+	int family;                            /* 0 any, 4, 6 */
+	void *data;                            /* the owner's, freed with the job */
 	int eai;                               /* result: 0 or EAI_* */
 	int naddr;                             /* result: addresses in addrs */
 	struct proto_addr addrs[RESOLVER_RAW_MAX];
 	struct resolver_job *next;             /* queue link */
 };
-
-struct resolver;
 
 /* Starts nthreads workers using lookup (NULL: getaddrinfo). Returns NULL
  * (logged) on failure. */
@@ -373,12 +413,94 @@ int resolver_fd(const struct resolver *r);
 int resolver_submit(struct resolver *r, struct resolver_job *job);
 /* Returns the finished jobs as a list (caller frees each), NULL if none. */
 struct resolver_job *resolver_take(struct resolver *r);
+/* Takes the finished jobs and hands each to its done(), then frees it. */
+void resolver_dispatch(struct resolver *r);
+/* Frees a job and its data. */
+void resolver_job_free(struct resolver_job *job);
 /* Lookups the workers have made so far (every DNS query the broker makes). */
 unsigned long resolver_lookups(const struct resolver *r);
 /* The default lookup: getaddrinfo without AI_ADDRCONFIG. */
 int resolver_getaddrinfo(const char *name, int family, struct proto_addr *out, int max, int *n);
 
+/* ------------------------------------------------------------------ ask.c */
+
+/* Who asks: from the socket's peer credentials and /proc. */
+struct ask_who {
+	pid_t pid, ppid;
+	const char *exe; /* NULL when unknown */
+};
+
+/* What a decision reads besides the request. The maps are the daemon's
+ * per-process state; `check` has maps of its own, empty but for what its
+ * one simulated lookup puts there. */
+struct ask_state {
+	const struct policy *policy;
+	struct addrmap *addrmap; /* names processes resolved; NULL: none known */
+	struct synth *synth;     /* synthetic addresses; NULL: a rewritten name gets none */
+	time_t now;              /* monotonic seconds, for the addrmap */
+};
+
+enum ask_next {
+	ASK_ANSWER = 1, /* answer and record the result as it is */
+	ASK_LOOKUP,     /* a resolve: look name up, then ask_resolved() */
+	ASK_TRANSPORT,  /* a rewritten connect: hand it to the transport */
+};
+
+/* The outcome of one decision. */
+struct ask_result {
+	int next;                      /* enum ask_next */
+	int op, l4;                    /* of the request */
+	uint16_t port;
+	int family;                    /* RESOLVE: 0, 4, 6 */
+	int flags;                     /* CONNECT: PROTO_ASK_* */
+	int action;                    /* as recorded: ALLOW, DENY, REWRITE */
+	int answer;                    /* as answered: a rewritten name is ALLOW with its address */
+	int err;                       /* errno, or an EAI_* code for a resolve; 0 none */
+	const char *err_name;          /* err by name for the audit, NULL none */
+	const char *rule;              /* owned by the policy, or a literal */
+	const char *why;               /* a denial's reason beyond its rule, NULL none */
+	char name[PROTO_NAME_MAX + 1]; /* normalised or attributed name, "" unknown */
+	struct proto_addr addr;        /* CONNECT/SEND: the canonical address */
+	bool has_addr;                 /* addr is set (a rewritten name: its synthetic one) */
+	bool from_hosts;               /* the name came from [hosts] */
+	int naddr;                     /* RESOLVE: addresses in the answer */
+	struct proto_addr addrs[PROTO_ADDRS_MAX];
+	uint32_t ttl_ms;               /* SEND: how long the shim may cache it */
+	const struct policy_transport *transport; /* REWRITE: owned by the policy */
+	uint64_t limit;                /* REWRITE: relay byte limit */
+	uint32_t timeout_ms;           /* REWRITE: upstream timeout */
+};
+
+/* RESOLVE of q->name: judged by name; a denied or invalid name is DENY
+ * with EAI_NONAME; a rewritten one gets its synthetic address (none for an
+ * IPv6-only lookup: EAI_NODATA); a [hosts] name is finished at once; any
+ * other allowed name comes back as ASK_LOOKUP of r->name. */
+void ask_resolve(const struct ask_state *st, const struct ask_who *w, const struct proto_ask *q,
+		 struct ask_result *r);
+/* Finishes r (from ask_resolve, ASK_LOOKUP) with what the lookup found:
+ * each address is judged with the name, the allowed ones are remembered
+ * in st->addrmap and answered; none allowed is DENY with the first rule
+ * that dropped one. eai: the lookup's failure, 0 none. */
+void ask_resolved(const struct ask_state *st, const struct ask_who *w, struct ask_result *r,
+		  const struct proto_addr *raw, int nraw, bool from_hosts, int eai);
+/* CONNECT or SEND to q->addr, attributed to the name the process (or its
+ * parent) resolved to it. A synthetic address the process was never given
+ * is DENY ENETUNREACH (rule "synthetic"); a rewritten TCP connect is
+ * ASK_TRANSPORT; a rewritten datagram is DENY EPERM. */
+void ask_addr(const struct ask_state *st, const struct ask_who *w, const struct proto_ask *q,
+	      struct ask_result *r);
+/* CONNECT or SEND to a name whose addresses are not known here (`check`
+ * without DNS): judged by the name alone, as ask_addr judges. */
+void ask_name(const struct ask_state *st, const struct ask_who *w, int op, int l4,
+	      const char *name, uint16_t port, struct ask_result *r);
+/* True when p lets a rewritten connect to name go to a, an address the
+ * transport resolved name to (private-range protection, address rules). */
+bool ask_upstream_ok(const struct policy *p, const char *name, const struct proto_addr *a,
+		     uint16_t port, const char *exe, bool from_hosts);
+
 /* -------------------------------------------------------------- control.c */
+
+struct server;
 
 /* What STATUS reports; filled in by the server. */
 struct control_info {
@@ -404,35 +526,62 @@ struct control_info {
 	size_t synthetic;             /* rewritten names mapped to synthetic addresses */
 };
 
+/* The listening socket, and what tells it is still ours at exit. */
+struct listener {
+	int fd;                 /* -1 none */
+	char path[108];         /* sizeof sun_path */
+	dev_t dev;              /* the socket file we created */
+	ino_t ino;
+};
+
 /* Resolves the socket path: opt, else $EGRESS_SOCKET, else the default.
  * Returns 0, or -1 (logged) when it does not fit a sockaddr_un. */
 int control_socket_path(const char *opt, char *out, size_t cap);
+/* Creates the listening socket at path (see the contract in control.c)
+ * into ln. Returns 0, or -1 with the reason in err. */
+int control_listen(const char *path, struct listener *ln, char *err, size_t errlen);
+/* Closes ln and removes its socket file if it is still the one we made. */
+void control_unlisten(struct listener *ln);
+/* Answers a CONTROL request what from a peer of uid into ans (TEXT, or
+ * ERROR when the peer may not ask): status from server_info(), reload by
+ * server_reload(). Only root and the broker's own uid may ask. */
+void control_handle(struct server *s, uid_t uid, int what, struct proto_msg *ans);
 /* Formats the human status into out. Returns the length (truncated to fit). */
 size_t control_status_text(const struct control_info *ci, char *out, size_t cap);
 /* Formats the status as one JSON object into out. Returns the length. */
 size_t control_status_json(const struct control_info *ci, char *out, size_t cap);
+
+/* ------------------------------------------------------------------ ctl.c */
+
 /* Sends CONTROL what to the broker at path and waits for the answer.
  * Returns 0 with *status and text filled, or -1 with errno set (no broker)
  * or with a message in err. */
-int control_request(const char *path, int what, int *status, char *text, size_t cap, char *err,
-		    size_t errlen);
+int ctl_request(const char *path, int what, int *status, char *text, size_t cap, char *err,
+		size_t errlen);
+/* `egress-broker status|reload [--json] [--socket PATH]`: argv[0] is the
+ * subcommand. Returns the exit code: 0, 1 failure, 2 usage. */
+int ctl_main(int argc, char **argv);
 
 /* ------------------------------------------------------------------ cli.c */
 
-/* Splits HOST[:PORT] (or [v6]:PORT) into an address or a normalised name
- * and a port (0 when absent). Returns 0, or -1 with a message in err. */
+/* Splits HOST, HOST:PORT, [v6]:PORT or a URL (scheme://[user@]host[:port]
+ * [/path]; the scheme gives the port when none is written) into an address
+ * or a normalised name and a port (0 when absent). Returns 0, or -1 with a
+ * message in err. */
 int cli_parse_target(const char *s, char *name, size_t namecap, struct proto_addr *addr,
 		     bool *is_addr, uint16_t *port, char *err, size_t errlen);
-/* Judges target offline against p, writes one line (without newline) into
- * out; *by_name says that a name was judged alone (not in [hosts], so its
- * addresses are unknown here). Returns 0 allow or rewrite, 1 deny, 2 on
- * error (message in out). */
+/* Judges target offline against p through the decision procedure (ask.c),
+ * as the daemon would for a lookup and then a connect (or send, udp) from a
+ * program exe; writes one line (without newline) into out. *by_name says
+ * that a name was judged alone (not in [hosts], so its addresses are
+ * unknown here). Returns 0 allow or rewrite, 1 deny, 2 on error (message
+ * in out). */
 int cli_check(const struct policy *p, const char *target, bool udp, const char *exe, char *out,
 	      size_t cap, bool *by_name);
 
 /* --------------------------------------------------------------- server.c */
 
-#define SERVER_PENDING_MAX 8 /* resolves in flight per client before reading pauses */
+#define SERVER_LOOKUPS_MAX 8 /* lookups in flight per client before reading pauses */
 
 struct server_config {
 	const char *policy_path;   /* required */
@@ -441,15 +590,13 @@ struct server_config {
 	resolver_lookup_fn lookup; /* NULL: getaddrinfo */
 };
 
-struct server;
-
 /* Loads the policy and sets up the loop (epoll, resolver, GC timer, audit),
  * without any socket or signal. Returns NULL with the reason in err. */
 struct server *server_new(const struct server_config *cfg, char *err, size_t errlen);
 /* Removes the socket if it is still ours, closes every client, frees all. */
 void server_free(struct server *s);
-/* Creates the listening socket at the configured path (see the contract in
- * server.c). Returns 0, or -1 with the reason in err. */
+/* Listens at the configured path (control_listen) and accepts clients
+ * there. Returns 0, or -1 with the reason in err. */
 int server_listen(struct server *s, char *err, size_t errlen);
 /* Blocks SIGTERM, SIGINT, SIGHUP and takes them through a signalfd; call
  * before any thread starts. Returns 0 or -1 (logged). */
@@ -467,7 +614,10 @@ int server_run(struct server *s);
  * failure) and reopens the audit log; msg gets the answer line, "reloaded
  * PATH (N rules, sha256 HEX)" or the parse error. Returns 0 or -1. */
 int server_reload(struct server *s, char *msg, size_t cap);
-/* Runs the garbage collection of the name memory now. */
+/* Fills ci from the server's state (pointers into s, valid until the next
+ * turn of the loop). */
+void server_info(struct server *s, struct control_info *ci);
+/* Runs the garbage collection of the address maps now. */
 void server_gc(struct server *s);
 const struct stats *server_stats(const struct server *s);
 const struct addrmap *server_addrmap(const struct server *s);

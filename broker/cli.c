@@ -1,11 +1,27 @@
-/* cli.c: `egress-broker check`: parses HOST[:PORT] and judges it offline
- * against a policy, as the broker would. */
+/* cli.c: `egress-broker check`: parses a destination (HOST, HOST:PORT or a
+ * URL) and judges it offline against a policy through the decision
+ * procedure the daemon uses (ask.c): a lookup of the name, then a connect
+ * (or a send) to the address it gives, so that check and the daemon cannot
+ * disagree. Nothing is resolved here: a name outside [hosts] is judged by
+ * the name alone. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "broker.h"
+
+/* The port a URL's scheme means when it names none. */
+static const struct {
+	const char *scheme;
+	uint16_t port;
+} cli_schemes[] = {
+	{ "http", 80 },	 { "https", 443 }, { "ws", 80 },     { "wss", 443 },   { "ftp", 21 },
+	{ "ssh", 22 },	 { "git", 9418 },  { "smtp", 25 },   { "smtps", 465 }, { "imap", 143 },
+	{ "imaps", 993 }, { "ldap", 389 }, { "ldaps", 636 }, { "rsync", 873 },
+};
 
 /* Parses a decimal port 1..65535. Returns 0 or -1. */
 static int cli_port(const char *s, uint16_t *port)
@@ -23,8 +39,9 @@ static int cli_port(const char *s, uint16_t *port)
 	return 0;
 }
 
-int cli_parse_target(const char *s, char *name, size_t namecap, struct proto_addr *addr,
-		     bool *is_addr, uint16_t *port, char *err, size_t errlen)
+/* Splits HOST, HOST:PORT or [v6]:PORT; as cli_parse_target(). */
+static int cli_parse_hostport(const char *s, char *name, size_t namecap, struct proto_addr *addr,
+			      bool *is_addr, uint16_t *port, char *err, size_t errlen)
 {
 	char host[PROTO_NAME_MAX + 2];
 	const char *colon, *portstr = NULL;
@@ -83,75 +100,125 @@ int cli_parse_target(const char *s, char *name, size_t namecap, struct proto_add
 	return 0;
 }
 
-/* Writes "allow (rule x)", "deny EPERM (rule x)" or "rewrite via T (rule
- * x)" for v into out; a rewritten datagram is denied, as the broker does.
- * Returns the exit code: 0 allow or rewrite, 1 deny. */
-static int cli_verdict(const struct policy_verdict *v, bool udp, char *out, size_t cap)
-{
-	char t[300];
 
-	if (v->action == PROTO_DENY) {
-		snprintf(out, cap, "deny %s (rule %s)", policy_errno_name(v->err), v->rule);
-		return 1;
+int cli_parse_target(const char *s, char *name, size_t namecap, struct proto_addr *addr,
+		     bool *is_addr, uint16_t *port, char *err, size_t errlen)
+{
+	const char *sep = strstr(s, "://"), *host, *at, *end;
+	char hostport[PROTO_NAME_MAX + 16];
+	size_t slen, hlen;
+
+	if (!sep)
+		return cli_parse_hostport(s, name, namecap, addr, is_addr, port, err, errlen);
+	/* scheme://[user[:pass]@]host[:port][/path][?query][#fragment] */
+	slen = (size_t)(sep - s);
+	host = sep + 3;
+	end = host + strcspn(host, "/?#");
+	at = memchr(host, '@', (size_t)(end - host));
+	if (at)
+		host = at + 1;
+	hlen = (size_t)(end - host);
+	if (hlen == 0 || hlen >= sizeof hostport) {
+		snprintf(err, errlen, "%s: no host in the URL", s);
+		return -1;
 	}
-	if (v->action == PROTO_REWRITE && udp) {
-		snprintf(out, cap, "deny EPERM (rule %s rewrites, and rewrite carries TCP only)",
-			 v->rule);
-		return 1;
-	}
-	if (v->action == PROTO_REWRITE) {
-		policy_transport_text(v->transport, t, sizeof t);
-		snprintf(out, cap, "rewrite via %s (rule %s)", t, v->rule);
+	memcpy(hostport, host, hlen);
+	hostport[hlen] = 0;
+	if (cli_parse_hostport(hostport, name, namecap, addr, is_addr, port, err, errlen) < 0)
+		return -1;
+	if (*port)
 		return 0;
+	for (size_t i = 0; i < sizeof cli_schemes / sizeof cli_schemes[0]; i++) {
+		if (strlen(cli_schemes[i].scheme) == slen &&
+		    strncasecmp(s, cli_schemes[i].scheme, slen) == 0) {
+			*port = cli_schemes[i].port;
+			return 0;
+		}
 	}
-	snprintf(out, cap, "%s (rule %s)", audit_action_name(v->action), v->rule);
-	return 0;
+	snprintf(err, errlen, "%.*s: a scheme without a known port; give the port (%.*s://HOST:PORT)",
+		 (int)slen, s, (int)slen, s);
+	return -1;
+}
+
+/* Writes the line for r into out: "allow (rule x)", "deny EPERM (rule x)",
+ * "deny EPERM (rule x: why)" or "rewrite via T (rule x)", and, when the
+ * request had no port, which ports the rule covers. Returns the exit code:
+ * 0 allow or rewrite, 1 deny. */
+static int cli_verdict(const struct policy *p, const struct ask_result *r, char *out, size_t cap)
+{
+	char t[300], ports[256];
+	struct buf b;
+	int rc = 0;
+
+	buf_init(&b, out, cap);
+	if (r->answer == PROTO_DENY || r->err) {
+		buf_printf(&b, "deny %s (rule %s%s%s)", r->err_name ? r->err_name : "EPERM", r->rule,
+			   r->why ? ": " : "", r->why ? r->why : "");
+		rc = 1;
+	} else if (r->action == PROTO_REWRITE) {
+		policy_transport_text(r->transport, t, sizeof t);
+		buf_printf(&b, "rewrite via %s (rule %s)", t, r->rule);
+	} else {
+		buf_printf(&b, "allow (rule %s)", r->rule);
+	}
+	if (!r->port) {
+		policy_rule_ports(p, r->rule, ports, sizeof ports);
+		if (ports[0])
+			buf_printf(&b, " on port%s %s only", strpbrk(ports, ",-") ? "s" : "", ports);
+		else
+			buf_printf(&b, " on any port");
+	}
+	return rc;
 }
 
 int cli_check(const struct policy *p, const char *target, bool udp, const char *exe, char *out,
 	      size_t cap, bool *by_name)
 {
 	char name[PROTO_NAME_MAX + 1], err[256];
-	struct proto_addr addr, hosts[PROTO_ADDRS_MAX];
-	struct policy_request req;
-	struct policy_verdict v;
+	struct proto_ask q = { .op = udp ? PROTO_OP_SEND : PROTO_OP_CONNECT,
+			       .l4 = udp ? PROTO_L4_UDP : PROTO_L4_TCP };
+	struct ask_state st = { .policy = p };
+	struct ask_who w = { .pid = getpid(), .exe = exe };
+	struct ask_result r;
 	bool is_addr;
-	uint16_t port;
-	int n;
+	int rc = 2;
 
 	*by_name = false;
-	if (cli_parse_target(target, name, sizeof name, &addr, &is_addr, &port, err, sizeof err) < 0) {
+	if (cli_parse_target(target, name, sizeof name, &q.addr, &is_addr, &q.port, err,
+			     sizeof err) < 0) {
 		snprintf(out, cap, "%s", err);
 		return 2;
 	}
-	memset(&req, 0, sizeof req);
-	req.op = udp ? PROTO_OP_SEND : PROTO_OP_CONNECT;
-	req.l4 = udp ? PROTO_L4_UDP : PROTO_L4_TCP;
-	req.port = port;
-	req.exe = exe;
-	if (is_addr) {
-		req.addr = &addr;
-		policy_decide(p, &req, &v);
-		return cli_verdict(&v, udp, out, cap);
+	/* Maps of one simulated process, as the daemon keeps for each. */
+	st.addrmap = addrmap_new(ADDRMAP_PER_PID_MAX);
+	st.synth = synth_new(SYNTH_PER_PID_MAX);
+	if (!st.addrmap || !st.synth) {
+		snprintf(out, cap, "out of memory");
+		goto done;
 	}
-	req.name = name;
-	n = policy_hosts_lookup(p, name, hosts, PROTO_ADDRS_MAX);
-	if (n <= 0) {
-		policy_decide(p, &req, &v); /* a name alone, as before resolution */
-		*by_name = true;
-		return cli_verdict(&v, udp, out, cap);
-	}
-	/* A [hosts] name is judged with its addresses: the first denied one
-	 * decides, else the first. */
-	req.from_hosts = true;
-	for (int i = 0; i < n; i++) {
-		struct policy_verdict vi;
+	if (!is_addr) {
+		struct proto_ask res = { .op = PROTO_OP_RESOLVE, .l4 = q.l4, .port = q.port };
+		struct proto_addr none;
 
-		policy_addr_canonical(&hosts[i]);
-		req.addr = &hosts[i];
-		policy_decide(p, &req, &vi);
-		if (i == 0 || (vi.action == PROTO_DENY && v.action != PROTO_DENY))
-			v = vi;
+		snprintf(res.name, sizeof res.name, "%s", name);
+		*by_name = policy_hosts_lookup(p, name, &none, 1) == 0;
+		ask_resolve(&st, &w, &res, &r);
+		if (r.next == ASK_LOOKUP) {
+			/* no DNS here: the connect is judged by the name alone */
+			ask_name(&st, &w, q.op, q.l4, name, q.port, &r);
+			rc = cli_verdict(p, &r, out, cap);
+			goto done;
+		}
+		if (r.answer == PROTO_DENY || r.err || !r.naddr) {
+			rc = cli_verdict(p, &r, out, cap);
+			goto done;
+		}
+		q.addr = r.addrs[0]; /* the program connects to the first address */
 	}
-	return cli_verdict(&v, udp, out, cap);
+	ask_addr(&st, &w, &q, &r);
+	rc = cli_verdict(p, &r, out, cap);
+done:
+	addrmap_free(st.addrmap);
+	synth_free(st.synth);
+	return rc;
 }

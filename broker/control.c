@@ -1,18 +1,20 @@
-/* control.c: the control channel: where the socket is, how STATUS reads
- * (text and JSON), and the client side used by `status` and `reload`. */
+/* control.c: the daemon's side of the control channel, shaped as
+ * OpenNTPD's: where the socket is, the hardened listening socket (stale
+ * socket probe included), CONTROL requests (status, reload) and how STATUS
+ * reads, as text and as JSON. The client side is ctl.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "broker.h"
 
 #define CONTROL_TOP 10            /* destinations in "top denied" */
-#define CONTROL_TIMEOUT_S 30      /* a reload of a large policy may take a while */
+#define CONTROL_BACKLOG 128
 
 int control_socket_path(const char *opt, char *out, size_t cap)
 {
@@ -29,6 +31,175 @@ int control_socket_path(const char *opt, char *out, size_t cap)
 	}
 	strcpy(out, p);
 	return 0;
+}
+
+/* ------------------------------------------------------- listening socket */
+
+/* Creates the directories above path (mode 0755) that are missing. Returns
+ * 0, or -1 with the reason in err. */
+static int control_mkdir_parent(const char *path, char *err, size_t errlen)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct stat st;
+
+	snprintf(dir, sizeof dir, "%s", path);
+	for (char *p = dir + 1; (p = strchr(p, '/')); p++) {
+		*p = 0;
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+			snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+			return -1;
+		}
+		*p = '/';
+	}
+	/* The last component's directory must now be a directory. */
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen, "%s is not a directory", dir);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Clears a stale socket at path: only a socket on which nothing answers is
+ * removed. Returns 0 (path free), or -1 with the reason in err. */
+static int control_clear_stale(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, rc, e;
+
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "%s exists and is not a socket", path);
+		return -1;
+	}
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	rc = connect(fd, (struct sockaddr *)&sun, sizeof sun);
+	e = errno;
+	close(fd);
+	if (rc == 0 || e == EAGAIN || e == EINPROGRESS) {
+		snprintf(err, errlen, "another broker is running at %s", path);
+		return -1;
+	}
+	if (e != ECONNREFUSED && e != ENOENT) {
+		snprintf(err, errlen, "%s: %s; not removing it", path, strerror(e));
+		return -1;
+	}
+	if (unlink(path) < 0 && errno != ENOENT) {
+		snprintf(err, errlen, "cannot remove stale %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The socket appears at its path only once it accepts connections:
+ * parent directory created if missing (0755), stale socket cleared (a live
+ * broker there is refused), then umask, bind to PATH.tmp-<pid>, chmod 0660,
+ * listen, and rename() onto PATH. The same uid can always connect; group
+ * members too when the directory lets them.
+ */
+int control_listen(const char *path, struct listener *ln, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct stat st;
+	mode_t old;
+	int fd, n;
+
+	ln->fd = -1;
+	if (snprintf(ln->path, sizeof ln->path, "%s", path) >= (int)sizeof ln->path) {
+		snprintf(err, errlen, "socket path too long: %s", path);
+		return -1;
+	}
+	n = snprintf(sun.sun_path, sizeof sun.sun_path, "%s.tmp-%ld", path, (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof sun.sun_path) {
+		snprintf(err, errlen, "socket path too long: %s", path);
+		return -1;
+	}
+	if (control_mkdir_parent(path, err, errlen) < 0 || control_clear_stale(path, err, errlen) < 0)
+		return -1;
+	unlink(sun.sun_path); /* left by a crashed broker with our pid */
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	old = umask(0117);
+	n = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+	umask(old);
+	if (n < 0) {
+		snprintf(err, errlen, "bind %s: %s", sun.sun_path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (chmod(sun.sun_path, 0660) < 0 || listen(fd, CONTROL_BACKLOG) < 0 ||
+	    rename(sun.sun_path, path) < 0 || lstat(path, &st) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		unlink(sun.sun_path);
+		close(fd);
+		return -1;
+	}
+	ln->fd = fd;
+	ln->dev = st.st_dev;
+	ln->ino = st.st_ino;
+	return 0;
+}
+
+void control_unlisten(struct listener *ln)
+{
+	struct stat st;
+
+	if (ln->fd < 0)
+		return;
+	close(ln->fd);
+	ln->fd = -1;
+	if (lstat(ln->path, &st) == 0 && st.st_dev == ln->dev && st.st_ino == ln->ino)
+		unlink(ln->path);
+}
+
+/* ---------------------------------------------------------------- requests */
+
+void control_handle(struct server *s, uid_t uid, int what, struct proto_msg *ans)
+{
+	struct proto_text *t = &ans->u.text;
+	struct control_info ci;
+	size_t len = 0;
+
+	if (uid != geteuid() && uid != 0) {
+		ans->type = PROTO_ERROR;
+		ans->u.error = PROTO_E_DENIED;
+		return;
+	}
+	ans->type = PROTO_TEXT;
+	t->status = 0;
+	switch (what) {
+	case PROTO_CTL_STATUS:
+		server_info(s, &ci);
+		len = control_status_text(&ci, t->text, sizeof t->text);
+		break;
+	case PROTO_CTL_STATUS_JSON:
+		server_info(s, &ci);
+		len = control_status_json(&ci, t->text, sizeof t->text);
+		break;
+	case PROTO_CTL_RELOAD:
+		t->status = server_reload(s, t->text, sizeof t->text) < 0 ? 1 : 0;
+		len = strlen(t->text);
+		break;
+	}
+	t->len = (uint32_t)len;
 }
 
 /* Formats seconds as 45s, 3m12s, 2h03m12s or 4d02h03m. */
@@ -183,78 +354,3 @@ size_t control_status_json(const struct control_info *ci, char *out, size_t cap)
 	return b.len;
 }
 
-int control_request(const char *path, int what, int *status, char *text, size_t cap, char *err,
-		    size_t errlen)
-{
-	uint8_t *buf = NULL;
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = CONTROL_TIMEOUT_S };
-	struct proto_msg *m;
-	ssize_t n;
-	int fd, e;
-
-	err[0] = 0;
-	if (strlen(path) >= sizeof sun.sun_path) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	strcpy(sun.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
-		e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	m = calloc(1, sizeof *m);
-	buf = malloc(PROTO_MSG_MAX);
-	if (!m || !buf) {
-		free(m);
-		free(buf);
-		close(fd);
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	m->type = PROTO_CONTROL;
-	m->id = 1;
-	m->u.control.what = (uint8_t)what;
-	n = proto_encode(m, buf, PROTO_MSG_MAX);
-	if (n < 0 || send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n) {
-		snprintf(err, errlen, "cannot send to broker at %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	do
-		n = recv(fd, buf, PROTO_MSG_MAX, 0);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0) {
-		snprintf(err, errlen, "no answer from broker at %s: %s", path,
-			 n < 0 ? strerror(errno) : "connection closed");
-		goto fail;
-	}
-	if (proto_decode(buf, (size_t)n, m) != 0 || m->id != 1 ||
-	    (m->type != PROTO_TEXT && m->type != PROTO_ERROR)) {
-		snprintf(err, errlen, "malformed answer from broker at %s", path);
-		goto fail;
-	}
-	if (m->type == PROTO_ERROR) {
-		snprintf(err, errlen, "broker at %s refused: %s", path,
-			 m->u.error == PROTO_E_DENIED ? "permission denied"
-			 : m->u.error == PROTO_E_VERSION ? "protocol version mismatch"
-							 : "request not understood");
-		goto fail;
-	}
-	*status = m->u.text.status;
-	snprintf(text, cap, "%s", m->u.text.text);
-	free(buf);
-	free(m);
-	close(fd);
-	return 0;
-fail:
-	free(buf);
-	free(m);
-	close(fd);
-	return -1;
-}

@@ -80,60 +80,6 @@ static int run_daemon(int argc, char **argv)
 	return rc < 0 ? 1 : 0;
 }
 
-/* `status` and `reload`: one CONTROL request, the answer printed. */
-static int run_control(const char *cmd, int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "socket", required_argument, NULL, 's' },
-		{ NULL, 0, NULL, 0 },
-	};
-	bool reload = strcmp(cmd, "reload") == 0, json = false;
-	const char *sock_opt = NULL;
-	char sock[PATH_MAX], err[512], *text;
-	int c, status, what;
-	size_t len;
-
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			if (reload) {
-				usage(stderr);
-				return 2;
-			}
-			json = true;
-			break;
-		case 's': sock_opt = optarg; break;
-		default: usage(stderr); return 2;
-		}
-	}
-	if (optind != argc) {
-		fprintf(stderr, "egress-broker: unexpected argument: %s\n", argv[optind]);
-		usage(stderr);
-		return 2;
-	}
-	if (control_socket_path(sock_opt, sock, sizeof sock) < 0)
-		return 1;
-	what = reload ? PROTO_CTL_RELOAD : json ? PROTO_CTL_STATUS_JSON : PROTO_CTL_STATUS;
-	text = malloc(TEXT_CAP);
-	if (!text) {
-		fprintf(stderr, "egress-broker: out of memory\n");
-		return 1;
-	}
-	if (control_request(sock, what, &status, text, TEXT_CAP, err, sizeof err) < 0) {
-		if (err[0])
-			fprintf(stderr, "egress-broker: %s\n", err);
-		else
-			fprintf(stderr, "egress-broker: no broker at %s: %s\n", sock, strerror(errno));
-		free(text);
-		return 1;
-	}
-	len = strlen(text);
-	fprintf(status ? stderr : stdout, "%s%s", text, len && text[len - 1] == '\n' ? "" : "\n");
-	free(text);
-	return status ? 1 : 0;
-}
-
 /* `check`: judges one destination offline. Exit 0 allow, 1 deny, 2 error. */
 static int run_check(int argc, char **argv)
 {
@@ -184,7 +130,7 @@ static int run_check(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	if (argc > 1 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "reload") == 0))
-		return run_control(argv[1], argc - 1, argv + 1);
+		return ctl_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "check") == 0)
 		return run_check(argc - 1, argv + 1);
 	return run_daemon(argc, argv);

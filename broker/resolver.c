@@ -96,7 +96,7 @@ static void *resolver_worker(void *arg)
 
 		job->naddr = 0;
 		__atomic_add_fetch(&r->lookups, 1, __ATOMIC_RELAXED);
-		job->eai = r->lookup(job->ask.name, job->ask.family, job->addrs, RESOLVER_RAW_MAX,
+		job->eai = r->lookup(job->name, job->family, job->addrs, RESOLVER_RAW_MAX,
 				     &job->naddr);
 		if (job->eai)
 			job->naddr = 0;
@@ -162,7 +162,7 @@ static void resolver_free_list(struct resolver_job *j)
 	while (j) {
 		struct resolver_job *next = j->next;
 
-		free(j);
+		resolver_job_free(j);
 		j = next;
 	}
 }
@@ -221,6 +221,24 @@ struct resolver_job *resolver_take(struct resolver *r)
 	r->done = r->done_tail = NULL;
 	pthread_mutex_unlock(&r->mu);
 	return list;
+}
+
+void resolver_dispatch(struct resolver *r)
+{
+	struct resolver_job *j = resolver_take(r), *next;
+
+	for (; j; j = next) {
+		next = j->next;
+		j->done(j->owner, j);
+		resolver_job_free(j);
+	}
+}
+
+void resolver_job_free(struct resolver_job *job)
+{
+	if (job)
+		free(job->data);
+	free(job);
 }
 
 unsigned long resolver_lookups(const struct resolver *r)

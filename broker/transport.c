@@ -6,7 +6,9 @@
  * between it and a loopback connection it handed over instead (transport
  * relay, and every nonblocking connect: the program's connect returns at
  * once and the relay catches up with the upstream, so its event loop never
- * waits on the network). All of it runs in the server's epoll loop. */
+ * waits on the network). All of it runs in the broker's loop; the
+ * transport is made with what it needs (the loop, the resolver, the policy
+ * in force) and gives back only answers and records, through its sink. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -43,9 +45,20 @@ struct flow {
 	bool shut;      /* dst shut down for writing */
 };
 
+struct conduit;
+
+/* A proxy's handshake: begin builds and sends the first message, read
+ * takes the proxy's answers until the tunnel is up (established) or not
+ * (fail). NULL for direct and relay, which have none. */
+struct proxy {
+	int (*begin)(struct transport *t, struct conduit *c); /* 0, or -1: cannot be asked */
+	void (*read)(struct transport *t, struct conduit *c);
+};
+
 struct conduit {
 	uint64_t id;
 	UT_hash_handle hh;
+	struct transport *t;
 	struct transport_request r;            /* pointers in it point into this struct */
 	char name[PROTO_NAME_MAX + 1];         /* destination name, "" for an address */
 	char rule[PROTO_RULE_MAX + 1];
@@ -55,8 +68,10 @@ struct conduit {
 	enum state state;
 	enum step step;
 	long deadline_ms;
+	const struct proxy *proxy;             /* the handshake, NULL: none */
 	int up;                                /* upstream socket, -1 none */
 	int relay;                             /* our end of the program's loopback, -1 none */
+	struct watch w[2];                     /* up, relay in the loop */
 	int handover;                          /* the program's end, until it is sent */
 	struct proto_addr cand[RESOLVER_RAW_MAX];
 	int ncand, icand;
@@ -74,8 +89,10 @@ struct conduit {
 };
 
 struct transport {
-	int epfd;
-	struct transport_ops ops;
+	struct loop *loop;
+	struct resolver *resolver;
+	struct policy *const *policy;          /* the policy in force, wherever it is */
+	struct transport_sink sink;
 	struct conduit *conduits;
 	uint64_t next_id;
 	struct transport_stats stats;
@@ -89,47 +106,46 @@ static long now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
 }
 
-struct transport *transport_new(int epfd, const struct transport_ops *ops)
+struct transport *transport_new(struct loop *l, struct resolver *res, struct policy *const *policy,
+				const struct transport_sink *sink)
 {
 	struct transport *t = calloc(1, sizeof *t);
 
 	if (t) {
-		t->epfd = epfd;
-		t->ops = *ops;
+		t->loop = l;
+		t->resolver = res;
+		t->policy = policy;
+		t->sink = *sink;
 		t->next_id = 1;
 	}
 	return t;
 }
 
-static uint64_t tag(const struct conduit *c, int side)
-{
-	return TRANSPORT_TAG | c->id << 1 | (uint64_t)side;
-}
-
-/* Watches fd (side 0 upstream, 1 relay) for events, adding it to the epoll
- * set when it is not there (even for no events: hang-ups and errors are
- * always reported); an fd relay_watch took out of the set comes back only
- * once something is wanted of it. */
+/* Watches fd (side 0 upstream, 1 relay) for events, adding it to the loop
+ * when it is not there (even for no events: hang-ups and errors are always
+ * reported); an fd relay_watch took out of the loop comes back only once
+ * something is wanted of it. */
 static void watch(struct transport *t, struct conduit *c, int fd, int side, uint32_t events)
 {
-	struct epoll_event ev = { .events = events, .data.u64 = tag(c, side) };
-
 	if (c->dropped[side] && !events)
 		return;
-	if (epoll_ctl(t->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
-		epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev);
+	c->w[side].fd = fd;
+	loop_watch(t->loop, &c->w[side], events);
 	c->dropped[side] = false;
 }
 
-static void close_fd(struct transport *t, int *fd, bool reset)
+/* Closes the fd of side (0 upstream, 1 relay), with a reset when asked. */
+static void close_side(struct transport *t, struct conduit *c, int side, bool reset)
 {
+	int *fd = side ? &c->relay : &c->up;
+
 	if (*fd < 0)
 		return;
 	if (reset) { /* an RST, so the program sees the failure rather than a clean EOF */
 		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 		setsockopt(*fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 	}
-	epoll_ctl(t->epfd, EPOLL_CTL_DEL, *fd, NULL);
+	loop_unwatch(t->loop, &c->w[side]);
 	close(*fd);
 	*fd = -1;
 }
@@ -156,7 +172,7 @@ static void record(struct transport *t, struct conduit *c, int op, int err)
 	};
 
 	clock_gettime(CLOCK_REALTIME, &ev.time);
-	t->ops.audit(t->ops.ctx, &ev);
+	t->sink.record(t->sink.ctx, &ev);
 }
 
 static void conduit_free(struct transport *t, struct conduit *c, bool reset)
@@ -165,8 +181,8 @@ static void conduit_free(struct transport *t, struct conduit *c, bool reset)
 		t->stats.active--;
 		record(t, c, AUDIT_OP_CLOSE, 0);
 	}
-	close_fd(t, &c->up, reset);
-	close_fd(t, &c->relay, reset);
+	close_side(t, c, 0, reset);
+	close_side(t, c, 1, reset);
 	if (c->handover >= 0)
 		close(c->handover);
 	flow_close(&c->out);
@@ -179,12 +195,16 @@ static void conduit_free(struct transport *t, struct conduit *c, bool reset)
  * got the answer. */
 static int answer(struct transport *t, struct conduit *c, int action, int err, int fd)
 {
+	struct reply rp = {
+		.client = c->r.client, .msgid = c->r.msgid, .action = action, .err = err,
+		.ttl_ms = action == PROTO_PENDING ? c->r.timeout_ms : 0, .rule = c->rule,
+		.name = c->name, .fd = fd,
+	};
 	int rc;
 
 	if (!c->r.client)
 		return -1;
-	rc = t->ops.answer(t->ops.ctx, c->r.client, c->r.msgid, action, err, fd, c->rule,
-			   c->name);
+	rc = t->sink.answer(t->sink.ctx, &rp);
 	if (action != PROTO_PENDING)
 		c->r.client = 0;
 	return rc;
@@ -356,7 +376,7 @@ static void relay_watch(struct transport *t, struct conduit *c, unsigned hup)
 
 	for (int side = 0; side < 2; side++) {
 		if ((hup & (1u << side)) && !ev[side]) {
-			epoll_ctl(t->epfd, EPOLL_CTL_DEL, fd[side], NULL);
+			loop_unwatch(t->loop, &c->w[side]);
 			c->dropped[side] = true;
 		} else
 			watch(t, c, fd[side], side, ev[side]);
@@ -417,39 +437,13 @@ static void established(struct transport *t, struct conduit *c)
 
 /* ------------------------------------------------------------ handshakes */
 
+/* Sends c->buf (c->len bytes) to the proxy as the handshake's next step. */
 static void handshake_send(struct transport *t, struct conduit *c, enum step step)
 {
 	c->step = step;
 	c->state = ST_SENDING;
 	c->off = 0;
 	watch(t, c, c->up, 0, EPOLLOUT);
-}
-
-/* Builds the first message of the proxy's handshake into c->buf. */
-static int handshake_begin(struct transport *t, struct conduit *c)
-{
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *h = c->name;
-	int n;
-
-	if (!c->name[0]) {
-		policy_addr_format(&c->r.addr, host, sizeof host);
-		h = host;
-	}
-	if (c->pt.kind == POLICY_HTTP) {
-		n = upstream_http_request((char *)c->buf, sizeof c->buf, h, c->r.port, &c->pt);
-		if (n < 0)
-			return -1;
-		c->len = (size_t)n;
-		handshake_send(t, c, STEP_HTTP);
-		return 0;
-	}
-	n = upstream_socks5_greeting(c->buf, sizeof c->buf, &c->pt);
-	if (n < 0)
-		return -1;
-	c->len = (size_t)n;
-	handshake_send(t, c, STEP_SOCKS_METHOD);
-	return 0;
 }
 
 static void handshake_write(struct transport *t, struct conduit *c)
@@ -469,80 +463,121 @@ static void handshake_write(struct transport *t, struct conduit *c)
 	watch(t, c, c->up, 0, EPOLLIN);
 }
 
-/* Reads the proxy's answer; consumes exactly the handshake's bytes so that
- * what the destination sends first (an SSH or SMTP banner) stays for the
- * program. */
-static void handshake_read(struct transport *t, struct conduit *c)
+/* The destination as the proxy gets it: its name, else its address. */
+static const char *proxy_target(const struct conduit *c, char *buf, size_t cap)
+{
+	if (c->name[0])
+		return c->name;
+	policy_addr_format(&c->r.addr, buf, cap);
+	return buf;
+}
+
+/* HTTP CONNECT: one request, one answer header. */
+static int http_begin(struct transport *t, struct conduit *c)
+{
+	char host[INET6_ADDRSTRLEN];
+	int n = upstream_http_request((char *)c->buf, sizeof c->buf,
+				      proxy_target(c, host, sizeof host), c->r.port, &c->pt);
+
+	if (n < 0)
+		return -1;
+	c->len = (size_t)n;
+	handshake_send(t, c, STEP_HTTP);
+	return 0;
+}
+
+/* Reads the proxy's answer header and consumes exactly it, so that what
+ * the destination sends first (an SSH or SMTP banner) stays for the
+ * program. Bytes are peeked past what is already taken (c->len, all of it
+ * header), and then taken only up to the header's end; what is peeked of
+ * an unfinished header is taken too, or the socket would stay readable and
+ * the loop spin until the rest came. */
+static void http_read(struct transport *t, struct conduit *c)
 {
 	char reason[64];
 	ssize_t n;
-	int status, rep, used, err;
+	int status, used, err;
 
-	if (c->step == STEP_HTTP) {
-		/* Peek past what is already taken (c->len bytes, all of them
-		 * header), then take only up to the header's end. What is peeked
-		 * of an unfinished header is taken too, or the socket would stay
-		 * readable and the loop spin until the rest came. */
-		if (c->len >= sizeof c->buf) {
-			fail(t, c, EPROTO, "proxy answer header too long");
-			return;
-		}
-		n = recv(c->up, c->buf + c->len, sizeof c->buf - c->len, MSG_PEEK | MSG_DONTWAIT);
-		if (n <= 0) {
-			if (n == 0 || errno != EAGAIN)
-				fail(t, c, ECONNRESET, "proxy closed the connection before answering");
-			return;
-		}
-		used = upstream_http_response((char *)c->buf, c->len + (size_t)n, &status, reason,
-					      sizeof reason);
-		if (used < 0) {
-			fail(t, c, EPROTO, "proxy answer is not HTTP");
-			return;
-		}
-		if (used == 0) { /* more to come */
-			(void)!recv(c->up, c->buf + c->len, (size_t)n, MSG_DONTWAIT);
-			c->len += (size_t)n;
-			return;
-		}
-		(void)!recv(c->up, c->buf + c->len, (size_t)used - c->len, MSG_DONTWAIT);
-		snprintf(c->upstream, sizeof c->upstream, "HTTP %d %s", status, reason);
-		err = upstream_http_errno(status);
-		if (err)
-			fail(t, c, err, NULL);
-		else
-			established(t, c);
+	if (c->len >= sizeof c->buf) {
+		fail(t, c, EPROTO, "proxy answer header too long");
 		return;
 	}
+	n = recv(c->up, c->buf + c->len, sizeof c->buf - c->len, MSG_PEEK | MSG_DONTWAIT);
+	if (n <= 0) {
+		if (n == 0 || errno != EAGAIN)
+			fail(t, c, ECONNRESET, "proxy closed the connection before answering");
+		return;
+	}
+	used = upstream_http_response((char *)c->buf, c->len + (size_t)n, &status, reason,
+				      sizeof reason);
+	if (used < 0) {
+		fail(t, c, EPROTO, "proxy answer is not HTTP");
+		return;
+	}
+	if (used == 0) { /* more to come */
+		(void)!recv(c->up, c->buf + c->len, (size_t)n, MSG_DONTWAIT);
+		c->len += (size_t)n;
+		return;
+	}
+	(void)!recv(c->up, c->buf + c->len, (size_t)used - c->len, MSG_DONTWAIT);
+	snprintf(c->upstream, sizeof c->upstream, "HTTP %d %s", status, reason);
+	err = upstream_http_errno(status);
+	if (err)
+		fail(t, c, err, NULL);
+	else
+		established(t, c);
+}
 
-	/* SOCKS5: read only what the parser says is still missing */
+/* SOCKS5: greeting, then credentials when the proxy asks, then CONNECT. */
+static int socks5_begin(struct transport *t, struct conduit *c)
+{
+	int n = upstream_socks5_greeting(c->buf, sizeof c->buf, &c->pt);
+
+	if (n < 0)
+		return -1;
+	c->len = (size_t)n;
+	handshake_send(t, c, STEP_SOCKS_METHOD);
+	return 0;
+}
+
+/* Reads one SOCKS5 reply whole, taking only what the parser says is still
+ * missing. Returns its first field (method, status or reply code), or -1
+ * when it is incomplete (wait for more) or the conduit failed. */
+static int socks5_reply(struct transport *t, struct conduit *c)
+{
 	for (;;) {
 		size_t need = 2;
+		ssize_t n;
+		int used, rep;
 
-		switch (c->step) {
-		case STEP_SOCKS_METHOD:
+		if (c->step == STEP_SOCKS_METHOD)
 			used = upstream_socks5_method_reply(c->buf, c->len, &rep);
-			break;
-		case STEP_SOCKS_AUTH:
+		else if (c->step == STEP_SOCKS_AUTH)
 			used = upstream_socks5_auth_reply(c->buf, c->len, &rep);
-			break;
-		default:
+		else
 			used = upstream_socks5_connect_reply(c->buf, c->len, &rep, &need);
-			break;
-		}
 		if (used < 0) {
 			fail(t, c, EPROTO, "proxy answer is not SOCKS5");
-			return;
+			return -1;
 		}
 		if (used > 0)
-			break;
+			return rep;
 		n = recv(c->up, c->buf + c->len, need - c->len, MSG_DONTWAIT);
 		if (n <= 0) {
 			if (n == 0 || errno != EAGAIN)
 				fail(t, c, ECONNRESET, "proxy closed the connection before answering");
-			return;
+			return -1;
 		}
 		c->len += (size_t)n;
 	}
+}
+
+static void socks5_read(struct transport *t, struct conduit *c)
+{
+	int rep = socks5_reply(t, c), n, err;
+
+	if (rep < 0)
+		return;
 	switch (c->step) {
 	case STEP_SOCKS_METHOD:
 		if (rep == 0x02 && c->pt.auth) {
@@ -581,14 +616,15 @@ static void handshake_read(struct transport *t, struct conduit *c)
 	handshake_send(t, c, STEP_SOCKS_CONNECT);
 }
 
+static const struct proxy proxy_http = { http_begin, http_read };
+static const struct proxy proxy_socks5 = { socks5_begin, socks5_read };
+
 /* ----------------------------------------------------------- connecting */
 
 /* Tries the candidates from c->icand on. */
 static void connect_next(struct transport *t, struct conduit *c)
 {
-	bool proxy = c->pt.kind == POLICY_HTTP || c->pt.kind == POLICY_SOCKS5;
-
-	close_fd(t, &c->up, false);
+	close_side(t, c, 0, false);
 	for (; c->icand < c->ncand; c->icand++) {
 		const struct proto_addr *a = &c->cand[c->icand];
 		struct sockaddr_storage ss;
@@ -596,7 +632,8 @@ static void connect_next(struct transport *t, struct conduit *c)
 		int fd;
 
 		/* the destination's own addresses face the policy, as a connect would */
-		if (!proxy && c->name[0] && !t->ops.addr_ok(t->ops.ctx, &c->r, a, c->from_hosts)) {
+		if (!c->proxy && c->name[0] &&
+		    !ask_upstream_ok(*t->policy, c->name, a, c->r.port, c->r.exe, c->from_hosts)) {
 			c->last_err = EPERM;
 			snprintf(c->upstream, sizeof c->upstream,
 				 "%s resolves to an address the policy denies", c->name);
@@ -620,7 +657,8 @@ static void connect_next(struct transport *t, struct conduit *c)
 		close(fd);
 	}
 	if (!c->upstream[0] || c->last_err != EPERM)
-		snprintf(c->upstream, sizeof c->upstream, "connect%s: %s", proxy ? " to the proxy" : "",
+		snprintf(c->upstream, sizeof c->upstream, "connect%s: %s",
+			 c->proxy ? " to the proxy" : "",
 			 strerror(c->last_err ? c->last_err : EHOSTUNREACH));
 	fail(t, c, c->last_err ? c->last_err : EHOSTUNREACH, NULL);
 }
@@ -637,8 +675,8 @@ static void connected(struct transport *t, struct conduit *c)
 		connect_next(t, c);
 		return;
 	}
-	if (c->pt.kind == POLICY_HTTP || c->pt.kind == POLICY_SOCKS5) {
-		if (handshake_begin(t, c) < 0)
+	if (c->proxy) {
+		if (c->proxy->begin(t, c) < 0)
 			fail(t, c, EINVAL, "destination cannot be sent to the proxy");
 		return;
 	}
@@ -646,40 +684,115 @@ static void connected(struct transport *t, struct conduit *c)
 	established(t, c);
 }
 
-void transport_resolved(struct transport *t, uint64_t id, int eai, const struct proto_addr *addrs,
-			int n)
+/* The candidates are known (n of them in c->cand), or the lookup failed. */
+static void candidates(struct transport *t, struct conduit *c, int eai, int n)
 {
-	struct conduit *c;
-
-	HASH_FIND(hh, t->conduits, &id, sizeof id, c);
-	if (!c || c->state != ST_RESOLVING)
-		return;
 	if (eai || n <= 0) {
 		snprintf(c->upstream, sizeof c->upstream, "cannot resolve %s",
-			 c->pt.kind == POLICY_HTTP || c->pt.kind == POLICY_SOCKS5 ? c->pt.host : c->name);
+			 c->proxy ? c->pt.host : c->name);
 		fail(t, c, EHOSTUNREACH, NULL);
 		return;
 	}
 	c->ncand = n < RESOLVER_RAW_MAX ? n : RESOLVER_RAW_MAX;
-	memcpy(c->cand, addrs, (size_t)c->ncand * sizeof *addrs);
 	c->icand = 0;
 	connect_next(t, c);
 }
 
+/* The resolver's answer for the conduit of id job->key, if it still waits. */
+static void looked_up(void *owner, struct resolver_job *job)
+{
+	struct transport *t = owner;
+	struct conduit *c;
+
+	HASH_FIND(hh, t->conduits, &job->key, sizeof job->key, c);
+	if (!c || c->state != ST_RESOLVING)
+		return;
+	memcpy(c->cand, job->addrs, (size_t)job->naddr * sizeof *job->addrs);
+	candidates(t, c, job->eai, job->naddr);
+}
+
+/* Finds the candidates for target: a numeric address, the policy's
+ * [hosts] (for the destination's own name, never a proxy's), or a lookup
+ * whose answer comes to looked_up(). */
+static void resolve(struct transport *t, struct conduit *c, const char *target)
+{
+	struct resolver_job *job;
+	int n;
+
+	if (policy_addr_parse(target, &c->cand[0]) == 0) {
+		candidates(t, c, 0, 1);
+		return;
+	}
+	n = c->proxy ? 0 : policy_hosts_lookup(*t->policy, target, c->cand, RESOLVER_RAW_MAX);
+	if (n > 0) {
+		for (int i = 0; i < n; i++)
+			policy_addr_canonical(&c->cand[i]);
+		c->from_hosts = true;
+		candidates(t, c, 0, n);
+		return;
+	}
+	job = calloc(1, sizeof *job);
+	if (job) {
+		job->done = looked_up;
+		job->owner = t;
+		job->key = c->id;
+	}
+	if (!job || snprintf(job->name, sizeof job->name, "%s", target) >= (int)sizeof job->name ||
+	    resolver_submit(t->resolver, job) < 0) {
+		resolver_job_free(job);
+		candidates(t, c, EAI_AGAIN, 0);
+	}
+}
+
 /* ---------------------------------------------------------------- entry */
+
+/* The handler of both ends of a conduit: what is wanted depends on its
+ * state. */
+static void conduit_event(struct conduit *c, int side, uint32_t events)
+{
+	struct transport *t = c->t;
+
+	switch (c->state) {
+	case ST_CONNECTING:
+		connected(t, c);
+		break;
+	case ST_SENDING:
+		handshake_write(t, c);
+		break;
+	case ST_RECEIVING:
+		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+			c->proxy->read(t, c);
+		break;
+	case ST_RELAYING:
+		relay(t, c, side, events);
+		break;
+	case ST_RESOLVING:
+		break;
+	}
+}
+
+static void up_event(void *ctx, uint32_t events)
+{
+	conduit_event(ctx, 0, events);
+}
+
+static void relay_event(void *ctx, uint32_t events)
+{
+	conduit_event(ctx, 1, events);
+}
 
 int transport_start(struct transport *t, const struct transport_request *r)
 {
 	struct conduit *c = calloc(1, sizeof *c);
-	bool proxy;
-	const char *target;
-	int n;
 
 	if (!c)
 		return -1;
 	c->r = *r;
+	c->t = t;
 	c->id = t->next_id++;
 	c->up = c->relay = c->handover = -1;
+	watch_init(&c->w[0], -1, up_event, c);
+	watch_init(&c->w[1], -1, relay_event, c);
 	c->out.pipe[0] = c->out.pipe[1] = c->in.pipe[0] = c->in.pipe[1] = -1;
 	snprintf(c->name, sizeof c->name, "%s", r->name ? r->name : "");
 	snprintf(c->rule, sizeof c->rule, "%s", r->rule);
@@ -689,6 +802,8 @@ int transport_start(struct transport *t, const struct transport_request *r)
 	c->r.name = c->name[0] ? c->name : NULL;
 	c->r.rule = c->rule;
 	c->r.exe = c->exe[0] ? c->exe : NULL;
+	c->proxy = c->pt.kind == POLICY_HTTP ? &proxy_http
+		   : c->pt.kind == POLICY_SOCKS5 ? &proxy_socks5 : NULL;
 	policy_transport_text(&c->pt, c->text, sizeof c->text);
 	c->deadline_ms = now_ms() + (long)r->timeout_ms;
 	HASH_ADD(hh, t->conduits, id, sizeof c->id, c);
@@ -707,58 +822,15 @@ int transport_start(struct transport *t, const struct transport_request *r)
 		answer(t, c, PROTO_PENDING, 0, -1);
 	}
 
-	proxy = c->pt.kind == POLICY_HTTP || c->pt.kind == POLICY_SOCKS5;
 	c->state = ST_RESOLVING;
-	if (!proxy && !c->name[0]) { /* an address the policy already judged */
+	c->cport = c->proxy ? c->pt.port : r->port;
+	if (!c->proxy && !c->name[0]) { /* an address the policy already judged */
 		c->cand[0] = r->addr;
-		c->ncand = 1;
-		c->cport = r->port;
-		connect_next(t, c);
+		candidates(t, c, 0, 1);
 		return 0;
 	}
-	target = proxy ? c->pt.host : c->name;
-	c->cport = proxy ? c->pt.port : r->port;
-	if (policy_addr_parse(target, &c->cand[0]) == 0) {
-		c->ncand = 1;
-		connect_next(t, c);
-		return 0;
-	}
-	n = t->ops.resolve(t->ops.ctx, c->id, target, !proxy, c->cand, RESOLVER_RAW_MAX,
-			   &c->from_hosts);
-	if (n < 0) {
-		transport_resolved(t, c->id, EAI_AGAIN, NULL, 0);
-	} else if (n > 0) {
-		c->ncand = n;
-		connect_next(t, c);
-	}
+	resolve(t, c, c->proxy ? c->pt.host : c->name);
 	return 0;
-}
-
-void transport_event(struct transport *t, uint64_t tg, uint32_t events)
-{
-	uint64_t id = (tg & ~TRANSPORT_TAG) >> 1;
-	struct conduit *c;
-
-	HASH_FIND(hh, t->conduits, &id, sizeof id, c);
-	if (!c)
-		return;
-	switch (c->state) {
-	case ST_CONNECTING:
-		connected(t, c);
-		break;
-	case ST_SENDING:
-		handshake_write(t, c);
-		break;
-	case ST_RECEIVING:
-		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-			handshake_read(t, c);
-		break;
-	case ST_RELAYING:
-		relay(t, c, (int)(tg & 1), events);
-		break;
-	case ST_RESOLVING:
-		break;
-	}
 }
 
 void transport_tick(struct transport *t)

@@ -986,6 +986,29 @@ unsigned policy_rule_count(const struct policy *p)
 	return p->nrules;
 }
 
+void policy_rule_ports(const struct policy *p, const char *rule, char *out, size_t cap)
+{
+	size_t len = 0;
+
+	out[0] = 0;
+	for (unsigned i = 0; i < p->nrules; i++) {
+		const struct rule *r = &p->rules[i];
+
+		if (strcmp(r->name, rule) != 0)
+			continue;
+		for (unsigned j = 0; j < r->nports && len < cap; j++) {
+			const struct port_range *pr = &r->ports[j];
+			int n = pr->lo == pr->hi
+					? snprintf(out + len, cap - len, "%s%u", j ? ", " : "", pr->lo)
+					: snprintf(out + len, cap - len, "%s%u-%u", j ? ", " : "", pr->lo,
+						   pr->hi);
+
+			len += n > 0 ? (size_t)n : 0;
+		}
+		return;
+	}
+}
+
 uint32_t policy_ttl_ms(const struct policy *p)
 {
 	return p->ttl_ms;

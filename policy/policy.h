@@ -78,6 +78,10 @@ const char *policy_audit_path(const struct policy *p); /* NULL when unset */
 const char *policy_path(const struct policy *p);       /* the file loaded */
 unsigned policy_rule_count(const struct policy *p);
 uint32_t policy_ttl_ms(const struct policy *p);        /* [egress] cache_ttl */
+/* Writes the ports the rule named rule is restricted to ("443", "22, 443",
+ * "8000-8100") into out; "" when it covers every port, and for "default",
+ * "private" and names of no rule. */
+void policy_rule_ports(const struct policy *p, const char *rule, char *out, size_t cap);
 uint32_t policy_timeout_ms(const struct policy *p);   /* [egress] timeout */
 const struct policy_transport *policy_transport(const struct policy *p); /* [egress] transport */
 

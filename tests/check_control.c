@@ -106,19 +106,6 @@ START_TEST(test_control_status_json_keys)
 }
 END_TEST
 
-START_TEST(test_control_request_no_broker)
-{
-	char text[64], err[256];
-	int status;
-
-	ck_assert_int_eq(control_request("/nonexistent/b.sock", PROTO_CTL_STATUS, &status, text,
-					 sizeof text, err, sizeof err),
-			 -1);
-	ck_assert_int_eq(errno, ENOENT);
-	ck_assert_str_eq(err, "");
-}
-END_TEST
-
 Suite *suite_control(void)
 {
 	Suite *s = suite_create("control");
@@ -127,7 +114,6 @@ Suite *suite_control(void)
 	tcase_add_test(tc, test_control_socket_path_lookup);
 	tcase_add_test(tc, test_control_status_text_lines);
 	tcase_add_test(tc, test_control_status_json_keys);
-	tcase_add_test(tc, test_control_request_no_broker);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -20,7 +20,7 @@ START_TEST(test_resolver_submit_and_take)
 	for (int i = 0; i < 3; i++) {
 		job = calloc(1, sizeof *job);
 		job->msgid = (uint32_t)i;
-		strcpy(job->ask.name, i == 2 ? "fail.test" : "pub.test");
+		strcpy(job->name, i == 2 ? "fail.test" : "pub.test");
 		ck_assert_int_eq(resolver_submit(r, job), 0);
 	}
 	pfd.fd = resolver_fd(r);
@@ -50,7 +50,7 @@ START_TEST(test_resolver_free_with_queued_jobs)
 	for (int i = 0; i < 5; i++) {
 		struct resolver_job *job = calloc(1, sizeof *job);
 
-		strcpy(job->ask.name, "slow.test");
+		strcpy(job->name, "slow.test");
 		ck_assert_int_eq(resolver_submit(r, job), 0);
 	}
 	resolver_free(r); /* joins the worker, frees the rest: no leak */
