@@ -194,6 +194,58 @@ _dead() { ! kill -0 "$1" 2>/dev/null; }
 # write_policy: the policy from stdin becomes $POLICY.
 write_policy() { cat >"$POLICY"; }
 
+# Policy text on stdout, for the sections every test writes; a test composes
+# its file from them and pipes it into write_policy (or redirects it):
+#
+#	{
+#		policy_egress cache_ttl=60
+#		policy_hosts myservice.test=127.0.0.1
+#		policy_rule srv-a cidr=127.0.0.1/32 "port=$PA" proto=tcp action=allow
+#	} | write_policy
+#
+# Every KEY=VAL becomes the line "KEY = VAL", in the order given; VAL is
+# what follows the first '=' and may hold spaces, commas and '='. Sections
+# after the first start with a blank line, so the file reads as one written
+# by hand. An argument without '=' is reported on stderr and written as it
+# is, a line the broker refuses.
+
+# policy_egress [KEY=VAL...]: the [egress] section: "default = deny" (unless
+# a default=... is among the arguments), then the arguments.
+policy_egress() {
+	echo '[egress]'
+	_pd='default = deny'
+	for _kv in "$@"; do
+		case $_kv in default=*) _pd= ;; esac
+	done
+	[ -n "$_pd" ] && echo "$_pd"
+	_policy_keys "$@"
+}
+
+# policy_hosts NAME=ADDR...: a blank line and the [hosts] section.
+policy_hosts() {
+	printf '\n[hosts]\n'
+	_policy_keys "$@"
+}
+
+# policy_rule NAME [KEY=VAL...]: a blank line and the section [rule "NAME"].
+policy_rule() {
+	printf '\n[rule "%s"]\n' "$1"
+	shift
+	_policy_keys "$@"
+}
+
+_policy_keys() {
+	for _kv in "$@"; do
+		case $_kv in
+		*=*) printf '%s = %s\n' "${_kv%%=*}" "${_kv#*=}" ;;
+		*)
+			echo "lib.sh: policy line [$_kv] is not KEY=VAL" >&2
+			printf '%s\n' "$_kv"
+			;;
+		esac
+	done
+}
+
 # start_broker [ARGS...]: starts the broker on $POLICY/$SOCK/$AUDIT and waits
 # (<= 5 s) for the socket to appear; when a stale socket file is already
 # there, waits until `status` answers instead. Returns 1 (and records a

@@ -10,15 +10,10 @@ start_server a http 127.0.0.1
 start_server b http 127.0.0.1
 PA=$(port a) PB=$(port b)
 
-write_policy <<EOF
-[egress]
-default = deny
-
-[rule "srv-a"]
-cidr = 127.0.0.1/32
-port = $PA
-action = allow
-EOF
+{
+	policy_egress
+	policy_rule srv-a cidr=127.0.0.1/32 "port=$PA" action=allow
+} | write_policy
 start_broker || finish
 
 mkfifo "$T/steps"

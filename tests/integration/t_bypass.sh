@@ -21,52 +21,20 @@ start_server ua udp 127.0.0.1
 start_server ud udp 127.0.0.1
 PA=$(port a) PD=$(port d) P6=$(port d6) PUA=$(port ua) PUD=$(port ud)
 
-write_policy <<EOF
-[egress]
-default = deny
-
-[hosts]
-svc.test = 127.0.0.1
-bad.test = 127.0.0.1
-
-[rule "no-bad"]
-host = bad.test, xn--bcher-kva.test
-action = deny
-errno = ECONNREFUSED
-
-[rule "svc"]
-host = svc.test
-port = $PA
-proto = tcp
-action = allow
-
-; lets any other name under .test through to port PA: only name validation
-; keeps the malformed spellings below out
-[rule "any-test"]
-host = *.test
-port = $PA
-proto = tcp
-action = allow
-
-[rule "a"]
-cidr = 127.0.0.1/32
-port = $PA
-proto = tcp
-action = allow
-
-; allows port PA anywhere public: only private-range protection keeps
-; 0.0.0.0 and :: (which reach this host) out
-[rule "public-pa"]
-port = $PA
-proto = tcp
-action = allow
-
-[rule "udp-a"]
-cidr = 127.0.0.1/32
-port = $PUA
-proto = udp
-action = allow
-EOF
+{
+	policy_egress
+	policy_hosts svc.test=127.0.0.1 bad.test=127.0.0.1
+	policy_rule no-bad 'host=bad.test, xn--bcher-kva.test' action=deny errno=ECONNREFUSED
+	policy_rule svc host=svc.test "port=$PA" proto=tcp action=allow
+	# lets any other name under .test through to port PA: only name
+	# validation keeps the malformed spellings below out
+	policy_rule any-test 'host=*.test' "port=$PA" proto=tcp action=allow
+	policy_rule a cidr=127.0.0.1/32 "port=$PA" proto=tcp action=allow
+	# allows port PA anywhere public: only private-range protection keeps
+	# 0.0.0.0 and :: (which reach this host) out
+	policy_rule public-pa "port=$PA" proto=tcp action=allow
+	policy_rule udp-a cidr=127.0.0.1/32 "port=$PUA" proto=udp action=allow
+} | write_policy
 start_broker || finish
 
 bp() { # TAG ARGS...: the helper under the shim

@@ -10,35 +10,15 @@ start_server b http 127.0.0.1
 PA=$(port a)
 PB=$(port b)
 
-write_policy <<EOF
-; t_curl: a allowed by address, b denied by an explicit rule
-[egress]
-default = deny
-cache_ttl = 60
-
-[hosts]
-myservice.test = 127.0.0.1
-
-[rule "svc-name"]
-host = myservice.test
-port = $PA
-action = allow
-
-[rule "srv-a"]
-cidr = 127.0.0.1/32
-port = $PA
-proto = tcp
-action = allow
-
-[rule "block-b"]
-cidr = 127.0.0.1/32
-port = $PB
-action = deny
-
-[rule "no-blocked"]
-host = blocked.test
-action = deny
-EOF
+{
+	echo '; t_curl: a allowed by address, b denied by an explicit rule'
+	policy_egress cache_ttl=60
+	policy_hosts myservice.test=127.0.0.1
+	policy_rule svc-name host=myservice.test "port=$PA" action=allow
+	policy_rule srv-a cidr=127.0.0.1/32 "port=$PA" proto=tcp action=allow
+	policy_rule block-b cidr=127.0.0.1/32 "port=$PB" action=deny
+	policy_rule no-blocked host=blocked.test action=deny
+} | write_policy
 start_broker || finish
 
 echo "# allowed by address"

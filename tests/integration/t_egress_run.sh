@@ -10,20 +10,11 @@ start_server a http 127.0.0.1
 start_server b http 127.0.0.1
 PA=$(port a) PB=$(port b)
 
-write_policy <<EOF
-[egress]
-default = deny
-
-[rule "srv-a"]
-cidr = 127.0.0.1/32
-port = $PA
-action = allow
-
-[rule "block-b"]
-cidr = 127.0.0.1/32
-port = $PB
-action = deny
-EOF
+{
+	policy_egress
+	policy_rule srv-a cidr=127.0.0.1/32 "port=$PA" action=allow
+	policy_rule block-b cidr=127.0.0.1/32 "port=$PB" action=deny
+} | write_policy
 
 # egress-run finds the library and broker through EGRESS_LIB/EGRESS_BROKER.
 # Every command here is curl (or sh), so under SANITIZE egress-run gets the

@@ -16,7 +16,7 @@ start_server a http 127.0.0.1
 PA=$(port a)
 mk_policy() { # VARIANT: the 10,000-rule load policy plus a rule for server a
 	"$ADV" policy 10000 "$1"
-	printf '[rule "srv"]\ncidr = 127.0.0.1/32\nport = %s\naction = allow\n' "$PA"
+	policy_rule srv cidr=127.0.0.1/32 "port=$PA" action=allow
 }
 mk_policy plain >"$POLICY"
 start_broker || finish
@@ -125,15 +125,10 @@ if ! command -v nsenter >/dev/null 2>&1; then
 	finish
 fi
 mkdir -p "$T/fs"
-cat >"$T/small.ini" <<EOF
-[egress]
-default = deny
-
-[rule "srv"]
-cidr = 127.0.0.1/32
-port = $PA
-action = allow
-EOF
+{
+	policy_egress
+	policy_rule srv cidr=127.0.0.1/32 "port=$PA" action=allow
+} >"$T/small.ini"
 SOCK=$T/fs-broker.sock
 unshare -m sh -c "mount -t tmpfs -o size=64k tmpfs '$T/fs' && exec env $BROKER_SAN_ENV '$BROKER_BIN' --policy '$T/small.ini' --socket '$SOCK' --audit '$T/fs/audit.jsonl'" \
 	>"$T/broker.out" 2>>"$T/broker.err" &

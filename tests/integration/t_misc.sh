@@ -13,55 +13,16 @@ start_server ua udp 127.0.0.1
 start_server u unix "$T/unix.sock"
 PA=$(port a) PB=$(port b) PC=$(port c) PX=$(port x) PY_=$(port y) PUA=$(port ua)
 
-write_policy <<EOF
-[egress]
-default = deny
-cache_ttl = 60
-
-[rule "srv-a"]
-cidr = 127.0.0.1/32
-port = $PA
-proto = tcp
-action = allow
-
-[rule "block-b"]
-cidr = 127.0.0.1/32
-port = $PB
-proto = tcp
-action = deny
-
-[rule "refuse-c"]
-cidr = 127.0.0.1/32
-port = $PC
-proto = tcp
-action = deny
-errno = ECONNREFUSED
-
-[rule "curl-only"]
-cidr = 127.0.0.1/32
-port = $PX
-proto = tcp
-exe = curl
-action = allow
-
-[rule "python-only"]
-cidr = 127.0.0.1/32
-port = $PY_
-proto = tcp
-exe = python3*
-action = allow
-
-[rule "udp-ok"]
-cidr = 127.0.0.1/32
-port = $PUA
-proto = udp
-action = allow
-
-[rule "public-api"]
-host = api.example.com
-port = 443
-action = allow
-EOF
+{
+	policy_egress cache_ttl=60
+	policy_rule srv-a cidr=127.0.0.1/32 "port=$PA" proto=tcp action=allow
+	policy_rule block-b cidr=127.0.0.1/32 "port=$PB" proto=tcp action=deny
+	policy_rule refuse-c cidr=127.0.0.1/32 "port=$PC" proto=tcp action=deny errno=ECONNREFUSED
+	policy_rule curl-only cidr=127.0.0.1/32 "port=$PX" proto=tcp exe=curl action=allow
+	policy_rule python-only cidr=127.0.0.1/32 "port=$PY_" proto=tcp 'exe=python3*' action=allow
+	policy_rule udp-ok cidr=127.0.0.1/32 "port=$PUA" proto=udp action=allow
+	policy_rule public-api host=api.example.com port=443 action=allow
+} | write_policy
 start_broker || finish
 
 echo "# AF_UNIX passes untouched"
@@ -159,30 +120,13 @@ chk ck-noarg --policy "$POLICY"
 assert_rc 2 "check without a destination: exit 2"
 
 echo "# check: rule matching (wildcards, lists, ranges, cidr, exe paths)"
-cat >"$T/match.ini" <<'EOF2'
-[egress]
-default = deny
-
-[rule "wild"]
-host = *.example.org, example.org
-port = 443, 8000-8010
-action = allow
-
-[rule "v6net"]
-cidr = 2001:db8::/32
-proto = udp
-action = allow
-
-[rule "v4net"]
-cidr = 198.51.100.0/24
-action = deny
-errno = ECONNREFUSED
-
-[rule "exe-path"]
-exe = /opt/tools/*
-host = tools.example.net
-action = allow
-EOF2
+{
+	policy_egress
+	policy_rule wild 'host=*.example.org, example.org' 'port=443, 8000-8010' action=allow
+	policy_rule v6net cidr=2001:db8::/32 proto=udp action=allow
+	policy_rule v4net cidr=198.51.100.0/24 action=deny errno=ECONNREFUSED
+	policy_rule exe-path 'exe=/opt/tools/*' host=tools.example.net action=allow
+} >"$T/match.ini"
 while read -r want dest extra; do
 	# shellcheck disable=SC2086 # $extra is zero or more words
 	chk ck-m --policy "$T/match.ini" "$dest" $extra
@@ -203,14 +147,10 @@ deny_EPERM_(rule_default) tools.example.net:443 --exe /usr/bin/fetch
 EOF2
 
 echo "# private ranges: default = allow and name rules do not open loopback"
-cat >"$T/open.ini" <<EOF
-[egress]
-default = allow
-
-[rule "by-name"]
-host = localhost
-action = allow
-EOF
+{
+	policy_egress default=allow
+	policy_rule by-name host=localhost action=allow
+} >"$T/open.ini"
 chk ck-open --policy "$T/open.ini" "127.0.0.1:$PA"
 assert_rc 1 "default = allow does not open 127.0.0.1"
 case $(cat "$T/ck-open.out") in "deny EPERM (rule private)") pass "denied by rule private" ;; *) fail "expected 'deny EPERM (rule private)', got [$(cat "$T/ck-open.out")]" ;; esac
@@ -226,7 +166,11 @@ n=0
 for bad in 'action = maybe' 'cidr = 300.1.2.3/8' 'errno = ENOTANERRNO' 'port = 70000' 'frobnicate = yes' 'no equals sign here'; do
 	n=$((n + 1))
 	f=$T/bad$n.ini
-	printf '[egress]\ndefault = deny\n\n[rule "r"]\nhost = a.test\n%s\n' "$bad" >"$f"
+	{
+		policy_egress
+		policy_rule r host=a.test
+		printf '%s\n' "$bad"
+	} >"$f"
 	LAST=bad$n
 	timeout 10 env $BROKER_SAN_ENV "$BROKER_BIN" --policy "$f" --socket "$T/bad$n.sock" --audit "$T/bad$n.jsonl" \
 		>"$T/bad$n.out" 2>"$T/bad$n.err" </dev/null
@@ -249,16 +193,10 @@ if [ "$RC" = 124 ]; then fail "missing policy: broker started anyway"; else asse
 assert_contains "$T/missing.err" "missing.ini" "error names the missing file"
 
 echo "# [egress] audit = PATH when --audit is not given"
-cat >"$T/pa.ini" <<EOF2
-[egress]
-default = deny
-audit = $T/from-policy.jsonl
-
-[rule "srv-a"]
-cidr = 127.0.0.1/32
-port = $PA
-action = allow
-EOF2
+{
+	policy_egress "audit=$T/from-policy.jsonl"
+	policy_rule srv-a cidr=127.0.0.1/32 "port=$PA" action=allow
+} >"$T/pa.ini"
 env $BROKER_SAN_ENV "$BROKER_BIN" --policy "$T/pa.ini" --socket "$T/pa.sock" >"$T/pa-broker.out" 2>"$T/pa-broker.err" &
 PA_BROKER=$!
 bg_record "$PA_BROKER"

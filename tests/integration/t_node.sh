@@ -11,55 +11,17 @@ start_server ua udp 127.0.0.1
 start_server ub udp 127.0.0.1
 PA=$(port a) PB=$(port b) PC=$(port c) PUA=$(port ua) PUB=$(port ub)
 
-write_policy <<EOF
-[egress]
-default = deny
-cache_ttl = 300
-
-[hosts]
-myservice.test = 127.0.0.1
-
-[rule "svc-name"]
-host = myservice.test
-port = $PA
-proto = tcp
-action = allow
-
-[rule "srv-a"]
-cidr = 127.0.0.1/32
-port = $PA
-proto = tcp
-action = allow
-
-[rule "block-b"]
-cidr = 127.0.0.1/32
-port = $PB
-proto = tcp
-action = deny
-
-[rule "refuse-c"]
-cidr = 127.0.0.1/32
-port = $PC
-proto = tcp
-action = deny
-errno = ECONNREFUSED
-
-[rule "udp-ok"]
-cidr = 127.0.0.1/32
-port = $PUA
-proto = udp
-action = allow
-
-[rule "udp-block"]
-cidr = 127.0.0.1/32
-port = $PUB
-proto = udp
-action = deny
-
-[rule "no-evil"]
-host = evil.test
-action = deny
-EOF
+{
+	policy_egress cache_ttl=300
+	policy_hosts myservice.test=127.0.0.1
+	policy_rule svc-name host=myservice.test "port=$PA" proto=tcp action=allow
+	policy_rule srv-a cidr=127.0.0.1/32 "port=$PA" proto=tcp action=allow
+	policy_rule block-b cidr=127.0.0.1/32 "port=$PB" proto=tcp action=deny
+	policy_rule refuse-c cidr=127.0.0.1/32 "port=$PC" proto=tcp action=deny errno=ECONNREFUSED
+	policy_rule udp-ok cidr=127.0.0.1/32 "port=$PUA" proto=udp action=allow
+	policy_rule udp-block cidr=127.0.0.1/32 "port=$PUB" proto=udp action=deny
+	policy_rule no-evil host=evil.test action=deny
+} | write_policy
 start_broker || finish
 
 nodec() {

@@ -15,81 +15,22 @@ start_server s6b http ::1
 PA=$(port a) PB=$(port b) PC=$(port c) PN=$(port n)
 PUA=$(port ua) PUB=$(port ub) P6=$(port s6) P6B=$(port s6b)
 
-write_policy <<EOF
-[egress]
-default = deny
-cache_ttl = 300
-
-[hosts]
-api.test = 127.0.0.2
-svc2.test = 127.0.0.1
-svc3.test = 127.0.0.1
-
-[rule "svc2"]
-host = svc2.test
-port = $PA
-action = allow
-
-[rule "svc3-no-c"]
-host = svc3.test
-port = $PC
-proto = tcp
-action = deny
-errno = ECONNRESET
-
-[rule "svc3"]
-host = svc3.test
-action = allow
-
-[rule "lh"]
-host = localhost
-action = allow
-
-[rule "api"]
-host = api.test
-port = $PN
-action = allow
-
-[rule "srv-a"]
-cidr = 127.0.0.1/32
-port = $PA
-proto = tcp
-action = allow
-
-[rule "block-b"]
-cidr = 127.0.0.1/32
-port = $PB
-proto = tcp
-action = deny
-
-[rule "refuse-c"]
-cidr = 127.0.0.1/32
-port = $PC
-proto = tcp
-action = deny
-errno = ECONNREFUSED
-
-[rule "udp-ok"]
-cidr = 127.0.0.1/32
-port = $PUA
-proto = udp
-action = allow
-
-[rule "udp-block"]
-cidr = 127.0.0.1/32
-port = $PUB
-proto = udp
-action = deny
-
-[rule "v6-ok"]
-cidr = ::1/128
-port = $P6
-action = allow
-
-[rule "no-evil"]
-host = evil.test
-action = deny
-EOF
+{
+	policy_egress cache_ttl=300
+	policy_hosts api.test=127.0.0.2 svc2.test=127.0.0.1 svc3.test=127.0.0.1
+	policy_rule svc2 host=svc2.test "port=$PA" action=allow
+	policy_rule svc3-no-c host=svc3.test "port=$PC" proto=tcp action=deny errno=ECONNRESET
+	policy_rule svc3 host=svc3.test action=allow
+	policy_rule lh host=localhost action=allow
+	policy_rule api host=api.test "port=$PN" action=allow
+	policy_rule srv-a cidr=127.0.0.1/32 "port=$PA" proto=tcp action=allow
+	policy_rule block-b cidr=127.0.0.1/32 "port=$PB" proto=tcp action=deny
+	policy_rule refuse-c cidr=127.0.0.1/32 "port=$PC" proto=tcp action=deny errno=ECONNREFUSED
+	policy_rule udp-ok cidr=127.0.0.1/32 "port=$PUA" proto=udp action=allow
+	policy_rule udp-block cidr=127.0.0.1/32 "port=$PUB" proto=udp action=deny
+	policy_rule v6-ok cidr=::1/128 "port=$P6" action=allow
+	policy_rule no-evil host=evil.test action=deny
+} | write_policy
 start_broker || finish
 
 echo "# urllib"

@@ -9,20 +9,11 @@ start_server b http 127.0.0.1
 PA=$(port a) PB=$(port b)
 
 policy_v1() {
-	write_policy <<EOF
-[egress]
-default = deny
-
-[rule "srv-a"]
-cidr = 127.0.0.1/32
-port = $PA
-action = allow
-
-[rule "block-b"]
-cidr = 127.0.0.1/32
-port = $PB
-action = deny
-EOF
+	{
+		policy_egress
+		policy_rule srv-a cidr=127.0.0.1/32 "port=$PA" action=allow
+		policy_rule block-b cidr=127.0.0.1/32 "port=$PB" action=deny
+	} | write_policy
 }
 policy_v1
 start_broker || finish
@@ -52,24 +43,12 @@ assert_eq "$(jget "$T/st1.json" policy.sha256)" "$SHA1" "status shows v1's sha25
 assert_eq "$(jget "$T/st1.json" policy.rules)" 2 "v1 has 2 rules"
 
 echo "# v2 by egress-broker reload"
-write_policy <<EOF
-[egress]
-default = deny
-
-[rule "b-now-allowed"]
-cidr = 127.0.0.1/32
-port = $PB
-action = allow
-
-[rule "srv-a"]
-cidr = 127.0.0.1/32
-port = $PA
-action = allow
-
-[rule "extra"]
-host = nothing.test
-action = deny
-EOF
+{
+	policy_egress
+	policy_rule b-now-allowed cidr=127.0.0.1/32 "port=$PB" action=allow
+	policy_rule srv-a cidr=127.0.0.1/32 "port=$PA" action=allow
+	policy_rule extra host=nothing.test action=deny
+} | write_policy
 SHA2=$(sha)
 reload
 assert_rc 0 "reload of a good file"
@@ -84,12 +63,10 @@ assert_eq "$(jget "$T/st2.json" pid)" "$BROKER_PID" "same broker process after r
 
 echo "# broken file: refused, v2 stays"
 cp "$POLICY" "$T/policy.good"
-cat >>"$POLICY" <<'EOF'
-
-[rule "broken"]
-action = allow
-this line has no equals sign
-EOF
+{
+	policy_rule broken action=allow
+	echo 'this line has no equals sign'
+} >>"$POLICY"
 BADLINE=$(grep -n 'no equals sign' "$POLICY" | cut -d: -f1)
 reload
 assert_rc 1 "reload of a broken file exits 1"

@@ -32,68 +32,23 @@ fake halting halting:2 "$PA"
 DOWN=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 {
-	cat <<EOF
-[egress]
-default = deny
-timeout = 3
-
-[hosts]
-direct.egress.test = 127.0.0.1
-relay.egress.test = 127.0.0.1
-limited.egress.test = 127.0.0.1
-hold.egress.test = 127.0.0.1
-
-[rule "direct"]
-host = direct.egress.test
-action = rewrite
-
-[rule "relay"]
-host = relay.egress.test
-action = rewrite
-transport = relay
-
-[rule "limited"]
-host = limited.egress.test
-action = rewrite
-transport = relay
-limit = 64K
-
-[rule "hold"]
-host = hold.egress.test
-action = rewrite
-transport = relay
-
-[rule "halting"]
-host = halting.egress.test
-action = rewrite
-transport = http://127.0.0.1:$(fport halting)
-
-[rule "lh"]
-host = localhost
-action = rewrite
-
-[rule "down"]
-host = down.egress.test
-action = rewrite
-transport = http://127.0.0.1:$DOWN
-
-[rule "slow"]
-host = slow.egress.test
-action = rewrite
-transport = http://127.0.0.1:$(fport slow)
-
-[rule "silent"]
-host = silent.egress.test
-action = rewrite
-transport = socks5://127.0.0.1:$(fport silent)
-EOF
+	policy_egress timeout=3
+	policy_hosts direct.egress.test=127.0.0.1 relay.egress.test=127.0.0.1 \
+		limited.egress.test=127.0.0.1 hold.egress.test=127.0.0.1
+	policy_rule direct host=direct.egress.test action=rewrite
+	policy_rule relay host=relay.egress.test action=rewrite transport=relay
+	policy_rule limited host=limited.egress.test action=rewrite transport=relay limit=64K
+	policy_rule hold host=hold.egress.test action=rewrite transport=relay
+	policy_rule halting host=halting.egress.test action=rewrite "transport=http://127.0.0.1:$(fport halting)"
+	policy_rule lh host=localhost action=rewrite
+	policy_rule down host=down.egress.test action=rewrite "transport=http://127.0.0.1:$DOWN"
+	policy_rule slow host=slow.egress.test action=rewrite "transport=http://127.0.0.1:$(fport slow)"
+	policy_rule silent host=silent.egress.test action=rewrite "transport=socks5://127.0.0.1:$(fport silent)"
 	for f in h403 h407 h504 h502; do
-		printf '\n[rule "%s"]\nhost = %s.egress.test\naction = rewrite\ntransport = http://127.0.0.1:%s\n' \
-			"$f" "$f" "$(fport $f)"
+		policy_rule "$f" "host=$f.egress.test" action=rewrite "transport=http://127.0.0.1:$(fport $f)"
 	done
 	for f in s2 s3 s4 s5; do
-		printf '\n[rule "%s"]\nhost = %s.egress.test\naction = rewrite\ntransport = socks5://127.0.0.1:%s\n' \
-			"$f" "$f" "$(fport $f)"
+		policy_rule "$f" "host=$f.egress.test" action=rewrite "transport=socks5://127.0.0.1:$(fport $f)"
 	done
 } | write_policy
 start_broker || finish

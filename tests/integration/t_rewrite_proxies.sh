@@ -45,21 +45,11 @@ if getent hosts api.egress.test >/dev/null; then
 	fail "api.egress.test resolves on this host: the test would not show remote DNS"
 fi
 
-write_policy <<EOF
-[egress]
-default = deny
-timeout = 5
-
-[rule "via-http"]
-host = api.egress.test
-action = rewrite
-transport = http://127.0.0.1:$PT
-
-[rule "via-socks"]
-host = sx.egress.test
-action = rewrite
-transport = socks5://egress:$PASS@127.0.0.1:$PS
-EOF
+{
+	policy_egress timeout=5
+	policy_rule via-http host=api.egress.test action=rewrite "transport=http://127.0.0.1:$PT"
+	policy_rule via-socks host=sx.egress.test action=rewrite "transport=socks5://egress:$PASS@127.0.0.1:$PS"
+} | write_policy
 start_broker || finish
 
 for name in api.egress.test sx.egress.test; do

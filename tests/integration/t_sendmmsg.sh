@@ -16,23 +16,11 @@ start_server ua udp 127.0.0.1
 start_server ub udp 127.0.0.1
 PUA=$(port ua) PUB=$(port ub)
 
-write_policy <<EOF2
-[egress]
-default = deny
-cache_ttl = 300
-
-[rule "udp-ok"]
-cidr = 127.0.0.1/32
-port = $PUA
-proto = udp
-action = allow
-
-[rule "udp-block"]
-cidr = 127.0.0.1/32
-port = $PUB
-proto = udp
-action = deny
-EOF2
+{
+	policy_egress cache_ttl=300
+	policy_rule udp-ok cidr=127.0.0.1/32 "port=$PUA" proto=udp action=allow
+	policy_rule udp-block cidr=127.0.0.1/32 "port=$PUB" proto=udp action=deny
+} | write_policy
 start_broker || finish
 
 run_shim m-a "$MMSG" mmsg 127.0.0.1 "$PUA" 20 mm
