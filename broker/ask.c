@@ -191,11 +191,10 @@ static void judge(const struct ask_state *st, struct policy_request *req, bool s
 		r->timeout_ms = policy_timeout_ms(st->policy);
 		return;
 	}
-	if (v.action == PROTO_DENY) {
+	if (v.action == PROTO_DENY)
 		result_set(r, PROTO_DENY, PROTO_DENY, v.err ? v.err : EPERM, v.rule);
-		return;
-	}
-	result_set(r, v.action, v.action, 0, v.rule);
+	else
+		result_set(r, v.action, v.action, 0, v.rule);
 	r->ttl_ms = r->op == PROTO_OP_SEND ? policy_ttl_ms(st->policy) : 0;
 }
 

@@ -16,7 +16,7 @@ static void usage(FILE *f)
 		"usage: egress-broker --policy FILE [--socket PATH] [--audit FILE]\n"
 		"       egress-broker status [--json] [--socket PATH]\n"
 		"       egress-broker reload [--socket PATH]\n"
-		"       egress-broker check --policy FILE HOST[:PORT] [--udp] [--exe PATH]\n"
+		"       egress-broker check --policy FILE [HOST[:PORT] | URL] [--udp] [--exe PATH]\n"
 		"       egress-broker --help | --version\n"
 		"The socket is --socket, else $EGRESS_SOCKET, else %s.\n",
 		BROKER_DEFAULT_SOCKET);
@@ -103,8 +103,9 @@ static int run_check(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!policy_file || optind != argc - 1) {
-		fprintf(stderr, "egress-broker: check needs --policy FILE and one HOST[:PORT]\n");
+	if (!policy_file || optind < argc - 1) {
+		fprintf(stderr, "egress-broker: check needs --policy FILE and at most one "
+				"destination (HOST, HOST:PORT or URL)\n");
 		usage(stderr);
 		return 2;
 	}
@@ -112,6 +113,11 @@ static int run_check(int argc, char **argv)
 	if (!p) {
 		fprintf(stderr, "egress-broker: %s\n", err);
 		return 2;
+	}
+	if (optind == argc) { /* the file alone, as ntpd -n checks its configuration */
+		printf("%s: policy OK (%u rules)\n", policy_path(p), policy_rule_count(p));
+		policy_free(p);
+		return 0;
 	}
 	rc = cli_check(p, argv[optind], udp, exe, out, sizeof out, &by_name);
 	if (rc == 2)

@@ -107,6 +107,25 @@ START_TEST(test_server_resolve_deny_and_errors)
 }
 END_TEST
 
+/* A datagram's denial is cached by the shim as long as its allow: both
+ * carry the policy's cache_ttl; a connect's verdict carries none. */
+START_TEST(test_server_send_deny_carries_ttl)
+{
+	struct fixture f;
+	struct proto_msg a;
+
+	fixture_open(&f, server_policy, stub_lookup);
+	ask(&f, 1, PROTO_OP_SEND, PROTO_L4_UDP, 53, "93.184.216.34", &a);
+	ck_assert_int_eq(a.u.verdict.action, PROTO_DENY);
+	ck_assert_str_eq(a.u.verdict.rule, "default");
+	ck_assert_uint_eq(a.u.verdict.ttl_ms, 7000);
+	ask(&f, 2, PROTO_OP_CONNECT, PROTO_L4_TCP, 443, "93.184.216.34", &a);
+	ck_assert_int_eq(a.u.verdict.action, PROTO_DENY);
+	ck_assert_uint_eq(a.u.verdict.ttl_ms, 0);
+	fixture_close(&f);
+}
+END_TEST
+
 START_TEST(test_server_resolve_hosts_and_family)
 {
 	struct fixture f;
@@ -430,6 +449,7 @@ Suite *suite_server(void)
 	tcase_add_test(tc, test_server_resolve_private_dropped);
 	tcase_add_test(tc, test_server_resolve_deny_and_errors);
 	tcase_add_test(tc, test_server_resolve_hosts_and_family);
+	tcase_add_test(tc, test_server_send_deny_carries_ttl);
 	tcase_add_test(tc, test_server_connect_metadata_errno);
 	tcase_add_test(tc, test_server_control_status);
 	tcase_add_test(tc, test_server_control_reload);

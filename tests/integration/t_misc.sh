@@ -117,7 +117,17 @@ assert_rc 1 "check of a private address with no rule: denied"
 chk ck-nofile --policy "$T/missing.ini" "127.0.0.1:$PA"
 assert_rc 2 "check with a missing policy file: exit 2"
 chk ck-noarg --policy "$POLICY"
-assert_rc 2 "check without a destination: exit 2"
+assert_rc 0 "check without a destination checks the file: exit 0"
+assert_contains "$T/ck-noarg.out" "policy OK" "and says that the file is good"
+printf '[egress]\ndefault = maybe\n' >"$T/broken.ini"
+chk ck-badfile --policy "$T/broken.ini"
+assert_rc 2 "check of a broken file alone: exit 2"
+assert_contains "$T/ck-badfile.err" "broken.ini:2" "and names the file and line"
+chk ck-url --policy "$POLICY" "https://api.example.com/v1/models"
+assert_rc 0 "check of a URL: the scheme gives the port"
+assert_out ck-url "allow (rule public-api)" "check of a URL names the rule"
+chk ck-two --policy "$POLICY" a.test b.test
+assert_rc 2 "check with two destinations: exit 2"
 
 echo "# check: rule matching (wildcards, lists, ranges, cidr, exe paths)"
 {
@@ -130,20 +140,21 @@ echo "# check: rule matching (wildcards, lists, ranges, cidr, exe paths)"
 while read -r want dest extra; do
 	# shellcheck disable=SC2086 # $extra is zero or more words
 	chk ck-m --policy "$T/match.ini" "$dest" $extra
-	assert_eq "$(cat "$T/ck-m.out")" "$(echo "$want" | tr _ ' ')" "check $dest $extra"
+	assert_eq "$(cat "$T/ck-m.out")" "$(echo "$want" | tr '~' ' ')" "check $dest $extra"
 done <<'EOF2'
-allow_(rule_wild) a.example.org:443
-allow_(rule_wild) deep.b.example.org:8005
-allow_(rule_wild) example.org:8010
-deny_EPERM_(rule_default) example.org:8011
-deny_EPERM_(rule_default) badexample.org:443
-deny_EPERM_(rule_default) example.org.evil.test:443
-allow_(rule_v6net) [2001:db8::5]:53 --udp
-deny_EPERM_(rule_default) [2001:db8::5]:53
-deny_ECONNREFUSED_(rule_v4net) 198.51.100.77:80
-deny_EPERM_(rule_default) 198.51.101.1:80
-allow_(rule_exe-path) tools.example.net:443 --exe /opt/tools/fetch
-deny_EPERM_(rule_default) tools.example.net:443 --exe /usr/bin/fetch
+allow~(rule~wild) a.example.org:443
+allow~(rule~wild) deep.b.example.org:8005
+allow~(rule~wild) example.org:8010
+deny~EAI_NONAME~(rule~default) example.org:8011
+deny~EAI_NONAME~(rule~default) badexample.org:443
+deny~EAI_NONAME~(rule~default) example.org.evil.test:443
+allow~(rule~wild)~on~ports~443,~8000-8010~only example.org
+allow~(rule~v6net) [2001:db8::5]:53 --udp
+deny~EPERM~(rule~default) [2001:db8::5]:53
+deny~ECONNREFUSED~(rule~v4net) 198.51.100.77:80
+deny~EPERM~(rule~default) 198.51.101.1:80
+allow~(rule~exe-path) tools.example.net:443 --exe /opt/tools/fetch
+deny~EAI_NONAME~(rule~default) tools.example.net:443 --exe /usr/bin/fetch
 EOF2
 
 echo "# private ranges: default = allow and name rules do not open loopback"
