@@ -808,7 +808,11 @@ int transport_start(struct transport *t, const struct transport_request *r)
 	c->deadline_ms = now_ms() + (long)r->timeout_ms;
 	HASH_ADD(hh, t->conduits, id, sizeof c->id, c);
 
-	if ((c->pt.kind == POLICY_RELAY || r->nonblock) &&
+	/* The broker relays what it must count: the relay transport, a
+	 * limited connection whatever its transport (a socket handed over
+	 * could not be cut), and a nonblocking connect, which goes on before
+	 * the upstream is there. */
+	if ((c->pt.kind == POLICY_RELAY || r->limit || r->nonblock) &&
 	    loopback_pair(r->inet6, &c->relay, &c->handover) < 0) {
 		fail(t, c, errno, "relay: cannot make a loopback connection");
 		return 0;

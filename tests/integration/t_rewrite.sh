@@ -34,10 +34,12 @@ DOWN=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); p
 {
 	policy_egress timeout=3
 	policy_hosts direct.egress.test=127.0.0.1 relay.egress.test=127.0.0.1 \
-		limited.egress.test=127.0.0.1 hold.egress.test=127.0.0.1
+		limited.egress.test=127.0.0.1 hold.egress.test=127.0.0.1 \
+		limdirect.egress.test=127.0.0.1
 	policy_rule direct host=direct.egress.test action=rewrite
 	policy_rule relay host=relay.egress.test action=rewrite transport=relay
 	policy_rule limited host=limited.egress.test action=rewrite transport=relay limit=64K
+	policy_rule limdirect host=limdirect.egress.test action=rewrite limit=64K
 	policy_rule hold host=hold.egress.test action=rewrite transport=relay
 	policy_rule halting host=halting.egress.test action=rewrite "transport=http://127.0.0.1:$(fport halting)"
 	policy_rule lh host=localhost action=rewrite
@@ -118,6 +120,12 @@ assert_audit 1 "limit: the close event says the limit was hit" op=close name=lim
 	limit_hit=true
 assert_audit 1 "limit: exactly the 64K allowed got through before the cut" op=close \
 	name=limited.egress.test bytes_sent=65536 bytes_received=0
+# the same limit on the direct transport, whose blocking connect would
+# otherwise get the upstream socket itself: the broker relays to cut it
+run_shim limdirect "$PY" "$H/rwclient.py" flood limdirect.egress.test "$(fport silent)" 1048576
+assert_not_contains "$T/limdirect.out" "end EOF" "limit on direct: the connection was cut"
+assert_audit 1 "limit on direct: exactly 64K got through, the limit hit" op=close \
+	name=limdirect.egress.test bytes_sent=65536 bytes_received=0 limit_hit=true transport=direct
 
 # ---- the broker does not spin: CPU ticks it used (utime + stime) over a
 # wait of 2 s, against the 200 a busy loop takes; a bound on a bug, not a
