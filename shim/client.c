@@ -186,7 +186,8 @@ static int conn_exchange(struct conn *c, const void *req, size_t len, uint32_t i
 			if (got >= 0)
 				close(got); /* a stale answer's descriptor: not ours to take */
 			if (m.id == id)
-				deadline = proto_now_ms() + shim_config.timeout_ms + (long)m.u.verdict.ttl_ms;
+				deadline = proto_now_ms() + shim_config.timeout_ms +
+					   (long)m.u.verdict.ttl_ms;
 			continue;
 		}
 		*v = m.u.verdict;

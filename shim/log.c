@@ -43,8 +43,8 @@ bool shim_log_unanswered(const char *what, int err)
 {
 	if (err == EPROTONOSUPPORT) {
 		if (first_in_process(&reported_version))
-			shim_log_line("egress: broker at %s speaks another protocol version (shim v%d); "
-				      "%s denied",
+			shim_log_line("egress: broker at %s speaks another protocol version "
+				      "(shim v%d); %s denied",
 				      shim_config.socket_path, PROTO_VERSION, what);
 		return false;
 	}
