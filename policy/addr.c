@@ -35,14 +35,11 @@ static bool zero(const uint8_t *b, size_t n)
 void policy_addr_canonical(struct proto_addr *a)
 {
 	const uint8_t *b = a->bytes;
-	bool mapped, compat;
 
-	if (a->family != 6 || !zero(b, 10))
+	if (proto_addr_unmap(a) || a->family != 6)
 		return;
-	mapped = b[10] == 0xff && b[11] == 0xff;
 	/* ::a.b.c.d, except :: and ::1, which are IPv6 addresses of their own. */
-	compat = b[10] == 0 && b[11] == 0 && !(zero(b + 12, 3) && b[15] <= 1);
-	if (!mapped && !compat)
+	if (!zero(b, 12) || (zero(b + 12, 3) && b[15] <= 1))
 		return;
 	a->family = 4;
 	memmove(a->bytes, a->bytes + 12, 4);

@@ -1,5 +1,11 @@
-/* proto.c: encoder and decoder of the wire protocol; every length checked. */
+/* proto.c: encoder and decoder of the wire protocol, every length checked,
+ * and the helpers both of its sides need (names, addresses, the clock). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "proto.h"
 
@@ -56,18 +62,9 @@ static ssize_t body_len(const struct proto_msg *m)
 {
 	switch (m->type) {
 	case PROTO_ASK: {
-		const struct proto_ask *a = &m->u.ask;
-		size_t n = strnlen(a->name, sizeof a->name);
-		if (a->op < PROTO_OP_RESOLVE || a->op > PROTO_OP_SEND || a->l4 > PROTO_L4_UDP ||
-		    (a->flags & ~PROTO_ASK_FLAGS))
+		size_t n = strnlen(m->u.ask.name, sizeof m->u.ask.name);
+		if (proto_ask_check(&m->u.ask, n) < 0)
 			return -1;
-		if (a->op == PROTO_OP_RESOLVE) {
-			if (n == 0 || n > PROTO_NAME_MAX || a->addr.family != 0 ||
-			    (a->family != 0 && a->family != 4 && a->family != 6))
-				return -1;
-		} else if (n != 0 || a->family != 0 || !addr_valid(&a->addr)) {
-			return -1;
-		}
 		return ASK_FIXED + (ssize_t)n;
 	}
 	case PROTO_VERDICT: {
@@ -173,18 +170,8 @@ static int decode_ask(const uint8_t *p, size_t len, struct proto_ask *a)
 	get_addr(p + 6, &a->addr);
 	a->flags = p[23];
 	memcpy(a->name, p + ASK_FIXED, n);
-	if (memchr(a->name, 0, n))
+	if (memchr(a->name, 0, n) || proto_ask_check(a, n) < 0)
 		return PROTO_BAD_MSG;
-	if (a->op < PROTO_OP_RESOLVE || a->op > PROTO_OP_SEND || a->l4 > PROTO_L4_UDP ||
-	    (a->flags & ~PROTO_ASK_FLAGS))
-		return PROTO_BAD_MSG;
-	if (a->op == PROTO_OP_RESOLVE) {
-		if (n == 0 || n > PROTO_NAME_MAX || a->addr.family != 0 ||
-		    (a->family != 0 && a->family != 4 && a->family != 6))
-			return PROTO_BAD_MSG;
-	} else if (n != 0 || a->family != 0 || !addr_valid(&a->addr)) {
-		return PROTO_BAD_MSG;
-	}
 	return 0;
 }
 
@@ -258,4 +245,144 @@ int proto_decode(const void *buf, size_t len, struct proto_msg *m)
 		return 0;
 	}
 	return PROTO_BAD_TYPE;
+}
+
+/* --------------------------- shared helpers: linked by the shim and the broker */
+
+int proto_ask_check(const struct proto_ask *a, size_t namelen)
+{
+	if (a->op < PROTO_OP_RESOLVE || a->op > PROTO_OP_SEND || a->l4 > PROTO_L4_UDP ||
+	    (a->flags & ~PROTO_ASK_FLAGS))
+		return -1;
+	if (a->op == PROTO_OP_RESOLVE) {
+		if (namelen == 0 || namelen > PROTO_NAME_MAX || a->addr.family != 0 ||
+		    (a->family != 0 && a->family != 4 && a->family != 6))
+			return -1;
+	} else if (namelen != 0 || a->family != 0 || !addr_valid(&a->addr)) {
+		return -1;
+	}
+	return 0;
+}
+
+const char *proto_op_name(int op)
+{
+	switch (op) {
+	case PROTO_OP_RESOLVE: return "resolve";
+	case PROTO_OP_CONNECT: return "connect";
+	case PROTO_OP_SEND: return "send";
+	}
+	return "?";
+}
+
+const char *proto_l4_name(int l4)
+{
+	switch (l4) {
+	case PROTO_L4_TCP: return "tcp";
+	case PROTO_L4_UDP: return "udp";
+	case PROTO_L4_ANY: return "any";
+	}
+	return "?";
+}
+
+const char *proto_action_name(int action)
+{
+	switch (action) {
+	case PROTO_ALLOW: return "allow";
+	case PROTO_DENY: return "deny";
+	case PROTO_REWRITE: return "rewrite";
+	case PROTO_PENDING: return "pending";
+	case PROTO_FAIL: return "fail";
+	}
+	return "?";
+}
+
+static const uint8_t mapped_prefix[12] = { [10] = 0xff, [11] = 0xff }; /* ::ffff:0:0/96 */
+
+bool proto_addr_unmap(struct proto_addr *a)
+{
+	if (a->family != 6 || memcmp(a->bytes, mapped_prefix, sizeof mapped_prefix) != 0)
+		return false;
+	a->family = 4;
+	memmove(a->bytes, a->bytes + 12, 4);
+	memset(a->bytes + 4, 0, 12);
+	return true;
+}
+
+int proto_addr_from_sockaddr(const struct sockaddr *sa, int family, struct proto_addr *a,
+			     uint16_t *port)
+{
+	const uint8_t *b = (const uint8_t *)sa;
+	uint16_t netport;
+
+	if (family == AF_INET) {
+		memset(a, 0, sizeof *a);
+		a->family = 4;
+		memcpy(a->bytes, b + offsetof(struct sockaddr_in, sin_addr), 4);
+		memcpy(&netport, b + offsetof(struct sockaddr_in, sin_port), sizeof netport);
+	} else if (family == AF_INET6) {
+		memset(a, 0, sizeof *a);
+		a->family = 6;
+		memcpy(a->bytes, b + offsetof(struct sockaddr_in6, sin6_addr), 16);
+		memcpy(&netport, b + offsetof(struct sockaddr_in6, sin6_port), sizeof netport);
+		proto_addr_unmap(a);
+	} else {
+		return -1;
+	}
+	*port = ntohs(netport);
+	return 0;
+}
+
+socklen_t proto_addr_to_sockaddr(const struct proto_addr *a, uint16_t port, bool v6,
+				 struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof *ss);
+	if (a->family == 4 && !v6) {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+		in->sin_family = AF_INET;
+		in->sin_port = htons(port);
+		memcpy(&in->sin_addr, a->bytes, 4);
+		return sizeof *in;
+	}
+	if (a->family == 4 || a->family == 6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		if (a->family == 4) {
+			memcpy(in6->sin6_addr.s6_addr, mapped_prefix, sizeof mapped_prefix);
+			memcpy(in6->sin6_addr.s6_addr + 12, a->bytes, 4);
+		} else {
+			memcpy(in6->sin6_addr.s6_addr, a->bytes, 16);
+		}
+		return sizeof *in6;
+	}
+	return 0;
+}
+
+void proto_dest_format(const char *name, const struct proto_addr *addr, uint16_t port, char *out,
+		       size_t cap)
+{
+	char text[INET6_ADDRSTRLEN];
+
+	if (cap == 0)
+		return;
+	if (name != NULL && name[0]) {
+		snprintf(out, cap, "%s:%u", name, port);
+		for (char *p = out; *p; p++)
+			if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+				*p = '?';
+	} else if (addr != NULL && (addr->family == 4 || addr->family == 6) &&
+		   inet_ntop(addr->family == 4 ? AF_INET : AF_INET6, addr->bytes, text,
+			     sizeof text) != NULL) {
+		snprintf(out, cap, addr->family == 6 ? "[%s]:%u" : "%s:%u", text, port);
+	} else {
+		snprintf(out, cap, "?:%u", port);
+	}
+}
+
+long proto_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
 }

@@ -3,8 +3,10 @@
 #ifndef EGRESS_PROTO_H
 #define EGRESS_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 /*
@@ -29,6 +31,8 @@
 #define PROTO_ADDRS_MAX 32  /* most addresses in one RESOLVE answer */
 #define PROTO_TEXT_MAX 65000 /* longest control answer */
 #define PROTO_MSG_MAX (PROTO_HDR_LEN + 8 + PROTO_TEXT_MAX) /* receive buffer size */
+#define PROTO_DEFAULT_SOCKET "/run/egress/broker.sock" /* where the broker listens */
+#define PROTO_DEST_MAX (PROTO_NAME_MAX + 48) /* room for "name:port" or "[v6]:port" with NUL */
 
 enum proto_type {
 	PROTO_ASK = 1,     /* shim -> broker: judge one attempt */
@@ -135,5 +139,51 @@ ssize_t proto_encode(const struct proto_msg *m, void *buf, size_t cap);
  * or PROTO_BAD_TYPE (m->id and m->type are then set, so an ERROR can be
  * answered), or PROTO_BAD_MSG for anything malformed. */
 int proto_decode(const void *buf, size_t len, struct proto_msg *m);
+
+/* --------------------------- shared helpers: linked by the shim and the broker */
+
+/* Checks an ASK's fields (op, l4, flags, family, name length, address) as
+ * both encode and decode need: a RESOLVE has a name of 1 to PROTO_NAME_MAX
+ * bytes (namelen, not counting the NUL), a family of 0, 4 or 6 and no
+ * address; a CONNECT or SEND has an IPv4 or IPv6 address, no name and no
+ * family. Returns 0 or -1. */
+int proto_ask_check(const struct proto_ask *a, size_t namelen);
+
+/* The name of op ("resolve", "connect", "send"), l4 ("tcp", "udp", "any")
+ * or action ("allow", "deny", "rewrite", "pending", "fail"); "?" for a
+ * value outside its enum. Static strings. */
+const char *proto_op_name(int op);
+const char *proto_l4_name(int l4);
+const char *proto_action_name(int action);
+
+/* The IPv4 address an IPv4-mapped IPv6 address (::ffff:a.b.c.d) carries:
+ * true and *a rewritten as family 4 (other bytes zeroed) when a is mapped,
+ * else false and a unchanged. */
+bool proto_addr_unmap(struct proto_addr *a);
+
+/* Fills a and *port from an AF_INET (>= 16 bytes) or AF_INET6 (>= 24 bytes:
+ * no scope id is read) sockaddr, read as `family` (the caller's reading of
+ * AF_UNSPEC); an IPv4-mapped IPv6 address becomes IPv4. sa need not be
+ * aligned. Returns 0, or -1 for another family (a and *port untouched). */
+int proto_addr_from_sockaddr(const struct sockaddr *sa, int family, struct proto_addr *a,
+			     uint16_t *port);
+
+/* Fills ss with a:port: AF_INET for IPv4 unless v6, when IPv4 is written in
+ * mapped form ::ffff:a.b.c.d; AF_INET6 for IPv6. Returns the length to pass
+ * to connect/bind, or 0 (ss zeroed) when a is neither IPv4 nor IPv6. */
+socklen_t proto_addr_to_sockaddr(const struct proto_addr *a, uint16_t port, bool v6,
+				 struct sockaddr_storage *ss);
+
+/* Formats "name:port" when name is non-empty, else "1.2.3.4:port" or
+ * "[2001:db8::1]:port", into out (cap bytes, PROTO_DEST_MAX is enough;
+ * truncated and NUL-terminated when cap is smaller, nothing when it is 0).
+ * A name's bytes outside printable ASCII become '?', so a name from the
+ * network cannot write control characters into a log; a NULL name counts
+ * as empty, and a NULL addr or one of another family gives "?:port". */
+void proto_dest_format(const char *name, const struct proto_addr *addr, uint16_t port, char *out,
+		       size_t cap);
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+long proto_now_ms(void);
 
 #endif

@@ -2,7 +2,6 @@
  * gave, so steady UDP traffic to one destination costs a lookup, not a round
  * trip. Direct-mapped and per thread: no locks, no allocation. */
 #include <string.h>
-#include <time.h>
 
 #include "shim.h"
 
@@ -14,18 +13,10 @@ struct slot {
 	uint8_t l4;
 	uint8_t action;  /* 0: empty */
 	int32_t err;
-	long expires_ms; /* CLOCK_MONOTONIC_COARSE */
+	long expires_ms; /* proto_now_ms */
 };
 
 static __thread struct slot cache[CACHE_SLOTS] __attribute__((tls_model("initial-exec")));
-
-static long coarse_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
-}
 
 static struct slot *slot_for(const struct proto_addr *a, uint16_t port, int l4)
 {
@@ -45,7 +36,7 @@ bool shim_cache_lookup(const struct proto_addr *a, uint16_t port, int l4,
 
 	if (s->action == 0 || s->port != port || s->l4 != l4 || memcmp(&s->addr, a, sizeof *a) != 0)
 		return false;
-	if (coarse_ms() >= s->expires_ms) {
+	if (proto_now_ms() >= s->expires_ms) {
 		s->action = 0;
 		return false;
 	}
@@ -66,7 +57,7 @@ void shim_cache_store(const struct proto_addr *a, uint16_t port, int l4,
 	s->l4 = (uint8_t)l4;
 	s->action = v->action;
 	s->err = v->err;
-	s->expires_ms = coarse_ms() + v->ttl_ms;
+	s->expires_ms = proto_now_ms() + v->ttl_ms;
 }
 
 void shim_cache_clear(void)

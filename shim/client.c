@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -104,14 +103,6 @@ fail:
 	return -1;
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
-}
-
 /* Receives one message into buf. Returns its length (or more than cap when
  * truncated) and sets *fd to a descriptor it carried (else -1); -1 with errno. */
 static ssize_t recv_with_fd(int sock, uint8_t *buf, size_t cap, int *fd)
@@ -141,22 +132,24 @@ static ssize_t recv_with_fd(int sock, uint8_t *buf, size_t cap, int *fd)
  * PENDING answer moves the deadline (the transport is connecting). Returns
  * 0 with *fd the descriptor a REWRITE brought (else -1), or -1 with errno:
  * EPIPE and friends when the broker has gone (the caller may reconnect),
- * ETIMEDOUT, EPROTO for an answer we refuse. */
+ * ETIMEDOUT, EPROTONOSUPPORT when the broker speaks another protocol version
+ * (its answer is of another version, or an ERROR that says ours is unknown),
+ * EPROTO for another answer we refuse. */
 static int conn_exchange(struct conn *c, const void *req, size_t len, uint32_t id,
 			 struct proto_verdict *v, int *fd)
 {
 	uint8_t buf[1024];
 	struct proto_msg m;
-	long deadline = now_ms() + shim_config.timeout_ms;
+	long deadline = proto_now_ms() + shim_config.timeout_ms;
 
 	*fd = -1;
 	if (send(c->fd, req, len, MSG_NOSIGNAL) != (ssize_t)len)
 		return -1;
 	for (;;) {
 		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-		long left = deadline - now_ms();
+		long left = deadline - proto_now_ms();
 		ssize_t n;
-		int r, got;
+		int r, got, rc;
 
 		if (left <= 0) {
 			errno = ETIMEDOUT;
@@ -178,18 +171,23 @@ static int conn_exchange(struct conn *c, const void *req, size_t len, uint32_t i
 				errno = ECONNRESET;
 			return -1;
 		}
-		if ((size_t)n > sizeof buf || proto_decode(buf, (size_t)n, &m) != 0 ||
-		    (m.id == id && m.type != PROTO_VERDICT)) {
+		rc = (size_t)n > sizeof buf ? PROTO_BAD_MSG : proto_decode(buf, (size_t)n, &m);
+		if (rc == 0 && m.type == PROTO_ERROR && m.u.error == PROTO_E_VERSION)
+			rc = PROTO_BAD_VERSION; /* a broker of another build: whatever the id */
+		else if (rc == 0 && m.id == id && m.type != PROTO_VERDICT)
+			rc = PROTO_BAD_MSG;
+		if (rc != 0) {
 			if (got >= 0)
 				close(got);
-			errno = EPROTO;
+			errno = rc == PROTO_BAD_VERSION ? EPROTONOSUPPORT : EPROTO;
 			return -1;
 		}
 		if (m.id != id || m.u.verdict.action == PROTO_PENDING) {
 			if (got >= 0)
 				close(got); /* a stale answer's descriptor: not ours to take */
 			if (m.id == id)
-				deadline = now_ms() + shim_config.timeout_ms + (long)m.u.verdict.ttl_ms;
+				deadline = proto_now_ms() + shim_config.timeout_ms +
+					   (long)m.u.verdict.ttl_ms;
 			continue;
 		}
 		*v = m.u.verdict;

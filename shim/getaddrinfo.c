@@ -71,8 +71,8 @@ static int service_port(const char *service, const struct addrinfo *h, uint16_t 
 	return 0;
 }
 
-/* Keeps the addresses of v the caller asked for, in order, into out
- * (IPv4 mapped into IPv6 for AF_INET6 with AI_V4MAPPED). Returns how many. */
+/* Keeps the addresses of v the caller asked for, in order, into out (IPv4
+ * for AF_INET6 only with AI_V4MAPPED: build maps it). Returns how many. */
 static int select_addrs(const struct proto_verdict *v, const struct addrinfo *h,
 			struct proto_addr *out)
 {
@@ -84,22 +84,16 @@ static int select_addrs(const struct proto_verdict *v, const struct addrinfo *h,
 		const struct proto_addr *a = &v->addrs[i];
 		if (h->ai_family == AF_INET && a->family != 4)
 			continue;
-		if (h->ai_family == AF_INET6 && a->family == 4) {
-			if (!(h->ai_flags & AI_V4MAPPED) || (n6 > 0 && !(h->ai_flags & AI_ALL)))
-				continue;
-			out[n].family = 6;
-			memset(out[n].bytes, 0, 10);
-			memset(out[n].bytes + 10, 0xff, 2);
-			memcpy(out[n].bytes + 12, a->bytes, 4);
-			n++;
+		if (h->ai_family == AF_INET6 && a->family == 4 &&
+		    (!(h->ai_flags & AI_V4MAPPED) || (n6 > 0 && !(h->ai_flags & AI_ALL))))
 			continue;
-		}
 		out[n++] = *a;
 	}
 	return n;
 }
 
-/* Builds the result list for addrs × socket types in one allocation.
+/* Builds the result list for addrs × socket types in one allocation, all
+ * AF_INET6 (IPv4 in mapped form) when the caller asked for AF_INET6.
  * Returns 0 or EAI_MEMORY. */
 static int build(const char *name, const struct proto_addr *addrs, int naddr, uint16_t port,
 		 const struct addrinfo *h, struct addrinfo **res)
@@ -132,24 +126,15 @@ static int build(const char *name, const struct proto_addr *addrs, int naddr, ui
 		struct shim_ai *n = &block[i];
 		const struct proto_addr *a = &addrs[i / ntypes];
 		int t = types[i % ntypes];
+		struct sockaddr_storage ss;
 
 		n->magic = i == 0 ? AI_HEAD : AI_TAIL;
 		n->ai.ai_flags = h->ai_flags;
 		n->ai.ai_socktype = t < 0 ? h->ai_socktype : socktypes[t].socktype;
 		n->ai.ai_protocol = t < 0 ? h->ai_protocol : socktypes[t].protocol;
-		if (a->family == 4) {
-			n->ai.ai_family = AF_INET;
-			n->ai.ai_addrlen = sizeof n->sa.v4;
-			n->sa.v4.sin_family = AF_INET;
-			n->sa.v4.sin_port = htons(port);
-			memcpy(&n->sa.v4.sin_addr, a->bytes, 4);
-		} else {
-			n->ai.ai_family = AF_INET6;
-			n->ai.ai_addrlen = sizeof n->sa.v6;
-			n->sa.v6.sin6_family = AF_INET6;
-			n->sa.v6.sin6_port = htons(port);
-			memcpy(&n->sa.v6.sin6_addr, a->bytes, 16);
-		}
+		n->ai.ai_addrlen = proto_addr_to_sockaddr(a, port, h->ai_family == AF_INET6, &ss);
+		n->ai.ai_family = ss.ss_family;
+		memcpy(&n->sa, &ss, n->ai.ai_addrlen);
 		n->ai.ai_addr = (struct sockaddr *)&n->sa;
 		n->ai.ai_next = i + 1 < count ? &block[i + 1].ai : NULL;
 	}
@@ -200,13 +185,14 @@ int shim_getaddrinfo(const char *node, const char *service, const struct addrinf
 									: 0;
 
 	if (shim_ask(&ask, &v, NULL) < 0) {
+		int err = errno;
 		char what[PROTO_NAME_MAX + 32];
 		snprintf(what, sizeof what, "resolve of %s", ask.name);
-		shim_log_unreachable(what);
-		if (shim_config.fail_open)
-			return shim_real.getaddrinfo(node, service, hints, res);
+		if (shim_log_unanswered(what, err))
+			return shim_real.getaddrinfo(node, service, hints, res); /* EGRESS_FAIL=open */
 		errno = saved;
-		return EAI_AGAIN;
+		/* another protocol version does not pass by waiting */
+		return err == EPROTONOSUPPORT ? EAI_FAIL : EAI_AGAIN;
 	}
 	errno = saved;
 	if (v.action != PROTO_ALLOW) {

@@ -34,7 +34,7 @@ static void read_config(void)
 
 	s = getenv("EGRESS_SOCKET");
 	if (s == NULL || *s == 0 || strlen(s) >= sizeof shim_config.socket_path)
-		s = SHIM_DEFAULT_SOCKET;
+		s = PROTO_DEFAULT_SOCKET;
 	strcpy(shim_config.socket_path, s);
 
 	shim_config.timeout_ms = SHIM_DEFAULT_TIMEOUT_MS;

@@ -3,7 +3,6 @@
  * apply the verdict: go ahead, or fail with the rule's errno and a line on
  * stderr. Testable without preloading: the broker is reached through
  * shim_ask. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -77,44 +76,6 @@ int shim_classify(int fd, int flags, bool is_connect, int *op, int *l4)
 	}
 }
 
-/* Fills a and *port from d; an IPv4-mapped IPv6 address becomes IPv4. */
-static void to_proto_addr(const struct shim_dest *d, struct proto_addr *a, uint16_t *port)
-{
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-	memset(a, 0, sizeof *a);
-	if (d->family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)&d->ss;
-		a->family = 4;
-		memcpy(a->bytes, &in->sin_addr, 4);
-		*port = ntohs(in->sin_port);
-		return;
-	}
-	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&d->ss;
-	*port = ntohs(in6->sin6_port);
-	if (memcmp(in6->sin6_addr.s6_addr, mapped, sizeof mapped) == 0) {
-		a->family = 4;
-		memcpy(a->bytes, in6->sin6_addr.s6_addr + 12, 4);
-	} else {
-		a->family = 6;
-		memcpy(a->bytes, in6->sin6_addr.s6_addr, 16);
-	}
-}
-
-/* Writes "name:port", "1.2.3.4:port" or "[::1]:port" into buf. */
-static void destination(const struct proto_addr *a, uint16_t port, const char *name, char *buf,
-			size_t cap)
-{
-	char text[INET6_ADDRSTRLEN];
-
-	if (name != NULL && *name) {
-		snprintf(buf, cap, "%s:%u", name, port);
-		return;
-	}
-	inet_ntop(a->family == 4 ? AF_INET : AF_INET6, a->bytes, text, sizeof text);
-	snprintf(buf, cap, a->family == 6 ? "[%s]:%u" : "%s:%u", text, port);
-}
-
 /* The errno a denial returns: the broker's, when it is one a call can return. */
 static int deny_errno(int err)
 {
@@ -125,10 +86,14 @@ int shim_judge(int fd, int op, int l4, const struct shim_dest *d, const char *ve
 {
 	struct proto_ask ask = { .op = (uint8_t)op, .l4 = (uint8_t)l4 };
 	struct proto_verdict v;
-	char dest[PROTO_NAME_MAX + 16];
+	char dest[PROTO_DEST_MAX];
 	int newfd = -1, fl;
 
-	to_proto_addr(d, &ask.addr, &ask.port);
+	if (proto_addr_from_sockaddr((const struct sockaddr *)&d->ss, d->family, &ask.addr,
+				     &ask.port) < 0) {
+		errno = EAFNOSUPPORT; /* not from shim_dest_copy: nothing to judge */
+		return -1;
+	}
 	if (op == PROTO_OP_SEND && shim_cache_lookup(&ask.addr, ask.port, l4, &v)) {
 		if (v.action == PROTO_ALLOW)
 			return 0;
@@ -140,18 +105,18 @@ int shim_judge(int fd, int op, int l4, const struct shim_dest *d, const char *ve
 	if (op == PROTO_OP_CONNECT && d->ss.ss_family == AF_INET6)
 		ask.flags |= PROTO_ASK_INET6; /* a rewrite must hand back an IPv6 socket */
 	if (shim_ask(&ask, &v, op == PROTO_OP_CONNECT ? &newfd : NULL) < 0) {
-		destination(&ask.addr, ask.port, NULL, dest, sizeof dest);
+		int err = errno;
+		proto_dest_format(NULL, &ask.addr, ask.port, dest, sizeof dest);
 		char what[sizeof dest + 16];
 		snprintf(what, sizeof what, "%s to %s", verb, dest);
-		shim_log_unreachable(what);
-		if (shim_config.fail_open)
-			return 0;
+		if (shim_log_unanswered(what, err))
+			return 0; /* EGRESS_FAIL=open */
 		errno = EPERM;
 		return -1;
 	}
 	if (op == PROTO_OP_SEND)
 		shim_cache_store(&ask.addr, ask.port, l4, &v);
-	destination(&ask.addr, ask.port, v.name, dest, sizeof dest);
+	proto_dest_format(v.name, &ask.addr, ask.port, dest, sizeof dest);
 	if (v.action == PROTO_ALLOW) {
 		if (shim_config.log == SHIM_LOG_ALL)
 			shim_log_line("egress: allowed %s to %s (rule %s)", verb, dest, v.rule);

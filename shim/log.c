@@ -7,7 +7,8 @@
 
 #include "shim.h"
 
-static pid_t reported; /* the process that has said the broker is unreachable */
+static pid_t reported;        /* the process that has said the broker is unreachable */
+static pid_t reported_version; /* the process that has said it speaks another version */
 
 void shim_log_line(const char *fmt, ...)
 {
@@ -30,16 +31,31 @@ out:
 	errno = saved;
 }
 
-void shim_log_unreachable(const char *what)
+/* True the first time the calling process asks with flag. */
+static bool first_in_process(pid_t *flag)
 {
 	pid_t self = getpid();
 
-	if (__atomic_exchange_n(&reported, self, __ATOMIC_RELAXED) == self)
-		return;
-	if (shim_config.fail_open)
-		shim_log_line("egress: broker unreachable at %s; %s ALLOWED UNCHECKED (EGRESS_FAIL=open)",
-			      shim_config.socket_path, what);
-	else
-		shim_log_line("egress: broker unreachable at %s; %s denied", shim_config.socket_path,
-			      what);
+	return __atomic_exchange_n(flag, self, __ATOMIC_RELAXED) != self;
+}
+
+bool shim_log_unanswered(const char *what, int err)
+{
+	if (err == EPROTONOSUPPORT) {
+		if (first_in_process(&reported_version))
+			shim_log_line("egress: broker at %s speaks another protocol version "
+				      "(shim v%d); %s denied",
+				      shim_config.socket_path, PROTO_VERSION, what);
+		return false;
+	}
+	if (first_in_process(&reported)) {
+		if (shim_config.fail_open)
+			shim_log_line("egress: broker unreachable at %s; %s ALLOWED UNCHECKED "
+				      "(EGRESS_FAIL=open)",
+				      shim_config.socket_path, what);
+		else
+			shim_log_line("egress: broker unreachable at %s; %s denied",
+				      shim_config.socket_path, what);
+	}
+	return shim_config.fail_open;
 }

@@ -11,7 +11,6 @@
 #include "proto.h"
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
-#define SHIM_DEFAULT_SOCKET "/run/egress/broker.sock"
 #define SHIM_DEFAULT_TIMEOUT_MS 3000
 
 /* The real libc functions, found once with dlsym(RTLD_NEXT). */
@@ -30,7 +29,7 @@ enum shim_log { SHIM_LOG_OFF, SHIM_LOG_DENY, SHIM_LOG_ALL };
 
 /* Settings read once from the environment at start. */
 struct shim_config {
-	char socket_path[108];  /* EGRESS_SOCKET, else SHIM_DEFAULT_SOCKET */
+	char socket_path[108];  /* EGRESS_SOCKET, else PROTO_DEFAULT_SOCKET */
 	int timeout_ms;         /* EGRESS_TIMEOUT_MS: wait for an answer this long */
 	enum shim_log log;      /* EGRESS_LOG=off|deny|all */
 	bool fail_open;         /* EGRESS_FAIL=open: debugging only */
@@ -47,7 +46,9 @@ void shim_init(void);
  * opening or reopening it as needed, and waits for the verdict (longer when
  * the broker says PENDING). Returns 0 with *v filled, and *fd set to the
  * descriptor a REWRITE verdict brought (else -1), or -1 with errno set when
- * the broker is unreachable or did not answer in time. */
+ * the broker is unreachable or did not answer in time, EPROTONOSUPPORT when
+ * it speaks another protocol version (a shim and broker of different
+ * builds). */
 int shim_client_ask(const struct proto_ask *ask, struct proto_verdict *v, int *fd);
 
 /* The asking function in use: shim_client_ask, or a unit test's stub. */
@@ -124,8 +125,13 @@ void shim_freeaddrinfo(struct addrinfo *ai);
 /* log.c: one line to stderr, written with a single write(2). */
 void shim_log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* log.c: says that the broker is unreachable, once per process (a forked
- * child says it again): denials stay silent after the first. */
-void shim_log_unreachable(const char *what);
+/* log.c: says why the broker gave no verdict on what ("connect to
+ * 1.2.3.4:443"), err being shim_ask's errno: EPROTONOSUPPORT, a broker of
+ * another protocol version; anything else, an unreachable broker. Each is
+ * said once per process (a forked child says it again): denials stay
+ * silent after the first. Returns true when what may go ahead unchecked:
+ * EGRESS_FAIL=open and an unreachable broker. A broker of another version
+ * is reachable, and what is denied whatever EGRESS_FAIL says. */
+bool shim_log_unanswered(const char *what, int err);
 
 #endif

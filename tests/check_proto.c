@@ -1,8 +1,14 @@
 /* check_proto.c: unit tests of the wire codec: round trips of every message
- * type, every truncation, bad headers and bodies, and encoder bounds. */
+ * type, every truncation, bad headers and bodies, and encoder bounds; and of
+ * the shared helpers beside it (ASK check, names, addresses, clock). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "proto.h"
 #include "suites.h"
@@ -596,6 +602,16 @@ static void mut_ask_connect_name(struct proto_msg *m) { sample(2, m); strcpy(m->
 static void mut_ask_connect_family(struct proto_msg *m) { sample(2, m); m->u.ask.family = 4; }
 static void mut_ask_connect_noaddr(struct proto_msg *m) { sample(2, m); m->u.ask.addr.family = 0; }
 static void mut_ask_send_addr(struct proto_msg *m) { sample(3, m); m->u.ask.addr.family = 5; }
+static void mut_ask_flags(struct proto_msg *m) { sample(2, m); m->u.ask.flags = PROTO_ASK_INET6 << 1; }
+
+/* The ASK mutations: one bad field each, refused by proto_ask_check. */
+static void (*const bad_asks[])(struct proto_msg *) = {
+	mut_ask_op0,          mut_ask_op4,          mut_ask_l4,
+	mut_ask_family,       mut_ask_empty,        mut_ask_long,
+	mut_ask_resolve_addr, mut_ask_connect_name, mut_ask_connect_family,
+	mut_ask_connect_noaddr, mut_ask_send_addr,  mut_ask_flags,
+};
+
 static void mut_verdict_action0(struct proto_msg *m) { sample(5, m); m->u.verdict.action = 0; }
 static void mut_verdict_action_high(struct proto_msg *m) { sample(5, m); m->u.verdict.action = 6; }
 static void mut_verdict_naddr(struct proto_msg *m)
@@ -620,26 +636,33 @@ static void mut_text_len(struct proto_msg *m) { sample(11, m); m->u.text.len = P
 static void mut_type0(struct proto_msg *m) { sample(13, m); m->type = 0; }
 static void mut_type6(struct proto_msg *m) { sample(13, m); m->type = 6; }
 
+/* The other types' mutations (ASKs: bad_asks, tested through proto_ask_check). */
 static void (*const bad_mutations[])(struct proto_msg *) = {
-	mut_ask_op0,         mut_ask_op4,          mut_ask_l4,
-	mut_ask_family,      mut_ask_empty,        mut_ask_long,
-	mut_ask_resolve_addr, mut_ask_connect_name, mut_ask_connect_family,
-	mut_ask_connect_noaddr, mut_ask_send_addr, mut_verdict_action0,
-	mut_verdict_action_high, mut_verdict_naddr,    mut_verdict_addr,
-	mut_verdict_rule,    mut_verdict_name,     mut_control0,
-	mut_control4,        mut_text_len,         mut_type0,
-	mut_type6,
+	mut_verdict_action0, mut_verdict_action_high, mut_verdict_naddr,
+	mut_verdict_addr,    mut_verdict_rule,        mut_verdict_name,
+	mut_control0,        mut_control4,            mut_text_len,
+	mut_type0,           mut_type6,
 };
 
-START_TEST(test_proto_encode_out_of_bounds)
+/* Asserts that the message mutate makes is refused by the encoder, and an
+ * ASK by proto_ask_check too. */
+static void assert_refused(void (*mutate)(struct proto_msg *))
 {
 	struct proto_msg *m = msg_new();
 	uint8_t *buf = malloc(PROTO_MSG_MAX);
 
-	bad_mutations[_i](m);
+	mutate(m);
+	if (m->type == PROTO_ASK)
+		ck_assert_int_eq(
+			proto_ask_check(&m->u.ask, strnlen(m->u.ask.name, sizeof m->u.ask.name)), -1);
 	ck_assert_int_eq(proto_encode(m, buf, PROTO_MSG_MAX), -1);
 	free(buf);
 	free(m);
+}
+
+START_TEST(test_proto_encode_out_of_bounds)
+{
+	assert_refused(bad_mutations[_i]);
 }
 END_TEST
 
@@ -665,6 +688,328 @@ START_TEST(test_proto_encode_small_buffer)
 	}
 	free(buf);
 	free(m);
+}
+END_TEST
+
+/* ------------------------------------------------------- shared helpers */
+
+#define NASK_SAMPLES 4 /* samples 0 to 3 are ASKs */
+
+/* The ASK samples, and one with every flag, pass the check. */
+START_TEST(test_proto_ask_check_valid)
+{
+	struct proto_msg *m = msg_new();
+
+	sample(_i, m);
+	ck_assert_int_eq(m->type, PROTO_ASK);
+	ck_assert_int_eq(proto_ask_check(&m->u.ask, strlen(m->u.ask.name)), 0);
+	m->u.ask.flags = PROTO_ASK_FLAGS;
+	ck_assert_int_eq(proto_ask_check(&m->u.ask, strlen(m->u.ask.name)), 0);
+	free(m);
+}
+END_TEST
+
+/* Each bad field is refused by the check, and so by the encoder. */
+START_TEST(test_proto_ask_check_bad_field)
+{
+	assert_refused(bad_asks[_i]);
+}
+END_TEST
+
+/* namelen is what is checked, not the name's NUL. */
+START_TEST(test_proto_ask_check_namelen)
+{
+	struct proto_msg *m = msg_new();
+
+	sample(0, m); /* a resolve */
+	ck_assert_int_eq(proto_ask_check(&m->u.ask, 1), 0);
+	ck_assert_int_eq(proto_ask_check(&m->u.ask, PROTO_NAME_MAX), 0);
+	ck_assert_int_eq(proto_ask_check(&m->u.ask, 0), -1);
+	ck_assert_int_eq(proto_ask_check(&m->u.ask, PROTO_NAME_MAX + 1), -1);
+	sample(2, m); /* a connect */
+	ck_assert_int_eq(proto_ask_check(&m->u.ask, 0), 0);
+	ck_assert_int_eq(proto_ask_check(&m->u.ask, 1), -1);
+	free(m);
+}
+END_TEST
+
+static const struct {
+	const char *(*fn)(int);
+	int value;
+	const char *want;
+} names[] = {
+	{ proto_op_name, PROTO_OP_RESOLVE, "resolve" },
+	{ proto_op_name, PROTO_OP_CONNECT, "connect" },
+	{ proto_op_name, PROTO_OP_SEND, "send" },
+	{ proto_op_name, 0, "?" },
+	{ proto_op_name, PROTO_OP_SEND + 1, "?" },
+	{ proto_op_name, -1, "?" },
+	{ proto_l4_name, PROTO_L4_ANY, "any" },
+	{ proto_l4_name, PROTO_L4_TCP, "tcp" },
+	{ proto_l4_name, PROTO_L4_UDP, "udp" },
+	{ proto_l4_name, PROTO_L4_UDP + 1, "?" },
+	{ proto_l4_name, -1, "?" },
+	{ proto_action_name, PROTO_ALLOW, "allow" },
+	{ proto_action_name, PROTO_DENY, "deny" },
+	{ proto_action_name, PROTO_REWRITE, "rewrite" },
+	{ proto_action_name, PROTO_PENDING, "pending" },
+	{ proto_action_name, PROTO_FAIL, "fail" },
+	{ proto_action_name, 0, "?" },
+	{ proto_action_name, PROTO_FAIL + 1, "?" },
+	{ proto_action_name, 256 + PROTO_ALLOW, "?" }, /* no truncation to a byte */
+};
+
+START_TEST(test_proto_names)
+{
+	ck_assert_str_eq(names[_i].fn(names[_i].value), names[_i].want);
+}
+END_TEST
+
+/* The numeric address text, which must parse. */
+static struct proto_addr paddr(const char *text)
+{
+	struct proto_addr a;
+
+	memset(&a, 0, sizeof a);
+	a.family = strchr(text, ':') ? 6 : 4;
+	ck_assert_int_eq(inet_pton(a.family == 4 ? AF_INET : AF_INET6, text, a.bytes), 1);
+	return a;
+}
+
+static const struct {
+	const char *in;
+	bool mapped;
+	const char *out; /* the address afterwards */
+} unmaps[] = {
+	{ "::ffff:192.0.2.1", true, "192.0.2.1" },
+	{ "::ffff:0.0.0.0", true, "0.0.0.0" },
+	{ "::ffff:255.255.255.255", true, "255.255.255.255" },
+	{ "192.0.2.1", false, "192.0.2.1" },
+	{ "::192.0.2.1", false, "::192.0.2.1" },           /* compatible, not mapped */
+	{ "::1", false, "::1" },
+	{ "::", false, "::" },
+	{ "::fffe:192.0.2.1", false, "::fffe:192.0.2.1" },
+	{ "::1:ffff:192.0.2.1", false, "::1:ffff:192.0.2.1" }, /* byte 9 set */
+	{ "100::ffff:192.0.2.1", false, "100::ffff:192.0.2.1" }, /* byte 0 set */
+	{ "2001:db8::ffff:c000:201", false, "2001:db8::ffff:c000:201" },
+	{ "::ffff:0:192.0.2.1", false, "::ffff:0:192.0.2.1" },   /* SIIT's, not mapped */
+};
+
+START_TEST(test_proto_addr_unmap)
+{
+	struct proto_addr a = paddr(unmaps[_i].in), want = paddr(unmaps[_i].out);
+
+	ck_assert_int_eq(proto_addr_unmap(&a), unmaps[_i].mapped);
+	ck_assert_int_eq(a.family, want.family);
+	ck_assert_mem_eq(a.bytes, want.bytes, 16); /* an unmapped one's other bytes zeroed */
+}
+END_TEST
+
+/* An IPv4 address is never unmapped, whatever its unused bytes hold. */
+START_TEST(test_proto_addr_unmap_ipv4_bytes)
+{
+	struct proto_addr a = { .family = 4, .bytes = { 1, 2, 3, 4, [10] = 0xff, [11] = 0xff } };
+	struct proto_addr before = a;
+
+	ck_assert(!proto_addr_unmap(&a));
+	ck_assert_mem_eq(&a, &before, sizeof a);
+}
+END_TEST
+
+static const struct from_case {
+	int family;      /* ss_family written */
+	int read_as;     /* the family argument */
+	const char *in;  /* the address written */
+	uint16_t port;
+	int rc;
+	const char *out; /* what a holds afterwards */
+} from_sockaddrs[] = {
+	{ AF_INET, AF_INET, "192.0.2.1", 80, 0, "192.0.2.1" },
+	{ AF_INET6, AF_INET6, "2001:db8::1", 443, 0, "2001:db8::1" },
+	{ AF_INET6, AF_INET6, "::ffff:127.0.0.1", 9, 0, "127.0.0.1" },
+	{ AF_INET6, AF_INET6, "::192.0.2.1", 1, 0, "::192.0.2.1" },
+	{ AF_INET6, AF_INET6, "::", 0, 0, "::" },
+	{ AF_UNSPEC, AF_INET, "192.0.2.7", 53, 0, "192.0.2.7" },    /* read as the caller says */
+	{ AF_UNSPEC, AF_INET6, "2001:db8::7", 53, 0, "2001:db8::7" },
+	{ AF_INET6, AF_INET, "192.0.2.8", 65535, 0, "192.0.2.8" },  /* family is the argument */
+	{ AF_UNSPEC, AF_UNSPEC, "192.0.2.1", 80, -1, NULL },
+	{ AF_UNIX, AF_UNIX, "192.0.2.1", 80, -1, NULL },
+	{ AF_INET, AF_INET6 + 1, "192.0.2.1", 80, -1, NULL },
+};
+
+/* Read from a buffer exactly the shortest length long (16, or 24 without a
+ * scope id: ASan sees a byte past it) at an odd address. */
+START_TEST(test_proto_addr_from_sockaddr)
+{
+	const struct from_case *t = &from_sockaddrs[_i];
+	struct proto_addr in = paddr(t->in), a, untouched;
+	size_t len = t->read_as == AF_INET6 ? 24 : 16;
+	uint8_t *buf = malloc(len + 1), *p = buf + 1;
+	sa_family_t fam = (sa_family_t)t->family;
+	uint16_t nport = htons(t->port), port = 7;
+
+	memset(buf, 0xee, len + 1);
+	memcpy(p, &fam, sizeof fam);
+	if (t->read_as == AF_INET6) {
+		memcpy(p + offsetof(struct sockaddr_in6, sin6_port), &nport, 2);
+		memcpy(p + offsetof(struct sockaddr_in6, sin6_addr), in.bytes, 16);
+	} else {
+		memcpy(p + offsetof(struct sockaddr_in, sin_port), &nport, 2);
+		memcpy(p + offsetof(struct sockaddr_in, sin_addr), in.bytes, 4);
+	}
+	memset(&a, 0x5a, sizeof a);
+	untouched = a;
+	ck_assert_int_eq(proto_addr_from_sockaddr((const struct sockaddr *)p, t->read_as, &a, &port),
+			 t->rc);
+	if (t->rc == 0) {
+		struct proto_addr want = paddr(t->out);
+		ck_assert_mem_eq(&a, &want, sizeof a);
+		ck_assert_int_eq(port, t->port);
+	} else {
+		ck_assert_mem_eq(&a, &untouched, sizeof a);
+		ck_assert_int_eq(port, 7);
+	}
+	free(buf);
+}
+END_TEST
+
+static const struct to_case {
+	const char *in;
+	uint16_t port;
+	bool v6;
+	int family;      /* of the result */
+	const char *out; /* the address in it */
+} to_sockaddrs[] = {
+	{ "192.0.2.1", 80, false, AF_INET, "192.0.2.1" },
+	{ "192.0.2.1", 80, true, AF_INET6, "::ffff:192.0.2.1" },
+	{ "0.0.0.0", 0, true, AF_INET6, "::ffff:0.0.0.0" },
+	{ "2001:db8::1", 443, false, AF_INET6, "2001:db8::1" },
+	{ "2001:db8::1", 443, true, AF_INET6, "2001:db8::1" },
+	{ "::ffff:192.0.2.1", 65535, false, AF_INET6, "::ffff:192.0.2.1" }, /* not unmapped */
+};
+
+START_TEST(test_proto_addr_to_sockaddr)
+{
+	const struct to_case *t = &to_sockaddrs[_i];
+	struct proto_addr a = paddr(t->in), back;
+	struct sockaddr_storage ss, want;
+	uint16_t port;
+	socklen_t len;
+
+	memset(&ss, 0x5a, sizeof ss);
+	memset(&want, 0, sizeof want); /* every byte but the address's zero */
+	if (t->family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&want;
+		in->sin_family = AF_INET;
+		in->sin_port = htons(t->port);
+		ck_assert_int_eq(inet_pton(AF_INET, t->out, &in->sin_addr), 1);
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&want;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(t->port);
+		ck_assert_int_eq(inet_pton(AF_INET6, t->out, &in6->sin6_addr), 1);
+	}
+	len = proto_addr_to_sockaddr(&a, t->port, t->v6, &ss);
+	ck_assert_uint_eq(len, t->family == AF_INET ? sizeof(struct sockaddr_in)
+						    : sizeof(struct sockaddr_in6));
+	ck_assert_mem_eq(&ss, &want, sizeof ss);
+
+	/* and back: the same address, IPv4 again when it went out mapped */
+	ck_assert_int_eq(proto_addr_from_sockaddr((struct sockaddr *)&ss, ss.ss_family, &back, &port),
+			 0);
+	proto_addr_unmap(&a);
+	ck_assert_mem_eq(&back, &a, sizeof a);
+	ck_assert_int_eq(port, t->port);
+}
+END_TEST
+
+START_TEST(test_proto_addr_to_sockaddr_bad_family)
+{
+	struct proto_addr a = { .family = 0, .bytes = { 1, 2, 3, 4 } };
+	struct sockaddr_storage ss, zero;
+
+	memset(&ss, 0x5a, sizeof ss);
+	memset(&zero, 0, sizeof zero);
+	ck_assert_uint_eq(proto_addr_to_sockaddr(&a, 80, false, &ss), 0);
+	ck_assert_mem_eq(&ss, &zero, sizeof ss);
+	a.family = 5;
+	ck_assert_uint_eq(proto_addr_to_sockaddr(&a, 80, true, &ss), 0);
+}
+END_TEST
+
+static const struct {
+	const char *name;
+	const char *addr; /* NULL: no address; "" an address of family 0 */
+	uint16_t port;
+	const char *want;
+} dests[] = {
+	{ "api.example.com", "192.0.2.1", 443, "api.example.com:443" },
+	{ "api.example.com", NULL, 0, "api.example.com:0" },
+	{ "", "192.0.2.1", 80, "192.0.2.1:80" },
+	{ NULL, "192.0.2.1", 65535, "192.0.2.1:65535" },
+	{ NULL, "2001:db8::1", 53, "[2001:db8::1]:53" },
+	{ "", "::ffff:192.0.2.1", 1, "[::ffff:192.0.2.1]:1" },
+	{ "bad\nname\x7f\x80", "192.0.2.1", 9, "bad?name??:9" }, /* no control bytes in a log */
+	{ NULL, NULL, 7, "?:7" },
+	{ "", "", 7, "?:7" },
+};
+
+START_TEST(test_proto_dest_format)
+{
+	struct proto_addr a = { .family = 0 };
+	char out[PROTO_DEST_MAX];
+
+	if (dests[_i].addr != NULL && dests[_i].addr[0])
+		a = paddr(dests[_i].addr);
+	proto_dest_format(dests[_i].name, dests[_i].addr ? &a : NULL, dests[_i].port, out, sizeof out);
+	ck_assert_str_eq(out, dests[_i].want);
+}
+END_TEST
+
+/* PROTO_DEST_MAX holds the longest of each kind; a smaller buffer gets a
+ * NUL-terminated prefix, an empty one nothing. */
+START_TEST(test_proto_dest_format_bounds)
+{
+	struct proto_addr a = paddr("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255");
+	char name[PROTO_NAME_MAX + 1], out[PROTO_DEST_MAX], want[PROTO_DEST_MAX + 8];
+
+	memset(name, 'a', PROTO_NAME_MAX);
+	name[PROTO_NAME_MAX] = 0;
+	proto_dest_format(name, &a, 65535, out, sizeof out);
+	snprintf(want, sizeof want, "%s:65535", name);
+	ck_assert_str_eq(out, want);
+	proto_dest_format(NULL, &a, 65535, out, sizeof out);
+	ck_assert_str_eq(out, "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
+
+	proto_dest_format("api.example.com", &a, 443, out, 5);
+	ck_assert_str_eq(out, "api.");
+	out[0] = 'x';
+	proto_dest_format("api.example.com", &a, 443, out, 0);
+	ck_assert_int_eq(out[0], 'x');
+}
+END_TEST
+
+START_TEST(test_proto_now_ms)
+{
+	struct timespec ts;
+	long t0 = proto_now_ms(), t1, mono;
+
+	usleep(30000);
+	t1 = proto_now_ms();
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	mono = ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
+	ck_assert_int_ge(t1 - t0, 29);
+	ck_assert_int_lt(t1 - t0, 5000);
+	ck_assert_int_le(t1, mono); /* the same clock, read just before */
+	ck_assert_int_ge(t1, mono - 1000);
+}
+END_TEST
+
+START_TEST(test_proto_constants)
+{
+	ck_assert_str_eq(PROTO_DEFAULT_SOCKET, "/run/egress/broker.sock");
+	ck_assert_int_ge(PROTO_DEST_MAX, PROTO_NAME_MAX + sizeof ":65535");
+	ck_assert_int_ge(PROTO_DEST_MAX, INET6_ADDRSTRLEN + sizeof "[]:65535" - 1);
 }
 END_TEST
 
@@ -698,6 +1043,22 @@ Suite *suite_proto(void)
 	tc = tcase_create("encode");
 	tcase_add_loop_test(tc, test_proto_encode_out_of_bounds, 0, N(bad_mutations));
 	tcase_add_loop_test(tc, test_proto_encode_small_buffer, 0, NSAMPLES);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("helpers");
+	tcase_add_loop_test(tc, test_proto_ask_check_valid, 0, NASK_SAMPLES);
+	tcase_add_loop_test(tc, test_proto_ask_check_bad_field, 0, N(bad_asks));
+	tcase_add_test(tc, test_proto_ask_check_namelen);
+	tcase_add_loop_test(tc, test_proto_names, 0, N(names));
+	tcase_add_loop_test(tc, test_proto_addr_unmap, 0, N(unmaps));
+	tcase_add_test(tc, test_proto_addr_unmap_ipv4_bytes);
+	tcase_add_loop_test(tc, test_proto_addr_from_sockaddr, 0, N(from_sockaddrs));
+	tcase_add_loop_test(tc, test_proto_addr_to_sockaddr, 0, N(to_sockaddrs));
+	tcase_add_test(tc, test_proto_addr_to_sockaddr_bad_family);
+	tcase_add_loop_test(tc, test_proto_dest_format, 0, N(dests));
+	tcase_add_test(tc, test_proto_dest_format_bounds);
+	tcase_add_test(tc, test_proto_now_ms);
+	tcase_add_test(tc, test_proto_constants);
 	suite_add_tcase(s, tc);
 	return s;
 }

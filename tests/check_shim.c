@@ -468,6 +468,38 @@ START_TEST(fail_open_allows_and_says_so)
 }
 END_TEST
 
+START_TEST(version_mismatch_denies_even_with_fail_open)
+{
+	struct sockaddr_in dst = loop4(9);
+	struct addrinfo *res = NULL;
+	char want[256];
+
+	stub.fail_errno = EPROTONOSUPPORT;
+	shim_config.fail_open = true; /* for an unreachable broker only */
+	for (int i = 0; i < 2; i++) {
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+		errno = 0;
+		ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&dst, sizeof dst), -1);
+		ck_assert_int_eq(errno, EPERM);
+		close(fd);
+	}
+	ck_assert_int_eq(shim_getaddrinfo("api.example.com", "443", NULL, &res), EAI_FAIL);
+	ck_assert_ptr_null(res);
+	snprintf(want, sizeof want,
+		 "egress: broker at /nonexistent/broker.sock speaks another protocol version "
+		 "(shim v%d); connect to 127.0.0.1:9 denied\n",
+		 PROTO_VERSION);
+	ck_assert_str_eq(errtext(), want);
+
+	/* an unreachable broker is another story, told once too */
+	stub.fail_errno = ECONNREFUSED;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&dst, sizeof dst), 0);
+	ck_assert_int_eq(count_lines(errtext()), 2);
+	ck_assert_ptr_nonnull(strstr(errtext(), "ALLOWED UNCHECKED"));
+}
+END_TEST
+
 /* ---- datagrams ---- */
 
 START_TEST(datagram_verdicts_are_cached_for_their_ttl)
@@ -934,7 +966,13 @@ END_TEST
 
 /* ---- a real broker socket: a SOCK_SEQPACKET server in a thread ---- */
 
-enum fake_mode { FAKE_ANSWER, FAKE_STALE_FIRST, FAKE_SILENT };
+enum fake_mode {
+	FAKE_ANSWER,
+	FAKE_STALE_FIRST,
+	FAKE_SILENT,
+	FAKE_OTHER_VERSION, /* ERROR "unknown version", in a header of the next version */
+	FAKE_VERSION_ERROR, /* ERROR "unknown version", in a header of ours */
+};
 
 static struct {
 	char dir[64], path[108];
@@ -955,6 +993,15 @@ static void fake_answer(int cfd, const struct proto_msg *q)
 
 	m.u.verdict.action = PROTO_ALLOW;
 	snprintf(m.u.verdict.rule, sizeof m.u.verdict.rule, "fake");
+	if (fake.mode == FAKE_OTHER_VERSION || fake.mode == FAKE_VERSION_ERROR) {
+		m.type = PROTO_ERROR; /* what the broker answers a shim of another build */
+		m.u.error = PROTO_E_VERSION;
+		n = proto_encode(&m, buf, sizeof buf);
+		if (fake.mode == FAKE_OTHER_VERSION)
+			buf[1] = PROTO_VERSION + 1;
+		send(cfd, buf, (size_t)n, MSG_NOSIGNAL);
+		return;
+	}
 	if (fake.mode == FAKE_STALE_FIRST) {
 		m.id = q->id - 1; /* an answer to an earlier question, then the right one */
 		m.u.verdict.action = PROTO_DENY;
@@ -1149,6 +1196,36 @@ START_TEST(silent_broker_times_out_and_denies)
 }
 END_TEST
 
+/* A broker of another build, answering in its version (loop 0) or in ours
+ * (loop 1): denied with EPERM whatever EGRESS_FAIL says, and one line that
+ * says so, not "unreachable". */
+START_TEST(broker_of_another_version_is_reported_as_such)
+{
+	struct sockaddr_in dst = loop4(9);
+	struct proto_verdict v;
+	char want[256];
+
+	fake.mode = _i == 0 ? FAKE_OTHER_VERSION : FAKE_VERSION_ERROR;
+	ck_assert_int_eq(ask_once(&v), -1);
+	ck_assert_int_eq(errno, EPROTONOSUPPORT);
+	shim_config.fail_open = true;
+	for (int i = 0; i < 2; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		errno = 0;
+		ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&dst, sizeof dst), -1);
+		ck_assert_int_eq(errno, EPERM);
+		close(fd);
+	}
+	snprintf(want, sizeof want,
+		 "egress: broker at %s speaks another protocol version (shim v%d); "
+		 "connect to 127.0.0.1:9 denied\n",
+		 fake.path, PROTO_VERSION);
+	ck_assert_str_eq(errtext(), want);
+	ck_assert_int_eq(fake_count(&fake.asks), 3); /* asked every time, never retried */
+	ck_assert_int_eq(fake_count(&fake.accepts), 3);
+}
+END_TEST
+
 START_TEST(descriptor_taken_by_the_program_is_left_alone)
 {
 	struct proto_verdict v;
@@ -1254,6 +1331,7 @@ Suite *suite_shim(void)
 	tcase_add_test(tc, unreachable_broker_denies_with_one_line);
 	tcase_add_test(tc, unreachable_line_again_in_a_forked_child);
 	tcase_add_test(tc, fail_open_allows_and_says_so);
+	tcase_add_test(tc, version_mismatch_denies_even_with_fail_open);
 	tcase_add_test(tc, datagram_verdicts_are_cached_for_their_ttl);
 	tcase_add_test(tc, ttl_zero_is_not_cached);
 	tcase_add_test(tc, denied_datagrams_never_arrive);
@@ -1282,6 +1360,7 @@ Suite *suite_shim(void)
 	tcase_add_test(tb, broker_connection_is_lazy_high_and_cloexec);
 	tcase_add_test(tb, stale_answers_are_skipped);
 	tcase_add_test(tb, silent_broker_times_out_and_denies);
+	tcase_add_loop_test(tb, broker_of_another_version_is_reported_as_such, 0, 2);
 	tcase_add_test(tb, descriptor_taken_by_the_program_is_left_alone);
 	tcase_add_test(tb, broker_restart_is_survived);
 	tcase_add_test(tb, forked_child_opens_its_own_connection);
