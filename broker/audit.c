@@ -80,35 +80,6 @@ int audit_open(struct audit *a, const char *path)
 	return audit_reopen(a);
 }
 
-const char *audit_op_name(int op)
-{
-	switch (op) {
-	case PROTO_OP_RESOLVE: return "resolve";
-	case PROTO_OP_CONNECT: return "connect";
-	case PROTO_OP_SEND: return "send";
-	case AUDIT_OP_CLOSE: return "close";
-	}
-	return "?";
-}
-
-const char *audit_l4_name(int l4)
-{
-	switch (l4) {
-	case PROTO_L4_TCP: return "tcp";
-	case PROTO_L4_UDP: return "udp";
-	}
-	return "any";
-}
-
-const char *audit_action_name(int action)
-{
-	switch (action) {
-	case PROTO_ALLOW: return "allow";
-	case PROTO_DENY: return "deny";
-	case PROTO_REWRITE: return "rewrite";
-	}
-	return "?";
-}
 
 const char *audit_eai_name(int eai)
 {
@@ -143,7 +114,7 @@ int audit_format(const struct audit_event *ev, char *out, size_t cap)
 	buf_time(&b, &ev->time, true);
 	buf_printf(&b, "\",\"pid\":%ld,\"uid\":%lu,\"exe\":", (long)ev->pid, (unsigned long)ev->uid);
 	buf_json_str(&b, ev->exe);
-	buf_printf(&b, ",\"op\":\"%s\",\"name\":", audit_op_name(ev->op));
+	buf_printf(&b, ",\"op\":\"%s\",\"name\":", ev->op == AUDIT_OP_CLOSE ? "close" : proto_op_name(ev->op));
 	buf_json_str(&b, ev->name);
 	buf_printf(&b, ",\"addr\":");
 	if (ev->addr) {
@@ -153,7 +124,7 @@ int audit_format(const struct audit_event *ev, char *out, size_t cap)
 		buf_json_str(&b, NULL);
 	}
 	buf_printf(&b, ",\"port\":%u,\"proto\":\"%s\",\"action\":\"%s\",\"rule\":", ev->port,
-		   audit_l4_name(ev->l4), audit_action_name(ev->action));
+		   proto_l4_name(ev->l4), proto_action_name(ev->action));
 	buf_json_str(&b, ev->rule);
 	buf_printf(&b, ",\"errno\":");
 	buf_json_str(&b, ev->err);

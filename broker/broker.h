@@ -16,7 +16,6 @@
 #include "proto.h"
 
 #define BROKER_VERSION "0.1"
-#define BROKER_DEFAULT_SOCKET "/run/egress/broker.sock"
 
 /* ------------------------------------------------------------------ log.c */
 
@@ -122,9 +121,6 @@ int audit_format(const struct audit_event *ev, char *buf, size_t cap);
 int audit_write(struct audit *a, const struct audit_event *ev);
 /* Symbolic name of a getaddrinfo error ("EAI_NONAME"), "EAI_?" if unknown. */
 const char *audit_eai_name(int eai);
-const char *audit_op_name(int op);     /* "resolve", "connect", "send", "close" */
-const char *audit_l4_name(int l4);     /* "tcp", "udp", "any" */
-const char *audit_action_name(int a);  /* "allow", "deny", "rewrite" */
 
 /* -------------------------------------------------------------- addrmap.c */
 
@@ -163,7 +159,9 @@ size_t addrmap_entries(const struct addrmap *m); /* addresses known, all process
 #define UPSTREAM_HTTP_MAX 8192 /* longest proxy answer header we read */
 
 /* True for a destination name that may go into a CONNECT line or a SOCKS5
- * request: letters, digits, '-', '_' and dots, 1..253 bytes, labels 1..63. */
+ * request: one already in the form policy_name_normalise() gives (letters,
+ * digits, '-', '_' and dots, 1..253 bytes, labels 1..63, lowercase, no
+ * trailing dot). */
 bool upstream_name_ok(const char *name);
 /* Writes "CONNECT host:port HTTP/1.1" with Host and, with credentials,
  * Proxy-Authorization: Basic. host is a checked name or an address (IPv6
@@ -333,7 +331,6 @@ size_t synth_entries(const struct synth *s); /* names mapped, all processes */
 /* ---------------------------------------------------------------- stats.c */
 
 #define STATS_DENIED_MAX 1024 /* denied destinations tracked */
-#define STATS_DEST_MAX (PROTO_NAME_MAX + 48) /* "name:port" or "[v6]:port" */
 
 struct stats_denied; /* one denied destination (uthash) */
 
@@ -349,7 +346,7 @@ struct stats {
 };
 
 struct stats_top {
-	char dest[STATS_DEST_MAX]; /* "name:port" or "addr:port" */
+	char dest[PROTO_DEST_MAX]; /* "name:port" or "addr:port" */
 	int l4;                    /* enum proto_l4 */
 	unsigned long count;
 };
@@ -365,9 +362,6 @@ void stats_denied(struct stats *s, const char *name, const struct proto_addr *ad
 /* Copies the max most denied destinations into out, most first. Returns
  * how many. */
 size_t stats_top_denied(const struct stats *s, struct stats_top *out, size_t max);
-/* Formats "name:port", "1.2.3.4:port" or "[v6]:port" into out. */
-void stats_dest(const char *name, const struct proto_addr *addr, uint16_t port, char *out,
-		size_t cap);
 
 /* ------------------------------------------------------------- resolver.c */
 

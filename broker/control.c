@@ -24,7 +24,7 @@ int control_socket_path(const char *opt, char *out, size_t cap)
 	if (!p || !*p)
 		p = getenv("EGRESS_SOCKET");
 	if (!p || !*p)
-		p = BROKER_DEFAULT_SOCKET;
+		p = PROTO_DEFAULT_SOCKET;
 	if (strlen(p) >= sizeof sun.sun_path || strlen(p) >= cap) {
 		log_error("socket path too long: %s", p);
 		return -1;
@@ -283,13 +283,13 @@ size_t control_status_text(const struct control_info *ci, char *out, size_t cap)
 		   ci->synthetic);
 	buf_printf(&b, "top denied:%s\n", ntop ? "" : " none");
 	for (size_t i = 0; i < ntop; i++) {
-		int w = (int)(strlen(top[i].dest) + 1 + strlen(audit_l4_name(top[i].l4)));
+		int w = (int)(strlen(top[i].dest) + 1 + strlen(proto_l4_name(top[i].l4)));
 		if (w > width)
 			width = w;
 	}
 	for (size_t i = 0; i < ntop; i++) {
-		int w = (int)(strlen(top[i].dest) + 1 + strlen(audit_l4_name(top[i].l4)));
-		buf_printf(&b, "  %s %s%*s %lu\n", top[i].dest, audit_l4_name(top[i].l4), width - w,
+		int w = (int)(strlen(top[i].dest) + 1 + strlen(proto_l4_name(top[i].l4)));
+		buf_printf(&b, "  %s %s%*s %lu\n", top[i].dest, proto_l4_name(top[i].l4), width - w,
 			   "", top[i].count);
 	}
 	return b.len;
@@ -347,7 +347,7 @@ size_t control_status_json(const struct control_info *ci, char *out, size_t cap)
 	for (size_t i = 0; i < ntop; i++) {
 		buf_printf(&b, "%s{\"destination\":", i ? "," : "");
 		buf_json_str(&b, top[i].dest);
-		buf_printf(&b, ",\"proto\":\"%s\",\"count\":%lu}", audit_l4_name(top[i].l4),
+		buf_printf(&b, ",\"proto\":\"%s\",\"count\":%lu}", proto_l4_name(top[i].l4),
 			   top[i].count);
 	}
 	buf_printf(&b, "]}\n");

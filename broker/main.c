@@ -19,7 +19,7 @@ static void usage(FILE *f)
 		"       egress-broker check --policy FILE [HOST[:PORT] | URL] [--udp] [--exe PATH]\n"
 		"       egress-broker --help | --version\n"
 		"The socket is --socket, else $EGRESS_SOCKET, else %s.\n",
-		BROKER_DEFAULT_SOCKET);
+		PROTO_DEFAULT_SOCKET);
 }
 
 /* Runs the daemon in the foreground until SIGTERM or SIGINT. */

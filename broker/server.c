@@ -76,10 +76,7 @@ struct server {
 
 static time_t mono_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return (time_t)(proto_now_ms() / 1000);
 }
 
 static void real_now(struct timespec *ts)

@@ -9,8 +9,8 @@
 #include "broker.h"
 
 struct stats_denied {
-	char key[STATS_DEST_MAX + 8];   /* "dest proto": the hash key */
-	char dest[STATS_DEST_MAX];      /* "name:port" or "addr:port" */
+	char key[PROTO_DEST_MAX + 8];   /* "dest proto": the hash key */
+	char dest[PROTO_DEST_MAX];      /* "name:port" or "addr:port" */
 	int l4;                         /* enum proto_l4 */
 	unsigned long count;            /* denials */
 	UT_hash_handle hh;
@@ -46,33 +46,14 @@ void stats_decision(struct stats *s, int op, int action)
 	}
 }
 
-void stats_dest(const char *name, const struct proto_addr *addr, uint16_t port, char *out,
-		size_t cap)
-{
-	char a[64];
-
-	if (name && name[0]) {
-		/* A refused name can hold anything: keep status output printable. */
-		snprintf(out, cap, "%s:%u", name, port);
-		for (char *p = out; *p; p++)
-			if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-				*p = '?';
-	} else if (addr) {
-		policy_addr_format(addr, a, sizeof a);
-		snprintf(out, cap, addr->family == 6 ? "[%s]:%u" : "%s:%u", a, port);
-	} else {
-		snprintf(out, cap, "?:%u", port);
-	}
-}
-
 void stats_denied(struct stats *s, const char *name, const struct proto_addr *addr, uint16_t port,
 		  int l4)
 {
 	struct stats_denied *d, *tmp, *least = NULL;
-	char dest[STATS_DEST_MAX], key[sizeof d->key];
+	char dest[PROTO_DEST_MAX], key[sizeof d->key];
 
-	stats_dest(name, addr, port, dest, sizeof dest);
-	snprintf(key, sizeof key, "%s %s", dest, audit_l4_name(l4));
+	proto_dest_format(name, addr, port, dest, sizeof dest);
+	snprintf(key, sizeof key, "%s %s", dest, proto_l4_name(l4));
 	HASH_FIND_STR(s->denied, key, d);
 	if (d) {
 		d->count++;

@@ -98,14 +98,6 @@ struct transport {
 	struct transport_stats stats;
 };
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
-}
-
 struct transport *transport_new(struct loop *l, struct resolver *res, struct policy *const *policy,
 				const struct transport_sink *sink)
 {
@@ -236,31 +228,6 @@ static int tcp_socket(int family, bool nonblock)
 	return fd;
 }
 
-/* Fills ss with a:port; as an IPv4-mapped IPv6 address when a is IPv4 and
- * v6 is set. Returns the length. */
-static socklen_t to_sockaddr(const struct proto_addr *a, uint16_t port, bool v6,
-			     struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof *ss);
-	if (a->family == 4 && !v6) {
-		struct sockaddr_in *in = (struct sockaddr_in *)ss;
-		in->sin_family = AF_INET;
-		in->sin_port = htons(port);
-		memcpy(&in->sin_addr, a->bytes, 4);
-		return sizeof *in;
-	}
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-	in6->sin6_family = AF_INET6;
-	in6->sin6_port = htons(port);
-	if (a->family == 4) {
-		in6->sin6_addr.s6_addr[10] = in6->sin6_addr.s6_addr[11] = 0xff;
-		memcpy(&in6->sin6_addr.s6_addr[12], a->bytes, 4);
-	} else {
-		memcpy(&in6->sin6_addr, a->bytes, 16);
-	}
-	return sizeof *in6;
-}
-
 /* A connected TCP pair on loopback: *ours (nonblocking, IPv4) and *theirs
  * (of the program's family: IPv6 reaches 127.0.0.1 in its mapped form).
  * The listener lives only for this, and the accepted peer must be the
@@ -280,7 +247,7 @@ static int loopback_pair(bool v6, int *ours, int *theirs)
 	if (bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 1) < 0 ||
 	    getsockname(l, (struct sockaddr *)&a, &al) < 0)
 		goto fail;
-	tl = to_sockaddr(&lo, ntohs(a.sin_port), v6, &to);
+	tl = proto_addr_to_sockaddr(&lo, ntohs(a.sin_port), v6, &to);
 	c = tcp_socket(v6 ? AF_INET6 : AF_INET, false);
 	if (c < 0 || connect(c, (struct sockaddr *)&to, tl) < 0 ||
 	    getsockname(c, (struct sockaddr *)&mine, &ml) < 0)
@@ -429,7 +396,7 @@ static void established(struct transport *t, struct conduit *c)
 		c->handover = -1;
 	}
 	c->state = ST_RELAYING;
-	c->relay_since_ms = now_ms();
+	c->relay_since_ms = proto_now_ms();
 	t->stats.active++;
 	t->stats.total++;
 	relay(t, c, 0, 0);
@@ -640,7 +607,7 @@ static void connect_next(struct transport *t, struct conduit *c)
 			continue;
 		}
 		/* a socket handed to the program has the family of its own */
-		sl = to_sockaddr(a, c->cport, c->r.inet6 && c->relay < 0, &ss);
+		sl = proto_addr_to_sockaddr(a, c->cport, c->r.inet6 && c->relay < 0, &ss);
 		fd = tcp_socket(ss.ss_family, true);
 		if (fd < 0) {
 			c->last_err = errno;
@@ -805,7 +772,7 @@ int transport_start(struct transport *t, const struct transport_request *r)
 	c->proxy = c->pt.kind == POLICY_HTTP ? &proxy_http
 		   : c->pt.kind == POLICY_SOCKS5 ? &proxy_socks5 : NULL;
 	policy_transport_text(&c->pt, c->text, sizeof c->text);
-	c->deadline_ms = now_ms() + (long)r->timeout_ms;
+	c->deadline_ms = proto_now_ms() + (long)r->timeout_ms;
 	HASH_ADD(hh, t->conduits, id, sizeof c->id, c);
 
 	/* The broker relays what it must count: the relay transport, a
@@ -840,7 +807,7 @@ int transport_start(struct transport *t, const struct transport_request *r)
 void transport_tick(struct transport *t)
 {
 	struct conduit *c, *tmp;
-	long now = now_ms();
+	long now = proto_now_ms();
 
 	HASH_ITER(hh, t->conduits, c, tmp) {
 		if (c->state != ST_RELAYING && now >= c->deadline_ms) {
@@ -867,7 +834,7 @@ const struct transport_stats *transport_stats(const struct transport *t)
 size_t transport_connections(const struct transport *t, struct transport_conn *out, size_t max)
 {
 	const struct conduit *c, *tmp;
-	long now = now_ms();
+	long now = proto_now_ms();
 	size_t n = 0;
 
 	HASH_ITER(hh, t->conduits, c, tmp) {
@@ -878,7 +845,7 @@ size_t transport_connections(const struct transport *t, struct transport_conn *o
 		if (c->state != ST_RELAYING)
 			continue;
 		o = &out[n];
-		stats_dest(c->name, &c->r.addr, c->r.port, o->dest, sizeof o->dest);
+		proto_dest_format(c->name, &c->r.addr, c->r.port, o->dest, sizeof o->dest);
 		snprintf(o->rule, sizeof o->rule, "%s", c->rule);
 		o->pid = c->r.pid;
 		o->age_s = (now - c->relay_since_ms) / 1000;

@@ -27,24 +27,9 @@
 
 bool upstream_name_ok(const char *name)
 {
-	size_t n = strlen(name), label = 0;
+	char norm[PROTO_NAME_MAX + 1];
 
-	if (n == 0 || n > PROTO_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-		if (c == '.') {
-			if (label == 0)
-				return false;
-			label = 0;
-			continue;
-		}
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_') ||
-		    ++label > 63)
-			return false;
-	}
-	return label > 0;
+	return policy_name_normalise(name, norm, sizeof norm) == 0 && strcmp(norm, name) == 0;
 }
 
 /* ------------------------------------------------------------------ HTTP */

@@ -69,12 +69,16 @@ START_TEST(test_stats_denied_bounded)
 }
 END_TEST
 
-START_TEST(test_stats_dest_printable)
+START_TEST(test_stats_denied_printable)
 {
-	char out[STATS_DEST_MAX];
+	struct stats st;
+	struct stats_top top[1];
 
-	stats_dest("bad\x1b[31mname", NULL, 80, out, sizeof out);
-	ck_assert_str_eq(out, "bad?[31mname:80");
+	stats_init(&st);
+	stats_denied(&st, "bad\x1b[31mname", NULL, 80, PROTO_L4_TCP);
+	ck_assert_uint_eq(stats_top_denied(&st, top, 1), 1);
+	ck_assert_str_eq(top[0].dest, "bad?[31mname:80");
+	stats_free(&st);
 }
 END_TEST
 
@@ -86,7 +90,7 @@ Suite *suite_stats(void)
 	tcase_add_test(tc, test_stats_decision_counts);
 	tcase_add_test(tc, test_stats_top_denied_order);
 	tcase_add_test(tc, test_stats_denied_bounded);
-	tcase_add_test(tc, test_stats_dest_printable);
+	tcase_add_test(tc, test_stats_denied_printable);
 	suite_add_tcase(s, tc);
 	return s;
 }
