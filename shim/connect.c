@@ -5,29 +5,52 @@
 
 #include "shim.h"
 
-/* Judges fd's connect to sa, then makes it. A rewritten connect is already
- * made: a nonblocking one reports EINPROGRESS, as the program expects, and
- * turns writable at once. Returns what connect(2) returns. */
+/* True when fd's socket has a peer now. */
+static bool connected(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	return shim_real.getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
+}
+
+/* Judges fd's connect to sa, then makes it, both on one private duplicate
+ * of fd, so that another thread's dup2() onto fd cannot make the shim judge
+ * one object and connect another. Every connect is judged, whatever the
+ * socket's history: a rewritten socket still connected gets the kernel's
+ * EISCONN (programs poll a nonblocking connect that way), one that was
+ * disconnected (AF_UNSPEC) is judged again like a new one. A rewritten
+ * connect is already made: a nonblocking one reports EINPROGRESS, as the
+ * program expects, and turns writable at once. Returns what connect(2)
+ * returns. */
 int shim_connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	struct shim_dest d;
-	int op, l4, r;
+	int obj, op, l4, r, rc = -1;
+	bool rewritten;
 
-	/* A connect again on a rewritten socket (a program polling for the end
-	 * of its nonblocking connect) gets the kernel's EISCONN, not a second
-	 * connection through the transport. */
-	if (shim_dest_copy(fd, sa, len, true, &d) && !shim_rewritten(fd) &&
-	    shim_classify(fd, 0, true, &op, &l4) == 0 &&
-	    (r = shim_judge(fd, op, l4, &d, "connect")) != 0) {
-		if (r < 0)
-			return -1;
-		if (fcntl(fd, F_GETFL) & O_NONBLOCK) {
+	if (!shim_dest_copy(fd, sa, len, true, &d)) /* not IP: AF_UNIX, AF_UNSPEC, ... */
+		return shim_real.connect(fd, shim_dest_sa(&d, sa), len);
+	obj = shim_pin(fd, "connect");
+	if (obj < 0)
+		return -1;
+	if (shim_classify(obj, 0, true, &op, &l4) < 0) {
+		rc = shim_real.connect(obj, shim_dest_sa(&d, sa), len); /* the kernel's ENOTSOCK */
+	} else if ((rewritten = shim_rewritten(obj)) && connected(obj)) {
+		errno = EISCONN;
+	} else {
+		if (rewritten)
+			shim_rewrite_forget(obj);
+		r = shim_judge(fd, obj, op, l4, &d, "connect");
+		if (r == 0)
+			rc = shim_real.connect(obj, shim_dest_sa(&d, sa), len);
+		else if (r > 0 && (fcntl(fd, F_GETFL) & O_NONBLOCK))
 			errno = EINPROGRESS;
-			return -1;
-		}
-		return 0;
+		else if (r > 0)
+			rc = 0;
 	}
-	return shim_real.connect(fd, shim_dest_sa(&d, sa), len);
+	shim_unpin(obj);
+	return rc;
 }
 
 SHIM_EXPORT int connect(int fd, const struct sockaddr *sa, socklen_t len)

@@ -82,7 +82,28 @@ static int deny_errno(int err)
 	return err > 0 && err < 4096 ? err : EPERM;
 }
 
-int shim_judge(int fd, int op, int l4, const struct shim_dest *d, const char *verb)
+int shim_pin(int fd, const char *verb)
+{
+	int obj = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+	if (obj < 0 && errno != EBADF) {
+		int err = errno;
+		shim_log_line("egress: no descriptor free to judge a %s (%s); denied", verb,
+			      strerror(err));
+		errno = err;
+	}
+	return obj;
+}
+
+void shim_unpin(int obj)
+{
+	int err = errno;
+
+	close(obj);
+	errno = err;
+}
+
+int shim_judge(int fd, int obj, int op, int l4, const struct shim_dest *d, const char *verb)
 {
 	struct proto_ask ask = { .op = (uint8_t)op, .l4 = (uint8_t)l4 };
 	struct proto_verdict v;
@@ -100,7 +121,7 @@ int shim_judge(int fd, int op, int l4, const struct shim_dest *d, const char *ve
 		errno = deny_errno(v.err);
 		return -1;
 	}
-	if (op == PROTO_OP_CONNECT && (fl = fcntl(fd, F_GETFL)) >= 0 && (fl & O_NONBLOCK))
+	if (op == PROTO_OP_CONNECT && (fl = fcntl(obj, F_GETFL)) >= 0 && (fl & O_NONBLOCK))
 		ask.flags = PROTO_ASK_NONBLOCK;
 	if (op == PROTO_OP_CONNECT && d->ss.ss_family == AF_INET6)
 		ask.flags |= PROTO_ASK_INET6; /* a rewrite must hand back an IPv6 socket */
@@ -123,7 +144,7 @@ int shim_judge(int fd, int op, int l4, const struct shim_dest *d, const char *ve
 		return 0;
 	}
 	if (v.action == PROTO_REWRITE && newfd >= 0) {
-		if (shim_rewrite_install(fd, newfd, (const struct sockaddr *)&d->ss) < 0) {
+		if (shim_rewrite_install(fd, obj, newfd, (const struct sockaddr *)&d->ss) < 0) {
 			shim_log_line("egress: %s to %s: cannot take over the rewritten socket: %s",
 				      verb, dest, strerror(errno));
 			errno = EPERM;

@@ -114,6 +114,20 @@ static socklen_t find_peer(int fd, struct sockaddr_in6 *sa)
 	return len;
 }
 
+void shim_rewrite_forget(int fd)
+{
+	struct stat st;
+	struct peer *p;
+
+	if (!__atomic_load_n(&npeers, __ATOMIC_ACQUIRE) || fstat(fd, &st) < 0)
+		return;
+	p = &peers[st.st_ino % PEERS];
+	pthread_mutex_lock(&peers_lock);
+	if (p->ino == st.st_ino && p->dev == st.st_dev)
+		p->ino = 0;
+	pthread_mutex_unlock(&peers_lock);
+}
+
 bool shim_rewritten(int fd)
 {
 	struct sockaddr_in6 sa;
@@ -121,13 +135,26 @@ bool shim_rewritten(int fd)
 	return find_peer(fd, &sa) != 0;
 }
 
-int shim_rewrite_install(int fd, int newfd, const struct sockaddr *sa)
+/* True when a and b are the same kernel object. */
+static bool same_object(int a, int b)
 {
-	int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD), err;
+	struct stat sa, sb;
+
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
+int shim_rewrite_install(int fd, int obj, int newfd, const struct sockaddr *sa)
+{
+	int fl = fcntl(obj, F_GETFL), fdfl = fcntl(fd, F_GETFD), err;
 
 	if (fl < 0 || fdfl < 0)
 		goto fail;
-	copy_options(fd, newfd);
+	if (!same_object(fd, obj)) { /* the program put something else there meanwhile */
+		errno = EBADF;
+		goto fail;
+	}
+	copy_options(obj, newfd);
 	if (fcntl(newfd, F_SETFL, (fcntl(newfd, F_GETFL) & ~O_NONBLOCK) | (fl & O_NONBLOCK)) < 0)
 		goto fail;
 	if (dup3(newfd, fd, fdfl & FD_CLOEXEC ? O_CLOEXEC : 0) < 0)

@@ -81,17 +81,34 @@ static inline const struct sockaddr *shim_dest_sa(const struct shim_dest *d,
 	return d->len ? (const struct sockaddr *)&d->ss : sa;
 }
 
-/* judge.c: judges an attempt of op/l4 on fd to d (from shim_dest_copy).
- * verb names the call in messages ("connect", "send"). Returns 0 when the
- * real call may go ahead, 1 when fd has been replaced by a socket already
- * connected through the mediated transport (a rewrite), else -1 with errno
- * set to what the hooked call returns. */
-int shim_judge(int fd, int op, int l4, const struct shim_dest *d, const char *verb);
+/* judge.c: a private duplicate of fd (close-on-exec), so that the checks
+ * and the real call of one connect act on the same kernel object whatever
+ * another thread dup2()s onto fd meanwhile. Returns it, or -1 with errno
+ * (EBADF: fd is not open; EMFILE: no descriptor is free, and the attempt is
+ * refused with a line on stderr, since judging fd itself could judge one
+ * object and connect another). */
+int shim_pin(int fd, const char *verb);
 
-/* rewrite.c: puts newfd in fd's place (dup3), keeping fd's O_NONBLOCK,
- * FD_CLOEXEC and the socket options it had set, and remembers sa as its
- * peer for getpeername. newfd is closed in any case. Returns 0 or -1. */
-int shim_rewrite_install(int fd, int newfd, const struct sockaddr *sa);
+/* judge.c: closes a descriptor from shim_pin, errno kept. */
+void shim_unpin(int obj);
+
+/* judge.c: judges an attempt of op/l4 to d (from shim_dest_copy) on the
+ * socket obj (fd itself, or its pinned duplicate) of the program's
+ * descriptor fd. verb names the call in messages ("connect", "send").
+ * Returns 0 when the real call may go ahead on obj, 1 when fd has been
+ * replaced by a socket already connected through the mediated transport (a
+ * rewrite), else -1 with errno set to what the hooked call returns. */
+int shim_judge(int fd, int obj, int op, int l4, const struct shim_dest *d, const char *verb);
+
+/* rewrite.c: puts newfd in fd's place (dup3), keeping O_NONBLOCK,
+ * FD_CLOEXEC and the socket options set on obj (the judged socket, which
+ * fd must still be), and remembers sa as its peer for getpeername. newfd is
+ * closed in any case. Returns 0 or -1 (EBADF: fd is another object now). */
+int shim_rewrite_install(int fd, int obj, int newfd, const struct sockaddr *sa);
+
+/* rewrite.c: forgets that fd's socket was rewritten (it was disconnected
+ * and is about to be connected again, judged like any other). */
+void shim_rewrite_forget(int fd);
 
 /* rewrite.c: true when fd's socket is one shim_rewrite_install put in place
  * (already connected through the transport). */
@@ -99,7 +116,11 @@ bool shim_rewritten(int fd);
 
 /* judge.c: the l4 and op an attempt on socket fd has: returns 0 and sets them,
  * or -1 when fd is not a socket the shim judges (pass it through). A stream
- * socket's datagram-style send (no MSG_FASTOPEN) is passed through too. */
+ * socket's datagram-style send (no MSG_FASTOPEN) is passed through too, and
+ * a send that passes goes without its IP destination: the kernel ignores it
+ * there (or refuses a call on what is not a socket), so nothing is lost,
+ * and a datagram socket another thread puts under fd meanwhile cannot take
+ * it unjudged. */
 int shim_classify(int fd, int flags, bool is_connect, int *op, int *l4);
 
 /* cache.c: this thread's datagram verdict cache. lookup returns true and

@@ -22,9 +22,10 @@ start_server ud udp 127.0.0.1
 PA=$(port a) PD=$(port d) P6=$(port d6) PUA=$(port ua) PUD=$(port ud)
 
 {
-	policy_egress
-	policy_hosts svc.test=127.0.0.1 bad.test=127.0.0.1
+	policy_egress cache_ttl=0 # every send asks: the swaps below race the broker, not the cache
+	policy_hosts svc.test=127.0.0.1 bad.test=127.0.0.1 rw.test=127.0.0.1
 	policy_rule no-bad 'host=bad.test, xn--bcher-kva.test' action=deny errno=ECONNREFUSED
+	policy_rule rw host=rw.test action=rewrite
 	policy_rule svc host=svc.test "port=$PA" proto=tcp action=allow
 	# lets any other name under .test through to port PA: only name
 	# validation keeps the malformed spellings below out
@@ -153,6 +154,30 @@ assert_out race "race threads ok=80 denied=80 other=0 children_denied=30/30" \
 bp closeall closeall 127.0.0.1 "$PD"
 assert_contains "$T/closeall.out" "closeall err EPERM" "after close_range(3, ~0): still judged, denied"
 assert_not_contains "$T/closeall.err" "unreachable" "the shim reconnected instead of failing"
+
+# ---- the socket's history and identity
+# a rewritten socket disconnected (AF_UNSPEC) and connected again: judged
+# again like any connect, not waved through as "already rewritten"
+before=$(audit_count op=connect "port=$PD" action=deny)
+bp reconnect reconnect rw.test "$PA" 127.0.0.1 "$PD"
+assert_contains "$T/reconnect.out" "reconnect-first ok" "a connect to a rewritten name goes through the transport"
+assert_contains "$T/reconnect.out" "reconnect-again err EPERM" \
+	"the same socket disconnected and connected to a denied port: denied"
+assert_eq "$(audit_count op=connect "port=$PD" action=deny)" "$((before + 1))" \
+	"and the second connect is judged and recorded as denied"
+# another thread dup2()s other objects onto the descriptor while the shim
+# decides: the shim judges and calls on one private duplicate, so the
+# kernel acts on the object that was judged
+bp swap-tcp swap tcp 127.0.0.1 "$PD" 2000
+assert_contains "$T/swap-tcp.out" "swap tcp returned_ok=0" \
+	"a pipe and a TCP socket swapped under connect(): no connect to the denied port succeeds"
+bp swap-udp swap udp 127.0.0.1 "$PUA" 2000
+assert_contains "$T/swap-udp.out" "tcp_accepted=0" \
+	"a UDP socket (allowed to the port) and a TCP socket swapped: no TCP connection is made"
+bp swap-send swap send 127.0.0.1 "$PUD" 50000
+assert_contains "$T/swap-send.out" "swap send returned_ok=" "the sends ran to the end"
+assert_server ud 0 "a TCP and a UDP socket swapped under sendto(): no datagram to the denied port"
+assert_server d 0 "the denied TCP server saw nothing so far"
 
 # ---- the known escape: LD_PRELOAD cleared before exec
 before=$(audit_count op=connect "port=$PD")

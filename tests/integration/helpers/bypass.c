@@ -30,7 +30,19 @@
  *                                   while the main thread forks FORKS
  *                                   children, each connecting once
  *   bypass closeall ADDR PORT       close_range(3, ~0) then connect
- *   bypass noenv PROG ADDR PORT     exec PROG without LD_PRELOAD: escapes */
+ *   bypass noenv PROG ADDR PORT     exec PROG without LD_PRELOAD: escapes
+ *   bypass swap KIND ADDR PORT N    N connect()s (KIND tcp) or sendto()s (KIND
+ *                                   udp) on one descriptor while another
+ *                                   thread dup2()s other objects onto it: a
+ *                                   pipe and a fresh TCP socket (tcp), a UDP
+ *                                   and a TCP socket (udp: the TCP connect of
+ *                                   a port judged as UDP), a TCP and a UDP
+ *                                   socket (send: a datagram judged as a
+ *                                   stream send); prints what went through
+ *   bypass reconnect NAME PORT ADDR2 PORT2
+ *                                   connect to NAME (a rewritten name), then
+ *                                   disconnect (AF_UNSPEC) and connect the
+ *                                   same socket to ADDR2:PORT2 */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -255,6 +267,114 @@ static void flip(const char *addr, unsigned port, unsigned port2, int n)
 	printf("flip sent=%d denied=%d\n", sent, denied);
 }
 
+/* ---- swap: another object under the descriptor during the call */
+
+static volatile int swap_stop;
+static int swap_fd;       /* the descriptor both threads use */
+static int swap_types[2]; /* what the flipper puts there, in turn; 0: a pipe */
+
+static void *swapper(void *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; !swap_stop; i++) {
+		int type = swap_types[i & 1], p[2], o;
+
+		if (type) {
+			o = socket(AF_INET, type, 0);
+		} else {
+			if (pipe(p) < 0)
+				continue;
+			close(p[1]);
+			o = p[0];
+		}
+		if (o < 0)
+			continue;
+		dup2(o, swap_fd);
+		close(o);
+	}
+	return NULL;
+}
+
+/* Accepts on l until told to stop, counting what it accepted. */
+static volatile int accepted;
+
+static void *acceptor(void *arg)
+{
+	int l = *(int *)arg;
+
+	for (;;) {
+		int c = accept(l, NULL, NULL);
+		if (c < 0)
+			return NULL;
+		accepted++;
+		close(c);
+	}
+}
+
+static void swap(const char *kind, const char *addr, unsigned port, int n)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int went = 0, l = -1;
+	pthread_t t, acc;
+
+	inet_pton(AF_INET, addr, &sa.sin_addr);
+	if (strcmp(kind, "udp") == 0) {
+		/* a TCP listener on the number of the port UDP may reach */
+		int one = 1;
+		l = socket(AF_INET, SOCK_STREAM, 0);
+		setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (bind(l, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(l, 64) < 0) {
+			printf("swap cannot listen on %u: %s\n", port, strerror(errno));
+			return;
+		}
+		pthread_create(&acc, NULL, acceptor, &l);
+	}
+	swap_types[0] = strcmp(kind, "tcp") == 0 ? 0 : SOCK_DGRAM;
+	swap_types[1] = SOCK_STREAM;
+	swap_fd = socket(AF_INET, SOCK_STREAM, 0);
+	pthread_create(&t, NULL, swapper, NULL);
+	for (int i = 0; i < n; i++) {
+		if (strcmp(kind, "send") == 0)
+			went += sendto(swap_fd, "s", 1, MSG_NOSIGNAL, (struct sockaddr *)&sa, sizeof sa) == 1;
+		else
+			went += connect(swap_fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+	}
+	swap_stop = 1;
+	pthread_join(t, NULL);
+	if (l >= 0) {
+		usleep(200 * 1000); /* connections the kernel completed reach accept */
+		shutdown(l, SHUT_RDWR);
+		pthread_join(acc, NULL);
+		printf("swap %s returned_ok=%d tcp_accepted=%d\n", kind, went, accepted);
+		return;
+	}
+	printf("swap %s returned_ok=%d\n", kind, went);
+}
+
+/* ---- reconnect: a rewritten socket disconnected and connected again */
+
+static void reconnect(const char *name, const char *port, const char *addr2, unsigned port2)
+{
+	struct addrinfo h = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM }, *res;
+	struct sockaddr_storage ss, unspec = { .ss_family = AF_UNSPEC };
+	socklen_t len = sockaddr_of(addr2, port2, &ss);
+	int fd, rc;
+
+	if (getaddrinfo(name, port, &h, &res) != 0) {
+		printf("reconnect gai failed\n");
+		return;
+	}
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	report("reconnect-first", connect(fd, res->ai_addr, res->ai_addrlen));
+	freeaddrinfo(res);
+	report("reconnect-unspec", connect(fd, (struct sockaddr *)&unspec, sizeof unspec));
+	rc = connect(fd, (struct sockaddr *)&ss, len);
+	report("reconnect-again", rc);
+	if (rc == 0 && send(fd, "GET / HTTP/1.0\r\n\r\n", 18, 0) > 0)
+		printf("reconnect-again sent\n");
+	close(fd);
+}
+
 static int reap(pid_t pid)
 {
 	int st;
@@ -405,6 +525,14 @@ int main(int argc, char **argv)
 		attempt("before", argv[2], (unsigned)atoi(argv[3]));
 		syscall(SYS_close_range, 3u, ~0u, 0u);
 		attempt("closeall", argv[2], (unsigned)atoi(argv[3]));
+		return 0;
+	}
+	if (strcmp(argv[1], "swap") == 0 && argc == 6) {
+		swap(argv[2], argv[3], (unsigned)atoi(argv[4]), atoi(argv[5]));
+		return 0;
+	}
+	if (strcmp(argv[1], "reconnect") == 0 && argc == 6) {
+		reconnect(argv[2], argv[3], argv[4], (unsigned)atoi(argv[5]));
 		return 0;
 	}
 	if (strcmp(argv[1], "noenv") == 0 && argc == 5) {
