@@ -365,7 +365,8 @@ size_t stats_top_denied(const struct stats *s, struct stats_top *out, size_t max
 
 /* ------------------------------------------------------------- resolver.c */
 
-#define RESOLVER_THREADS 4
+#define RESOLVER_THREADS 8
+#define RESOLVER_PER_HOLDER 2 /* workers one process may occupy at once */
 #define RESOLVER_QUEUE_MAX 1024
 #define RESOLVER_RAW_MAX (2 * PROTO_ADDRS_MAX) /* addresses kept per lookup */
 
@@ -385,6 +386,7 @@ struct resolver_job {
 	resolver_done_fn done;                 /* who gets the result */
 	void *owner;                           /* done's first argument */
 	uint64_t key;                          /* the owner's: client serial, conduit id */
+	uint64_t holder;                       /* whom it is for (a pid): see the cap in resolver.c */
 	uint32_t msgid;                        /* the owner's: request id to echo */
 	char name[PROTO_NAME_MAX + 1];         /* normalised name to look up */
 	int family;                            /* 0 any, 4, 6 */

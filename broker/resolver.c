@@ -7,7 +7,16 @@
  * loop; c-ares would be another dependency and would not read nsswitch.conf
  * the way the programs we mediate do. A fixed pool with a bounded queue is
  * small, predictable and bounded. The workers touch only the jobs they take;
- * all broker state stays in the loop's thread. */
+ * all broker state stays in the loop's thread.
+ *
+ * Fairness: a lookup can hang for as long as the name servers let it (a
+ * process asking for names whose servers never answer), so no one holder
+ * (a process: every job names the pid it is for) may occupy more than
+ * RESOLVER_PER_HOLDER workers at once; its other jobs wait in the queue
+ * while other holders' jobs are taken past them. A stuck process then
+ * slows only itself. (c-ares would make lookups asynchronous, but it reads
+ * resolv.conf and /etc/hosts only, not nsswitch.conf: the broker would
+ * resolve differently from the programs it mediates.) */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -23,6 +32,13 @@
 
 #define RESOLVER_THREADS_MAX 16
 
+struct resolver;
+
+struct resolver_worker_arg {
+	struct resolver *r;
+	int index; /* into holding[] */
+};
+
 struct resolver {
 	pthread_mutex_t mu;                      /* guards everything below but efd */
 	pthread_cond_t cv;                       /* signalled when todo grows or stop */
@@ -33,8 +49,10 @@ struct resolver {
 	int efd;                                 /* eventfd: readable when done is non-empty */
 	resolver_lookup_fn lookup;               /* getaddrinfo or a test stub */
 	int nthreads;                            /* workers started */
+	uint64_t holding[RESOLVER_THREADS_MAX];  /* each worker's holder now, 0 idle */
 	unsigned long lookups;                   /* lookups made (atomic) */
 	pthread_t threads[RESOLVER_THREADS_MAX];
+	struct resolver_worker_arg args[RESOLVER_THREADS_MAX];
 };
 
 int resolver_getaddrinfo(const char *name, int family, struct proto_addr *out, int max, int *n)
@@ -72,26 +90,47 @@ int resolver_getaddrinfo(const char *name, int family, struct proto_addr *out, i
 	return *n ? 0 : EAI_NONAME;
 }
 
+/* Takes the first queued job whose holder has fewer than
+ * RESOLVER_PER_HOLDER workers, or returns NULL. Called with mu held. */
+static struct resolver_job *take_eligible(struct resolver *r)
+{
+	struct resolver_job **pp, *prev = NULL;
+
+	for (pp = &r->todo; *pp; prev = *pp, pp = &(*pp)->next) {
+		struct resolver_job *job = *pp;
+		int held = 0;
+
+		for (int i = 0; i < RESOLVER_THREADS_MAX; i++) /* idle and unstarted: 0 */
+			held += r->holding[i] == job->holder + 1;
+		if (held >= RESOLVER_PER_HOLDER)
+			continue;
+		*pp = job->next;
+		if (r->todo_tail == job)
+			r->todo_tail = prev;
+		r->ntodo--;
+		return job;
+	}
+	return NULL;
+}
+
 /* A worker: takes jobs until stop, resolves each, posts it to done. */
 static void *resolver_worker(void *arg)
 {
-	struct resolver *r = arg;
+	struct resolver_worker_arg *wa = arg;
+	struct resolver *r = wa->r;
+	int me = wa->index;
 	struct resolver_job *job;
 	uint64_t one = 1;
 
 	for (;;) {
 		pthread_mutex_lock(&r->mu);
-		while (!r->stop && !r->todo)
+		while (!r->stop && !(job = take_eligible(r)))
 			pthread_cond_wait(&r->cv, &r->mu);
 		if (r->stop) {
 			pthread_mutex_unlock(&r->mu);
 			return NULL;
 		}
-		job = r->todo;
-		r->todo = job->next;
-		if (!r->todo)
-			r->todo_tail = NULL;
-		r->ntodo--;
+		r->holding[me] = job->holder + 1;
 		pthread_mutex_unlock(&r->mu);
 
 		job->naddr = 0;
@@ -103,11 +142,13 @@ static void *resolver_worker(void *arg)
 		job->next = NULL;
 
 		pthread_mutex_lock(&r->mu);
+		r->holding[me] = 0;
 		if (r->done_tail)
 			r->done_tail->next = job;
 		else
 			r->done = job;
 		r->done_tail = job;
+		pthread_cond_broadcast(&r->cv); /* a job its holder's cap held back may go */
 		pthread_mutex_unlock(&r->mu);
 		while (write(r->efd, &one, sizeof one) < 0 && errno == EINTR)
 			;
@@ -140,7 +181,10 @@ struct resolver *resolver_new(int nthreads, resolver_lookup_fn lookup)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (int i = 0; i < nthreads; i++) {
-		int rc = pthread_create(&r->threads[i], NULL, resolver_worker, r);
+		int rc;
+
+		r->args[i] = (struct resolver_worker_arg){ .r = r, .index = i };
+		rc = pthread_create(&r->threads[i], NULL, resolver_worker, &r->args[i]);
 
 		if (rc) {
 			log_error("resolver: pthread_create: %s", strerror(rc));

@@ -430,6 +430,7 @@ static void server_lookup(struct server *s, struct client *c, uint32_t id,
 		job->done = server_looked_up;
 		job->owner = s;
 		job->key = c->serial;
+		job->holder = (uint64_t)c->pid;
 		job->msgid = id;
 		job->family = r->family;
 		snprintf(job->name, sizeof job->name, "%s", r->name);

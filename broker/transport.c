@@ -703,6 +703,7 @@ static void resolve(struct transport *t, struct conduit *c, const char *target)
 		job->done = looked_up;
 		job->owner = t;
 		job->key = c->id;
+		job->holder = (uint64_t)c->r.pid;
 	}
 	if (!job || snprintf(job->name, sizeof job->name, "%s", target) >= (int)sizeof job->name ||
 	    resolver_submit(t->resolver, job) < 0) {
