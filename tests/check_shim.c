@@ -1130,7 +1130,17 @@ static int ask_once(struct proto_verdict *v)
 	return shim_client_ask(&ask, v, NULL);
 }
 
-/* The broker connection's descriptor: the one socket at or above 900. */
+/* True when fd is a connected socket (the shim's spare one is not). */
+static bool connected(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	return getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
+}
+
+/* The broker connection's descriptor: the one connected socket at or above
+ * 900. */
 static int broker_fd(void)
 {
 	DIR *d = opendir("/proc/self/fd");
@@ -1139,7 +1149,7 @@ static int broker_fd(void)
 
 	while ((e = readdir(d)) != NULL) {
 		int fd = atoi(e->d_name);
-		if (fd >= 900 && fd != dirfd(d))
+		if (fd >= 900 && fd != dirfd(d) && connected(fd))
 			found = fd;
 	}
 	closedir(d);
