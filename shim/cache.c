@@ -1,6 +1,15 @@
 /* cache.c: each thread's datagram verdicts, kept for the TTL the broker
  * gave, so steady UDP traffic to one destination costs a lookup, not a round
- * trip. Direct-mapped and per thread: no locks, no allocation. */
+ * trip. Direct-mapped and per thread: no locks, no allocation.
+ *
+ * An entry is read whole or not at all: a signal handler of the thread (or
+ * a CLONE_VM process, which shares this memory) may store into the slot
+ * while the interrupted code reads or writes it. Each slot has a sequence
+ * number, odd while it is being written. A reader that finds it odd, or
+ * changed by the end of its copy, takes a miss (and asks the broker); a
+ * writer that finds it odd (it interrupted another writer) or loses the
+ * race to make it odd skips its store. Nothing is ever lost but a cache
+ * entry. */
 #include <string.h>
 
 #include "shim.h"
@@ -8,15 +17,18 @@
 #define CACHE_SLOTS 32 /* a power of two */
 
 struct slot {
+	uint32_t seq; /* even: stable; odd: being written */
 	struct proto_addr addr;
 	uint16_t port;
 	uint8_t l4;
 	uint8_t action;  /* 0: empty */
 	int32_t err;
-	long expires_ms; /* proto_now_ms */
+	long expires_ms; /* shim_cache_clock */
 };
 
 static __thread struct slot cache[CACHE_SLOTS] __attribute__((tls_model("initial-exec")));
+
+long (*shim_cache_clock)(void) = proto_now_ms;
 
 static struct slot *slot_for(const struct proto_addr *a, uint16_t port, int l4)
 {
@@ -32,16 +44,22 @@ static struct slot *slot_for(const struct proto_addr *a, uint16_t port, int l4)
 bool shim_cache_lookup(const struct proto_addr *a, uint16_t port, int l4,
 		       struct proto_verdict *v)
 {
-	struct slot *s = slot_for(a, port, l4);
+	struct slot *s = slot_for(a, port, l4), copy;
+	uint32_t seq = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
+	long now;
 
-	if (s->action == 0 || s->port != port || s->l4 != l4 || memcmp(&s->addr, a, sizeof *a) != 0)
+	if (seq & 1)
+		return false; /* being written */
+	memcpy(&copy, s, sizeof copy);
+	now = shim_cache_clock();
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) != seq)
+		return false; /* written meanwhile: the copy may be half of each */
+	if (copy.action == 0 || copy.port != port || copy.l4 != l4 ||
+	    memcmp(&copy.addr, a, sizeof *a) != 0 || now >= copy.expires_ms)
 		return false;
-	if (proto_now_ms() >= s->expires_ms) {
-		s->action = 0;
-		return false;
-	}
-	v->action = s->action;
-	v->err = s->err;
+	v->action = copy.action;
+	v->err = copy.err;
 	return true;
 }
 
@@ -49,15 +67,20 @@ void shim_cache_store(const struct proto_addr *a, uint16_t port, int l4,
 		      const struct proto_verdict *v)
 {
 	struct slot *s = slot_for(a, port, l4);
+	uint32_t seq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
 
-	if (v->ttl_ms == 0)
+	if (v->ttl_ms == 0 || (seq & 1))
+		return; /* not to keep, or another store of this slot is under way */
+	if (!__atomic_compare_exchange_n(&s->seq, &seq, seq + 1, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_RELAXED))
 		return;
 	s->addr = *a;
 	s->port = port;
 	s->l4 = (uint8_t)l4;
 	s->action = v->action;
 	s->err = v->err;
-	s->expires_ms = proto_now_ms() + v->ttl_ms;
+	s->expires_ms = shim_cache_clock() + v->ttl_ms;
+	__atomic_store_n(&s->seq, seq + 2, __ATOMIC_RELEASE);
 }
 
 void shim_cache_clear(void)

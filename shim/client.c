@@ -1,15 +1,35 @@
 /* client.c: the shim's side of the broker connection: one SOCK_SEQPACKET
  * connection per thread, opened lazily, close-on-exec, moved to a high
  * descriptor, checked before every use and reopened after a fork, a broker
- * restart, or a program that closed or replaced the descriptor. */
+ * restart, or a program that closed or replaced the descriptor.
+ *
+ * Asking is async-signal-safe and reentrant, because connect and sendto are
+ * (POSIX), and the hooks ask from whatever context the program calls them
+ * in. The ask path uses only system calls and our own codec: no malloc, no
+ * stdio, no locks, no pthread_once. Two askers never share one socket:
+ *
+ *  - the thread's connection belongs to the thread that opened it (its tid,
+ *    from the kernel) and is marked busy while an ask is using it;
+ *  - a signal handler that asks while the interrupted code of the same
+ *    thread is asking (busy), and a process that shares this memory
+ *    without being a thread of ours (clone with CLONE_VM and without
+ *    CLONE_THREAD, vfork, some posix_spawns: its tid is not the owner's),
+ *    ask over a connection of their own for that one question, opened and
+ *    closed on the spot, and never write into the shared state: with
+ *    CLONE_VM even this thread-local variable is the other's memory.
+ *
+ * The common case (the owner, not busy) costs one gettid more than the
+ * round trip; the old getpid check it replaces was one too. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -18,26 +38,60 @@
 #define HIGH_FD_GAP 64 /* the broker descriptor goes this far below the fd limit */
 
 struct conn {
-	int fd;         /* our broker socket, or -1 */
-	pid_t pid;      /* process that opened it: another pid means we forked */
-	dev_t dev;      /* identity of fd, to notice a close or dup2 over it */
+	int fd;                     /* our broker socket, or -1 */
+	pid_t owner;                /* tid of the thread that may use it; 0: nobody yet */
+	dev_t dev;                  /* identity of fd, to notice a close or dup2 over it */
 	ino_t ino;
-	uint32_t next_id; /* id of the next request */
+	uint32_t next_id;           /* id of the next request */
+	volatile sig_atomic_t busy; /* 1 while an ask of the owner is using fd */
 };
 
 static __thread struct conn tconn __attribute__((tls_model("initial-exec"))) = { .fd = -1 };
 static pthread_key_t exit_key;
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static bool exit_key_made;
+
+/* The process this address space is our own in: set at load and in every
+ * fork child. Another pid sharing it is a CLONE_VM process, which never
+ * takes a thread's connection. */
+static pid_t space_pid;
+
+/* A spare unconnected broker socket, so that a thread still gets a
+ * connection when the program has used every descriptor (EMFILE): -1 when
+ * there is none (used, or not made yet). Its identity is checked before it
+ * is taken, as the program may have closed or replaced it. */
+static int spare_fd = -1;
+static dev_t spare_dev;
+static ino_t spare_ino;
 
 int (*shim_ask)(const struct proto_ask *, struct proto_verdict *, int *) = shim_client_ask;
+
+/* The kernel's id of the calling thread: never a cached copy, which a
+ * CLONE_VM process would share. */
+static pid_t self_tid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+/* Keeps the compiler from moving memory accesses across it: what a signal
+ * handler of this thread sees is then in program order. */
+static inline void signal_fence(void)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+/* True when fd is still the socket of identity (dev, ino). */
+static bool fd_is(int fd, dev_t dev, ino_t ino)
+{
+	struct stat st;
+
+	return fd >= 0 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == dev &&
+	       st.st_ino == ino;
+}
 
 /* True when c->fd is still the socket we opened. */
 static bool conn_is_ours(const struct conn *c)
 {
-	struct stat st;
-
-	return c->fd >= 0 && fstat(c->fd, &st) == 0 && S_ISSOCK(st.st_mode) &&
-	       st.st_dev == c->dev && st.st_ino == c->ino;
+	return fd_is(c->fd, c->dev, c->ino);
 }
 
 /* Forgets the connection, closing the descriptor only while it is ours. */
@@ -48,59 +102,145 @@ static void conn_drop(struct conn *c)
 	c->fd = -1;
 }
 
-/* Thread exit: close this thread's connection. */
+/* Thread exit: close this thread's connection, if it is the owner's. */
 static void conn_exit(void *unused)
 {
 	(void)unused;
-	conn_drop(&tconn);
+	if (tconn.owner == self_tid())
+		conn_drop(&tconn);
 }
 
-static void make_key(void)
+/* A fork child: its memory is its own, its descriptors are copies. It
+ * forgets its parent's connection (closing its copy) and will open its own. */
+static void conn_forked(void)
 {
-	pthread_key_create(&exit_key, conn_exit);
+	space_pid = getpid();
+	conn_drop(&tconn);
+	tconn.owner = 0;
+	tconn.busy = 0;
 }
 
-/* Opens a connection to the broker into c. Returns 0 or -1 with errno. */
-static int conn_open(struct conn *c)
+/* At load, so that nothing of it runs in the ask path: the thread-exit key,
+ * the fork handler, the address space's pid. */
+__attribute__((constructor)) static void client_setup(void)
+{
+	space_pid = getpid();
+	exit_key_made = pthread_key_create(&exit_key, conn_exit) == 0;
+	pthread_atfork(NULL, NULL, conn_forked);
+}
+
+/* Moves fd out of the way of programs that expect low descriptors to be
+ * theirs, to below the soft limit (at most 1024) minus gap. Returns the
+ * descriptor to use (fd itself when it cannot be moved). */
+static int move_high(int fd, int gap)
+{
+	struct rlimit rl;
+	int hi;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 3 * HIGH_FD_GAP) {
+		rlim_t base = rl.rlim_cur > 1024 ? 1024 : rl.rlim_cur;
+		hi = fcntl(fd, F_DUPFD_CLOEXEC, (int)(base - (rlim_t)gap));
+		if (hi >= 0) {
+			close(fd);
+			return hi;
+		}
+	}
+	return fd;
+}
+
+/* Makes the spare socket if there is none. Called after a connection was
+ * opened, so a program that has used every descriptor has one left to ask. */
+static void spare_make(void)
+{
+	struct stat st;
+	int fd, none = -1;
+
+	if (__atomic_load_n(&spare_fd, __ATOMIC_ACQUIRE) >= 0)
+		return;
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	fd = move_high(fd, HIGH_FD_GAP + 1);
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return;
+	}
+	/* dev and ino are published with the descriptor (release); a thread
+	 * that made one at the same time keeps its own and closes ours */
+	spare_dev = st.st_dev;
+	spare_ino = st.st_ino;
+	if (!__atomic_compare_exchange_n(&spare_fd, &none, fd, false, __ATOMIC_RELEASE,
+					 __ATOMIC_RELAXED))
+		close(fd);
+}
+
+/* Takes the spare socket: returns it, or -1 when there is none or the
+ * program has taken its descriptor. */
+static int spare_take(void)
+{
+	int fd = __atomic_exchange_n(&spare_fd, -1, __ATOMIC_ACQUIRE);
+
+	return fd >= 0 && fd_is(fd, spare_dev, spare_ino) ? fd : -1;
+}
+
+/* Connects a new socket to the broker, with the spare socket when the
+ * descriptors ran out and spare allows it. Returns the descriptor or -1
+ * with errno: EMFILE/ENFILE no descriptor, EACCES the socket refuses this
+ * process, others the broker is unreachable. */
+static int broker_connect(bool spare)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct timeval tv = { .tv_sec = shim_config.timeout_ms / 1000,
 			      .tv_usec = (shim_config.timeout_ms % 1000) * 1000 };
-	struct rlimit rl;
-	struct stat st;
-	int fd, hi, err;
+	int fd, err;
 
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0 && spare && (errno == EMFILE || errno == ENFILE)) {
+		err = errno;
+		fd = spare_take();
+		if (fd < 0)
+			errno = err;
+	}
 	if (fd < 0)
 		return -1;
 	memcpy(sun.sun_path, shim_config.socket_path, strlen(shim_config.socket_path) + 1);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	if (shim_real.connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0)
-		goto fail;
-
-	/* Out of the way of programs that expect low descriptors to be theirs. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 3 * HIGH_FD_GAP) {
-		rlim_t base = rl.rlim_cur > 1024 ? 1024 : rl.rlim_cur;
-		hi = fcntl(fd, F_DUPFD_CLOEXEC, (int)(base - HIGH_FD_GAP));
-		if (hi >= 0) {
-			close(fd);
-			fd = hi;
-		}
+	if (shim_real.connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+		err = errno;
+		close(fd);
+		errno = err;
+		return -1;
 	}
-	if (fstat(fd, &st) < 0)
-		goto fail;
+	return fd;
+}
+
+/* Opens this thread's connection into c, owned by tid. Returns 0 or -1
+ * with errno (as broker_connect). */
+static int conn_open(struct conn *c, pid_t tid)
+{
+	struct stat st;
+	int fd, err;
+
+	fd = broker_connect(true);
+	if (fd < 0)
+		return -1;
+	fd = move_high(fd, HIGH_FD_GAP);
+	if (fstat(fd, &st) < 0) {
+		err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
 	c->fd = fd;
-	c->pid = getpid();
+	c->owner = tid;
 	c->dev = st.st_dev;
 	c->ino = st.st_ino;
-	pthread_once(&key_once, make_key);
-	pthread_setspecific(exit_key, c);
+	/* The key's table entry is in the thread descriptor for the first 32
+	 * keys: no allocation. */
+	if (exit_key_made)
+		pthread_setspecific(exit_key, c);
+	spare_make();
 	return 0;
-fail:
-	err = errno;
-	close(fd);
-	errno = err;
-	return -1;
 }
 
 /* Receives one message into buf. Returns its length (or more than cap when
@@ -128,25 +268,25 @@ static ssize_t recv_with_fd(int sock, uint8_t *buf, size_t cap, int *fd)
 	return n;
 }
 
-/* Sends one encoded request and waits for the answer with the same id; a
- * PENDING answer moves the deadline (the transport is connecting). Returns
- * 0 with *fd the descriptor a REWRITE brought (else -1), or -1 with errno:
- * EPIPE and friends when the broker has gone (the caller may reconnect),
- * ETIMEDOUT, EPROTONOSUPPORT when the broker speaks another protocol version
- * (its answer is of another version, or an ERROR that says ours is unknown),
- * EPROTO for another answer we refuse. */
-static int conn_exchange(struct conn *c, const void *req, size_t len, uint32_t id,
-			 struct proto_verdict *v, int *fd)
+/* Sends one encoded request on sock and waits for the answer with the same
+ * id; a PENDING answer moves the deadline (the transport is connecting).
+ * Returns 0 with *fd the descriptor a REWRITE brought (else -1), or -1 with
+ * errno: EPIPE and friends when the broker has gone (the caller may
+ * reconnect), ETIMEDOUT, EPROTONOSUPPORT when the broker speaks another
+ * protocol version (its answer is of another version, or an ERROR that says
+ * ours is unknown), EPROTO for another answer we refuse. */
+static int exchange(int sock, const void *req, size_t len, uint32_t id, struct proto_verdict *v,
+		    int *fd)
 {
 	uint8_t buf[1024];
 	struct proto_msg m;
 	long deadline = proto_now_ms() + shim_config.timeout_ms;
 
 	*fd = -1;
-	if (send(c->fd, req, len, MSG_NOSIGNAL) != (ssize_t)len)
+	if (send(sock, req, len, MSG_NOSIGNAL) != (ssize_t)len)
 		return -1;
 	for (;;) {
-		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		struct pollfd pfd = { .fd = sock, .events = POLLIN };
 		long left = deadline - proto_now_ms();
 		ssize_t n;
 		int r, got, rc;
@@ -163,7 +303,7 @@ static int conn_exchange(struct conn *c, const void *req, size_t len, uint32_t i
 				errno = ETIMEDOUT;
 			return -1;
 		}
-		n = recv_with_fd(c->fd, buf, sizeof buf, &got);
+		n = recv_with_fd(sock, buf, sizeof buf, &got);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0) {
@@ -199,34 +339,67 @@ static int conn_exchange(struct conn *c, const void *req, size_t len, uint32_t i
 	}
 }
 
-int shim_client_ask(const struct proto_ask *ask, struct proto_verdict *v, int *fd)
+/* Encodes ask as request id into req. Returns its length, or -1 (EINVAL). */
+static ssize_t encode(const struct proto_ask *ask, uint32_t id, uint8_t *req, size_t cap)
 {
-	struct conn *c = &tconn;
-	struct proto_msg m = { .type = PROTO_ASK };
-	uint8_t req[PROTO_HDR_LEN + 32 + PROTO_NAME_MAX];
+	struct proto_msg m = { .type = PROTO_ASK, .id = id };
 	ssize_t len;
-	int saved = errno, got;
 
 	m.u.ask = *ask;
+	len = proto_encode(&m, req, cap);
+	if (len < 0)
+		errno = EINVAL;
+	return len;
+}
+
+#define REQ_MAX (PROTO_HDR_LEN + 32 + PROTO_NAME_MAX)
+
+/* One question over a connection of its own, opened and closed here: for a
+ * signal handler that interrupted an ask of its thread, and for a process
+ * that shares the owner's memory. Touches no shared state. Returns as
+ * shim_client_ask. */
+static int ask_alone(const struct proto_ask *ask, struct proto_verdict *v, int *fd)
+{
+	uint8_t req[REQ_MAX];
+	ssize_t len = encode(ask, 1, req, sizeof req);
+	int sock, r, err;
+
+	if (len < 0)
+		return -1;
+	sock = broker_connect(false);
+	if (sock < 0)
+		return -1;
+	r = exchange(sock, req, (size_t)len, 1, v, fd);
+	err = errno;
+	close(sock);
+	errno = err;
+	return r;
+}
+
+/* One question over the thread's connection c, which tid owns and has
+ * marked busy. Returns as shim_client_ask. */
+static int ask_owned(struct conn *c, pid_t tid, const struct proto_ask *ask,
+		     struct proto_verdict *v, int *fd)
+{
+	uint8_t req[REQ_MAX];
+
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (c->fd >= 0 && (c->pid != getpid() || !conn_is_ours(c)))
-			conn_drop(c); /* forked, or the program took the descriptor */
-		if (c->fd < 0 && conn_open(c) < 0)
+		ssize_t len;
+		uint32_t id;
+		int err;
+
+		if (c->fd >= 0 && !conn_is_ours(c))
+			conn_drop(c); /* the program took the descriptor */
+		if (c->fd < 0 && conn_open(c, tid) < 0)
 			return -1;
-		m.id = ++c->next_id;
-		len = proto_encode(&m, req, sizeof req);
-		if (len < 0) {
-			errno = EINVAL;
+		id = ++c->next_id;
+		len = encode(ask, id, req, sizeof req);
+		if (len < 0)
 			return -1;
-		}
-		if (conn_exchange(c, req, (size_t)len, m.id, v, &got) == 0) {
-			if (fd != NULL)
-				*fd = got;
-			errno = saved;
+		if (exchange(c->fd, req, (size_t)len, id, v, fd) == 0)
 			return 0;
-		}
 		/* A late answer must never be read as the next one: start afresh. */
-		int err = errno;
+		err = errno;
 		conn_drop(c);
 		errno = err;
 		if (err != EPIPE && err != ECONNRESET && err != ENOTCONN)
@@ -234,4 +407,34 @@ int shim_client_ask(const struct proto_ask *ask, struct proto_verdict *v, int *f
 		/* the broker went away (maybe restarted): try a new connection once */
 	}
 	return -1;
+}
+
+int shim_client_ask(const struct proto_ask *ask, struct proto_verdict *v, int *fd)
+{
+	struct conn *c = &tconn;
+	pid_t tid = self_tid();
+	int saved = errno, got = -1, r;
+
+	/* A thread's first question claims its connection, unless the asker
+	 * is a CLONE_VM process, which must not claim another's (a getpid
+	 * once per thread). */
+	if (c->owner == 0 && !c->busy && getpid() == space_pid)
+		c->owner = tid;
+	if (c->owner != tid || c->busy) {
+		r = ask_alone(ask, v, &got);
+	} else {
+		c->busy = 1;
+		signal_fence();
+		r = ask_owned(c, tid, ask, v, &got);
+		signal_fence();
+		c->busy = 0;
+	}
+	if (r < 0)
+		return -1;
+	if (fd != NULL)
+		*fd = got;
+	else if (got >= 0)
+		close(got);
+	errno = saved;
+	return 0;
 }

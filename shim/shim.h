@@ -48,7 +48,9 @@ void shim_init(void);
  * descriptor a REWRITE verdict brought (else -1), or -1 with errno set when
  * the broker is unreachable or did not answer in time, EPROTONOSUPPORT when
  * it speaks another protocol version (a shim and broker of different
- * builds). */
+ * builds), EACCES (or EPERM) when its socket refuses this process, EMFILE or
+ * ENFILE when no descriptor was left to reach it. Async-signal-safe and
+ * reentrant: a signal handler may ask while its thread is asking. */
 int shim_client_ask(const struct proto_ask *ask, struct proto_verdict *v, int *fd);
 
 /* The asking function in use: shim_client_ask, or a unit test's stub. */
@@ -130,6 +132,8 @@ bool shim_cache_lookup(const struct proto_addr *a, uint16_t port, int l4,
 void shim_cache_store(const struct proto_addr *a, uint16_t port, int l4,
 		      const struct proto_verdict *v);
 void shim_cache_clear(void);
+/* The cache's clock (proto_now_ms); a unit test's stub may store from it. */
+extern long (*shim_cache_clock)(void);
 
 /* The logic of each hook, apart from its exported symbol: each returns what
  * the libc call returns. */
@@ -143,16 +147,21 @@ int shim_getaddrinfo(const char *node, const char *service, const struct addrinf
 		     struct addrinfo **res);
 void shim_freeaddrinfo(struct addrinfo *ai);
 
-/* log.c: one line to stderr, written with a single write(2). */
+/* log.c: one line to stderr, written with a single write(2); formats only
+ * %s %c %d %u %ld %lu %zu, async-signal-safe. */
 void shim_log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* log.c: says why the broker gave no verdict on what ("connect to
  * 1.2.3.4:443"), err being shim_ask's errno: EPROTONOSUPPORT, a broker of
- * another protocol version; anything else, an unreachable broker. Each is
+ * another protocol version; EACCES or EPERM, a broker socket that refuses
+ * this process (its uid); EMFILE or ENFILE, no descriptor left to ask with;
+ * anything else, an unreachable broker. Each is
  * said once per process (a forked child says it again): denials stay
  * silent after the first. Returns true when what may go ahead unchecked:
  * EGRESS_FAIL=open and an unreachable broker. A broker of another version
- * is reachable, and what is denied whatever EGRESS_FAIL says. */
+ * is reachable, and what is denied whatever EGRESS_FAIL says; so is a
+ * refused process or one out of descriptors: neither is an unreachable
+ * broker. */
 bool shim_log_unanswered(const char *what, int err);
 
 #endif

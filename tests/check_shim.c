@@ -13,10 +13,12 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -533,6 +535,196 @@ START_TEST(ttl_zero_is_not_cached)
 }
 END_TEST
 
+/* ---- the datagram cache, interrupted ---- */
+
+/* What the cache's clock stub does once, from inside a lookup or a store,
+ * as a signal handler of the thread would. */
+static struct {
+	enum { HOOK_NONE, HOOK_STORE, HOOK_LOOKUP } what;
+	struct proto_addr addr;
+	uint16_t port;
+	struct proto_verdict v; /* HOOK_STORE: what it stores */
+	bool found;             /* HOOK_LOOKUP: what it found */
+	struct proto_verdict seen;
+} hook;
+
+static long hook_clock(void)
+{
+	int what = hook.what;
+
+	hook.what = HOOK_NONE; /* once: the store below reads the clock too */
+	if (what == HOOK_STORE)
+		shim_cache_store(&hook.addr, hook.port, PROTO_L4_UDP, &hook.v);
+	else if (what == HOOK_LOOKUP)
+		hook.found = shim_cache_lookup(&hook.addr, hook.port, PROTO_L4_UDP, &hook.seen);
+	return proto_now_ms();
+}
+
+static struct proto_verdict verdict(int action)
+{
+	struct proto_verdict v = { .action = (uint8_t)action, .ttl_ms = 60000 };
+
+	v.err = action == PROTO_DENY ? ECONNREFUSED : 0;
+	return v;
+}
+
+/* Finds a port for 127.0.0.1 whose entry takes the slot of (a, port):
+ * stored, it evicts the other. Leaves the cache empty. */
+static uint16_t colliding_port(const struct proto_addr *a, uint16_t port)
+{
+	struct proto_verdict v = verdict(PROTO_DENY), out;
+
+	for (uint16_t p = 1; p < 2000; p++) {
+		if (p == port)
+			continue;
+		shim_cache_clear();
+		shim_cache_store(a, port, PROTO_L4_UDP, &v);
+		shim_cache_store(a, p, PROTO_L4_UDP, &v);
+		if (!shim_cache_lookup(a, port, PROTO_L4_UDP, &out)) {
+			shim_cache_clear();
+			return p;
+		}
+	}
+	ck_abort_msg("no colliding port");
+	return 0;
+}
+
+static void cache_setup(void)
+{
+	setup();
+	memset(&hook, 0, sizeof hook);
+	shim_cache_clear();
+	shim_cache_clock = hook_clock;
+}
+
+static void cache_teardown(void)
+{
+	shim_cache_clock = proto_now_ms;
+	teardown();
+}
+
+/* A cached denial is being read when a handler stores an allow for
+ * another destination into the same slot: the read is a miss (the caller
+ * asks the broker), never the other's allow. */
+START_TEST(shim_cache_lookup_interrupted_by_a_store_misses)
+{
+	struct proto_addr a = { .family = 4, .bytes = { 127, 0, 0, 1 } };
+	struct proto_verdict deny = verdict(PROTO_DENY), out;
+	uint16_t other = colliding_port(&a, 53);
+
+	shim_cache_store(&a, 53, PROTO_L4_UDP, &deny);
+	hook.what = HOOK_STORE;
+	hook.addr = a;
+	hook.port = other;
+	hook.v = verdict(PROTO_ALLOW);
+	memset(&out, 0, sizeof out);
+	bool found = shim_cache_lookup(&a, 53, PROTO_L4_UDP, &out);
+	ck_assert_int_eq(hook.what, HOOK_NONE); /* the handler did run inside the read */
+	ck_assert_msg(!found || out.action == PROTO_DENY, "a cached denial read as action %d",
+		      out.action);
+	ck_assert(!found);
+	/* what the handler stored is whole */
+	ck_assert(shim_cache_lookup(&a, other, PROTO_L4_UDP, &out));
+	ck_assert_int_eq(out.action, PROTO_ALLOW);
+}
+END_TEST
+
+/* A handler that reads the slot being written misses; one that stores
+ * into it skips its store; the interrupted store ends whole. */
+START_TEST(shim_cache_store_interrupted_stays_whole)
+{
+	struct proto_addr a = { .family = 4, .bytes = { 127, 0, 0, 1 } };
+	struct proto_verdict deny = verdict(PROTO_DENY), out;
+	uint16_t other = colliding_port(&a, 53);
+
+	/* a read of the old entry while the new one is being written */
+	shim_cache_store(&a, other, PROTO_L4_UDP, &deny);
+	hook.what = HOOK_LOOKUP;
+	hook.addr = a;
+	hook.port = other;
+	shim_cache_store(&a, 53, PROTO_L4_UDP, &deny);
+	ck_assert_int_eq(hook.what, HOOK_NONE);
+	ck_assert(!hook.found);
+
+	/* a store into the slot while it is being written */
+	hook.what = HOOK_STORE;
+	hook.port = other;
+	hook.v = verdict(PROTO_ALLOW);
+	shim_cache_store(&a, 53, PROTO_L4_UDP, &deny);
+	ck_assert_int_eq(hook.what, HOOK_NONE);
+	ck_assert(shim_cache_lookup(&a, 53, PROTO_L4_UDP, &out));
+	ck_assert_int_eq(out.action, PROTO_DENY);
+	ck_assert_int_eq(out.err, ECONNREFUSED);
+	ck_assert(!shim_cache_lookup(&a, other, PROTO_L4_UDP, &out));
+
+	/* and the slot is usable again */
+	shim_cache_store(&a, other, PROTO_L4_UDP, &hook.v);
+	ck_assert(shim_cache_lookup(&a, other, PROTO_L4_UDP, &out));
+	ck_assert_int_eq(out.action, PROTO_ALLOW);
+}
+END_TEST
+
+/* ---- the lines that say why nothing was asked ---- */
+
+static const struct {
+	int err;
+	bool fail_open;
+	bool allowed;
+	const char *line;
+} unanswered[] = {
+	{ EACCES, false, false,
+	  "egress: broker at /nonexistent/broker.sock refused this process (Permission denied, "
+	  "uid %u); connect to 127.0.0.1:9 denied\n" },
+	{ EACCES, true, false,
+	  "egress: broker at /nonexistent/broker.sock refused this process (Permission denied, "
+	  "uid %u); connect to 127.0.0.1:9 denied\n" },
+	{ EPERM, true, false,
+	  "egress: broker at /nonexistent/broker.sock refused this process (Operation not "
+	  "permitted, uid %u); connect to 127.0.0.1:9 denied\n" },
+	{ EMFILE, false, false,
+	  "egress: no free descriptor to ask the broker (Too many open files); connect to "
+	  "127.0.0.1:9 denied\n" },
+	{ ENFILE, true, false,
+	  "egress: no free descriptor to ask the broker (Too many open files in system); "
+	  "connect to 127.0.0.1:9 denied\n" },
+	{ ECONNREFUSED, true, true,
+	  "egress: broker unreachable at /nonexistent/broker.sock; connect to 127.0.0.1:9 "
+	  "ALLOWED UNCHECKED (EGRESS_FAIL=open)\n" },
+};
+
+/* Each reason has its line, once per process; a refused process and one
+ * out of descriptors are denied whatever EGRESS_FAIL says. */
+START_TEST(shim_log_unanswered_tells_the_reason)
+{
+	char want[512];
+
+	shim_config.fail_open = unanswered[_i].fail_open;
+	for (int n = 0; n < 3; n++)
+		ck_assert_int_eq(shim_log_unanswered("connect to 127.0.0.1:9", unanswered[_i].err),
+				 unanswered[_i].allowed);
+	snprintf(want, sizeof want, unanswered[_i].line, (unsigned)getuid());
+	ck_assert_str_eq(errtext(), want);
+}
+END_TEST
+
+/* The shim's own formatter (no stdio: it may run in a signal handler). */
+START_TEST(shim_log_line_formats_without_stdio)
+{
+	char big[600];
+
+	shim_log_line("a %s %d %d %u %ld %lu %zu %c %%|", "s", -42, 0, 7u, -1234567890123L,
+		      18446744073709551615UL, (size_t)99, 'c');
+	ck_assert_str_eq(errtext(), "a s -42 0 7 -1234567890123 18446744073709551615 99 c %|\n");
+	size_t first = strlen(errtext());
+
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = 0;
+	shim_log_line("%s", big);
+	ck_assert_int_eq(strlen(errtext()), first + 512); /* cut to one 512-byte line */
+	ck_assert_int_eq(errtext()[strlen(errtext()) - 1], '\n');
+}
+END_TEST
+
 START_TEST(denied_datagrams_never_arrive)
 {
 	struct sockaddr_in rcv;
@@ -972,6 +1164,7 @@ enum fake_mode {
 	FAKE_SILENT,
 	FAKE_OTHER_VERSION, /* ERROR "unknown version", in a header of the next version */
 	FAKE_VERSION_ERROR, /* ERROR "unknown version", in a header of ours */
+	FAKE_SIGNAL,        /* the first question: SIGUSR1 to fake.signal_tid, then the answer */
 };
 
 static struct {
@@ -980,6 +1173,7 @@ static struct {
 	enum fake_mode mode;
 	int accepts, asks;   /* under lock */
 	pid_t last_pid;
+	pid_t signal_tid;    /* FAKE_SIGNAL: the thread to interrupt, once */
 	int stop[2];         /* a byte on stop[1] ends the thread */
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -993,6 +1187,14 @@ static void fake_answer(int cfd, const struct proto_msg *q)
 
 	m.u.verdict.action = PROTO_ALLOW;
 	snprintf(m.u.verdict.rule, sizeof m.u.verdict.rule, "fake");
+	if (fake.mode == FAKE_SIGNAL) {
+		/* each answer names its question's port */
+		snprintf(m.u.verdict.rule, sizeof m.u.verdict.rule, "port-%u", q->u.ask.port);
+		if (fake.signal_tid) {
+			syscall(SYS_tgkill, getpid(), fake.signal_tid, SIGUSR1);
+			fake.signal_tid = 0;
+		}
+	}
 	if (fake.mode == FAKE_OTHER_VERSION || fake.mode == FAKE_VERSION_ERROR) {
 		m.type = PROTO_ERROR; /* what the broker answers a shim of another build */
 		m.u.error = PROTO_E_VERSION;
@@ -1130,7 +1332,17 @@ static int ask_once(struct proto_verdict *v)
 	return shim_client_ask(&ask, v, NULL);
 }
 
-/* The broker connection's descriptor: the one socket at or above 900. */
+/* True when fd is a connected socket (the shim's spare one is not). */
+static bool connected(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	return getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
+}
+
+/* The broker connection's descriptor: the one connected socket at or above
+ * 900. */
 static int broker_fd(void)
 {
 	DIR *d = opendir("/proc/self/fd");
@@ -1139,7 +1351,7 @@ static int broker_fd(void)
 
 	while ((e = readdir(d)) != NULL) {
 		int fd = atoi(e->d_name);
-		if (fd >= 900 && fd != dirfd(d))
+		if (fd >= 900 && fd != dirfd(d) && connected(fd))
 			found = fd;
 	}
 	closedir(d);
@@ -1283,6 +1495,45 @@ START_TEST(forked_child_opens_its_own_connection)
 }
 END_TEST
 
+/* The SIGUSR1 handler of signal_during_an_ask_gets_its_own_answer: asks
+ * about port 80 while the interrupted code asks about 443. */
+static volatile sig_atomic_t handler_rc = 1;
+static struct proto_verdict handler_v;
+
+static void ask_in_handler(int signo)
+{
+	struct proto_ask ask = { .op = PROTO_OP_CONNECT, .l4 = PROTO_L4_TCP, .port = 80 };
+
+	(void)signo;
+	ask.addr.family = 4;
+	memcpy(ask.addr.bytes, "\xc0\x00\x02\x01", 4);
+	handler_rc = shim_client_ask(&ask, &handler_v, NULL);
+}
+
+/* A signal handler that asks while its thread waits for the broker's
+ * answer: each gets its own answer, at once (no timeout), and the
+ * thread's connection goes on serving it. */
+START_TEST(signal_during_an_ask_gets_its_own_answer)
+{
+	struct sigaction sa = { .sa_handler = ask_in_handler };
+	struct proto_verdict v;
+
+	sigaction(SIGUSR1, &sa, NULL);
+	shim_config.timeout_ms = 1000;
+	fake.mode = FAKE_SIGNAL;
+	fake.signal_tid = (pid_t)syscall(SYS_gettid);
+	ck_assert_int_eq(ask_once(&v), 0);
+	ck_assert_str_eq(v.rule, "port-443");
+	ck_assert_int_eq(handler_rc, 0);
+	ck_assert_str_eq(handler_v.rule, "port-80");
+	ck_assert_int_eq(fake_count(&fake.asks), 2);
+	ck_assert_int_eq(fake_count(&fake.accepts), 2); /* the handler's own, closed */
+	ck_assert_int_eq(ask_once(&v), 0);
+	ck_assert_str_eq(v.rule, "port-443");
+	ck_assert_int_eq(fake_count(&fake.accepts), 2);
+}
+END_TEST
+
 static void *thread_ask(void *out)
 {
 	struct proto_verdict v;
@@ -1312,6 +1563,8 @@ Suite *suite_shim(void)
 	Suite *s = suite_create("shim");
 	TCase *tc = tcase_create("stub");
 	TCase *tb = tcase_create("broker-socket");
+	TCase *tcache = tcase_create("cache");
+	TCase *tlog = tcase_create("log");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, connect_allowed_reaches_the_server);
@@ -1356,6 +1609,17 @@ Suite *suite_shim(void)
 	tcase_add_test(tc, freeaddrinfo_takes_libc_lists_too);
 	suite_add_tcase(s, tc);
 
+	tcase_add_checked_fixture(tcache, cache_setup, cache_teardown);
+	tcase_add_test(tcache, shim_cache_lookup_interrupted_by_a_store_misses);
+	tcase_add_test(tcache, shim_cache_store_interrupted_stays_whole);
+	suite_add_tcase(s, tcache);
+
+	tcase_add_checked_fixture(tlog, setup, teardown);
+	tcase_add_loop_test(tlog, shim_log_unanswered_tells_the_reason, 0,
+			    (int)(sizeof unanswered / sizeof unanswered[0]));
+	tcase_add_test(tlog, shim_log_line_formats_without_stdio);
+	suite_add_tcase(s, tlog);
+
 	tcase_add_checked_fixture(tb, setup_fake, teardown_fake);
 	tcase_add_test(tb, broker_connection_is_lazy_high_and_cloexec);
 	tcase_add_test(tb, stale_answers_are_skipped);
@@ -1365,6 +1629,7 @@ Suite *suite_shim(void)
 	tcase_add_test(tb, broker_restart_is_survived);
 	tcase_add_test(tb, forked_child_opens_its_own_connection);
 	tcase_add_test(tb, each_thread_has_its_connection);
+	tcase_add_test(tb, signal_during_an_ask_gets_its_own_answer);
 	suite_add_tcase(s, tb);
 	return s;
 }
