@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -82,17 +83,67 @@ static int deny_errno(int err)
 	return err > 0 && err < 4096 ? err : EPERM;
 }
 
+/* A descriptor kept for shim_pin when the table is full: an unbound UNIX
+ * socket, known by its inode, so that one the program closed and reused is
+ * never taken for it. Published with its identity written first. */
+static struct {
+	int fd; /* -1 none */
+	dev_t dev;
+	ino_t ino;
+} pin_spare = { .fd = -1 };
+
+/* Makes the spare when there is none (once, and again after each use). */
+static void pin_spare_make(void)
+{
+	struct stat st;
+	int fd;
+
+	if (__atomic_load_n(&pin_spare.fd, __ATOMIC_ACQUIRE) >= 0)
+		return;
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return;
+	}
+	pin_spare.dev = st.st_dev;
+	pin_spare.ino = st.st_ino;
+	int none = -1;
+	if (!__atomic_compare_exchange_n(&pin_spare.fd, &none, fd, false, __ATOMIC_RELEASE,
+					 __ATOMIC_RELAXED))
+		close(fd); /* another thread made one meanwhile */
+}
+
+/* Takes the spare and closes it, freeing its slot. Returns true when it did. */
+static bool pin_spare_release(void)
+{
+	int fd = __atomic_exchange_n(&pin_spare.fd, -1, __ATOMIC_ACQ_REL);
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_dev != pin_spare.dev ||
+	    st.st_ino != pin_spare.ino)
+		return false; /* gone, or the program's own now: not ours to close */
+	close(fd);
+	return true;
+}
+
 int shim_pin(int fd, const char *verb)
 {
-	int obj = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	int obj = fcntl(fd, F_DUPFD_CLOEXEC, 0), err;
 
-	if (obj < 0 && errno != EBADF) {
-		int err = errno;
-		shim_log_line("egress: no descriptor free to judge a %s (%s); denied", verb,
-			      strerror(err));
-		errno = err;
+	if (obj < 0 && (errno == EMFILE || errno == ENFILE) && pin_spare_release())
+		obj = fcntl(fd, F_DUPFD_CLOEXEC, 0); /* into the spare's slot */
+	if (obj >= 0) {
+		pin_spare_make();
+		return obj;
 	}
-	return obj;
+	err = errno;
+	if (err == EMFILE || err == ENFILE) /* said without strerror: a handler may be here */
+		shim_log_line("egress: no free descriptor to judge a %s (%s); denied", verb,
+			      err == EMFILE ? "Too many open files" : "Too many open files in system");
+	errno = err;
+	return -1;
 }
 
 void shim_unpin(int obj)
@@ -100,6 +151,7 @@ void shim_unpin(int obj)
 	int err = errno;
 
 	close(obj);
+	pin_spare_make(); /* back into the slot just freed, if the spare was used */
 	errno = err;
 }
 
@@ -132,7 +184,9 @@ int shim_judge(int fd, int obj, int op, int l4, const struct shim_dest *d, const
 		snprintf(what, sizeof what, "%s to %s", verb, dest);
 		if (shim_log_unanswered(what, err))
 			return 0; /* EGRESS_FAIL=open */
-		errno = EPERM;
+		/* out of descriptors is said as such; every other failure to
+		 * get a verdict is a denial */
+		errno = err == EMFILE || err == ENFILE ? err : EPERM;
 		return -1;
 	}
 	if (op == PROTO_OP_SEND)
