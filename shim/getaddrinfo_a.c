@@ -29,7 +29,8 @@ static void *notify_thread(void *arg)
 }
 
 /* Gives sev's notification: a queued signal, or fn(value) on a new detached
- * thread. Returns 0, or EAI_AGAIN/EAI_MEMORY when it cannot be given. */
+ * thread. Returns 0, or EAI_SYSTEM (errno set), EAI_AGAIN or EAI_MEMORY when it
+ * cannot be given. */
 static int notify(const struct sigevent *sev)
 {
 	if (sev->sigev_notify == SIGEV_SIGNAL)

@@ -19,7 +19,7 @@ int shim_gethostbyaddr_r(const void *addr, socklen_t len, int type, struct hoste
 	}
 	if (shim_config.log == SHIM_LOG_ALL)
 		shim_log_line("egress: gethostbyaddr: no reverse lookup is made; not found");
-	*h_errnop = HOST_NOT_FOUND;
+	h_errno = *h_errnop = HOST_NOT_FOUND; /* libc sets both */
 	return 0;
 }
 

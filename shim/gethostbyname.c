@@ -85,12 +85,12 @@ int shim_gethostbyname2_r(const char *name, int af, struct hostent *ret, char *b
 		return EAFNOSUPPORT;
 	}
 	if (name == NULL) {
-		*h_errnop = HOST_NOT_FOUND;
+		h_errno = *h_errnop = HOST_NOT_FOUND;
 		return 0;
 	}
 	rc = shim_getaddrinfo(name, NULL, &h, &ai);
 	if (rc != 0) {
-		*h_errnop = shim_herrno_of_eai(rc);
+		h_errno = *h_errnop = shim_herrno_of_eai(rc); /* libc sets both */
 		if (rc == EAI_MEMORY)
 			return errno = ENOMEM;
 		return rc == EAI_AGAIN ? EAGAIN : 0; /* not found: 0 and no result */
@@ -98,7 +98,7 @@ int shim_gethostbyname2_r(const char *name, int af, struct hostent *ret, char *b
 	rc = hostent_fill(ai->ai_canonname ? ai->ai_canonname : name, ai, af, ret, buf, buflen);
 	shim_freeaddrinfo(ai);
 	if (rc != 0) {
-		*h_errnop = NETDB_INTERNAL;
+		h_errno = *h_errnop = NETDB_INTERNAL;
 		return errno = rc;
 	}
 	*h_errnop = 0;
