@@ -47,10 +47,6 @@ SHIM_EXPORT int gethostbyaddr_r(const void *addr, socklen_t len, int type, struc
 	return shim_gethostbyaddr_r(addr, len, type, ret, buf, buflen, result, h_errnop);
 }
 
-struct hostent *res_gethostbyaddr(const void *addr, socklen_t len, int type);
-
-SHIM_EXPORT struct hostent *res_gethostbyaddr(const void *addr, socklen_t len, int type)
-{
-	shim_init();
-	return reverse(addr, len, type);
-}
+/* libresolv.so.2's compat res_gethostbyaddr: the same hook. */
+extern __typeof__(gethostbyaddr) res_gethostbyaddr SHIM_EXPORT
+	__attribute__((alias("gethostbyaddr")));

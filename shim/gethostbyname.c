@@ -149,18 +149,8 @@ SHIM_EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, 
 }
 
 /* libresolv.so.2's compat versions (res_gethostbyname@GLIBC_2.2.5) query
- * DNS through libc's resolver: the same lookup. */
-struct hostent *res_gethostbyname(const char *name);
-struct hostent *res_gethostbyname2(const char *name, int af);
-
-SHIM_EXPORT struct hostent *res_gethostbyname(const char *name)
-{
-	shim_init();
-	return lookup(name, AF_INET);
-}
-
-SHIM_EXPORT struct hostent *res_gethostbyname2(const char *name, int af)
-{
-	shim_init();
-	return lookup(name, af);
-}
+ * DNS through libc's resolver: the same hooks under a second name. */
+extern __typeof__(gethostbyname) res_gethostbyname SHIM_EXPORT
+	__attribute__((alias("gethostbyname")));
+extern __typeof__(gethostbyname2) res_gethostbyname2 SHIM_EXPORT
+	__attribute__((alias("gethostbyname2")));

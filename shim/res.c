@@ -236,66 +236,15 @@ SHIM_EXPORT int res_nsend(res_state statp, const unsigned char *msg, int msglen,
 }
 
 /* The names of the same functions before glibc 2.34 (libresolv's
- * __res_query@GLIBC_2.2.5 and friends, now compat symbols of libc). */
-int __res_query(const char *, int, int, unsigned char *, int);
-int __res_search(const char *, int, int, unsigned char *, int);
-int __res_querydomain(const char *, const char *, int, int, unsigned char *, int);
-int __res_send(const unsigned char *, int, unsigned char *, int);
-int __res_nquery(res_state, const char *, int, int, unsigned char *, int);
-int __res_nsearch(res_state, const char *, int, int, unsigned char *, int);
-int __res_nquerydomain(res_state, const char *, const char *, int, int, unsigned char *, int);
-int __res_nsend(res_state, const unsigned char *, int, unsigned char *, int);
-
-SHIM_EXPORT int __res_query(const char *name, int class, int type, unsigned char *answer, int anslen)
-{
-	shim_init();
-	return shim_res_query(&_res, name, class, type, answer, anslen, "res_query");
-}
-
-SHIM_EXPORT int __res_search(const char *name, int class, int type, unsigned char *answer,
-			     int anslen)
-{
-	shim_init();
-	return shim_res_query(&_res, name, class, type, answer, anslen, "res_search");
-}
-
-SHIM_EXPORT int __res_querydomain(const char *name, const char *domain, int class, int type,
-				  unsigned char *answer, int anslen)
-{
-	shim_init();
-	return querydomain(&_res, name, domain, class, type, answer, anslen, "res_querydomain");
-}
-
-SHIM_EXPORT int __res_send(const unsigned char *msg, int msglen, unsigned char *answer, int anslen)
-{
-	shim_init();
-	return shim_res_send(&_res, msg, msglen, answer, anslen, "res_send");
-}
-
-SHIM_EXPORT int __res_nquery(res_state statp, const char *name, int class, int type,
-			     unsigned char *answer, int anslen)
-{
-	shim_init();
-	return shim_res_query(statp, name, class, type, answer, anslen, "res_nquery");
-}
-
-SHIM_EXPORT int __res_nsearch(res_state statp, const char *name, int class, int type,
-			      unsigned char *answer, int anslen)
-{
-	shim_init();
-	return shim_res_query(statp, name, class, type, answer, anslen, "res_nsearch");
-}
-
-SHIM_EXPORT int __res_nquerydomain(res_state statp, const char *name, const char *domain,
-				   int class, int type, unsigned char *answer, int anslen)
-{
-	shim_init();
-	return querydomain(statp, name, domain, class, type, answer, anslen, "res_nquerydomain");
-}
-
-SHIM_EXPORT int __res_nsend(res_state statp, const unsigned char *msg, int msglen,
-			    unsigned char *answer, int anslen)
-{
-	shim_init();
-	return shim_res_send(statp, msg, msglen, answer, anslen, "res_nsend");
-}
+ * __res_query@GLIBC_2.2.5 and friends, now compat symbols of libc): the
+ * same hooks under a second name. */
+#define RES_ALIAS(old, new) \
+	extern __typeof__(new) old SHIM_EXPORT __attribute__((alias(#new), copy(new)))
+RES_ALIAS(__res_query, res_query);
+RES_ALIAS(__res_search, res_search);
+RES_ALIAS(__res_querydomain, res_querydomain);
+RES_ALIAS(__res_send, res_send);
+RES_ALIAS(__res_nquery, res_nquery);
+RES_ALIAS(__res_nsearch, res_nsearch);
+RES_ALIAS(__res_nquerydomain, res_nquerydomain);
+RES_ALIAS(__res_nsend, res_nsend);
