@@ -45,7 +45,7 @@ static bool eai_valid(int code)
 	return false;
 }
 
-/* Sets *port from service (NULL, a number, or a name in the services
+/* Sets *port from service (NULL, "" or a number, or a name in the services
  * database). Returns 0 or the EAI_* code getaddrinfo would give. */
 static int service_port(const char *service, const struct addrinfo *h, uint16_t *port)
 {
@@ -56,8 +56,9 @@ static int service_port(const char *service, const struct addrinfo *h, uint16_t 
 	*port = 0;
 	if (service == NULL)
 		return 0;
+	/* as glibc: "" is the number 0, not a service name to look up */
 	v = strtoul(service, &end, 10);
-	if (*service != 0 && *end == 0)
+	if (*end == 0)
 		return v <= 65535 ? (*port = (uint16_t)v, 0) : EAI_SERVICE;
 	if (h->ai_flags & AI_NUMERICSERV)
 		return EAI_NONAME;

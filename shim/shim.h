@@ -23,6 +23,8 @@ struct shim_real {
 	ssize_t (*sendmsg)(int, const struct msghdr *, int);
 	int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
 	int (*getpeername)(int, struct sockaddr *, socklen_t *);
+	int (*getnameinfo)(const struct sockaddr *, socklen_t, char *, socklen_t, char *,
+			   socklen_t, int);
 };
 
 enum shim_log { SHIM_LOG_OFF, SHIM_LOG_DENY, SHIM_LOG_ALL };
@@ -146,6 +148,25 @@ int shim_getpeername(int fd, struct sockaddr *sa, socklen_t *len);
 int shim_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 		     struct addrinfo **res);
 void shim_freeaddrinfo(struct addrinfo *ai);
+
+/* The lookups besides getaddrinfo (gethostbyname.c, gethostbyaddr.c,
+ * getnameinfo.c, getaddrinfo_a.c, res.c): each returns what its libc
+ * function returns. Names are judged and resolved through
+ * shim_getaddrinfo; reverse lookups make no DNS query. fn names the
+ * caller in res.c's messages. */
+struct __res_state;
+int shim_herrno_of_eai(int eai); /* the h_errno of a getaddrinfo result */
+int shim_gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf, size_t buflen,
+			  struct hostent **result, int *h_errnop);
+int shim_gethostbyaddr_r(const void *addr, socklen_t len, int type, struct hostent *ret,
+			 char *buf, size_t buflen, struct hostent **result, int *h_errnop);
+int shim_getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, socklen_t hostlen,
+		     char *serv, socklen_t servlen, int flags);
+int shim_getaddrinfo_a(int mode, struct gaicb *list[], int nitems, struct sigevent *sevp);
+int shim_res_query(struct __res_state *statp, const char *name, int class, int type,
+		   unsigned char *answer, int anslen, const char *fn);
+int shim_res_send(struct __res_state *statp, const unsigned char *msg, int msglen,
+		  unsigned char *answer, int anslen, const char *fn);
 
 /* log.c: one line to stderr, written with a single write(2); formats only
  * %s %c %d %u %ld %lu %zu, async-signal-safe. */

@@ -1558,6 +1558,287 @@ START_TEST(each_thread_has_its_connection)
 }
 END_TEST
 
+/* ---- lookups besides getaddrinfo, and libc's own connects (h8b) ---- */
+
+#include <arpa/nameser.h>
+#include <resolv.h>
+
+int __connect(int fd, const struct sockaddr *sa, socklen_t len);
+
+START_TEST(gai_empty_service_is_port_zero)
+{
+	struct addrinfo h = { .ai_socktype = SOCK_STREAM }, *res;
+
+	add_addr("192.0.2.1");
+	ck_assert_int_eq(shim_getaddrinfo("api.example.com", "", &h, &res), 0);
+	ck_assert_int_eq(stub.last.port, 0);
+	ck_assert_int_eq(ntohs(((struct sockaddr_in *)res->ai_addr)->sin_port), 0);
+	shim_freeaddrinfo(res);
+}
+END_TEST
+
+START_TEST(gethostbyname2_r_builds_the_answer_in_the_buffer)
+{
+	struct hostent he, *r;
+	char buf[512], text[INET6_ADDRSTRLEN];
+	int herr = -1;
+
+	add_addr("192.0.2.1");
+	add_addr("2001:db8::1");
+	add_addr("192.0.2.2");
+	ck_assert_int_eq(shim_gethostbyname2_r("api.example.com", AF_INET, &he, buf, sizeof buf, &r,
+					       &herr), 0);
+	ck_assert_ptr_eq(r, &he);
+	ck_assert_int_eq(stub.last.op, PROTO_OP_RESOLVE);
+	ck_assert_int_eq(stub.last.family, 4);
+	ck_assert_str_eq(he.h_name, "api.example.com");
+	ck_assert_int_eq(he.h_length, 4);
+	ck_assert_ptr_null(he.h_aliases[0]);
+	ck_assert_str_eq(inet_ntop(AF_INET, he.h_addr_list[0], text, sizeof text), "192.0.2.1");
+	ck_assert_str_eq(inet_ntop(AF_INET, he.h_addr_list[1], text, sizeof text), "192.0.2.2");
+	ck_assert_ptr_null(he.h_addr_list[2]);
+	ck_assert(he.h_name >= buf && he.h_name < buf + sizeof buf);
+
+	ck_assert_int_eq(shim_gethostbyname2_r("api.example.com", AF_INET6, &he, buf, sizeof buf, &r,
+					       &herr), 0);
+	ck_assert_int_eq(stub.last.family, 6);
+	ck_assert_int_eq(he.h_addrtype, AF_INET6);
+	ck_assert_str_eq(inet_ntop(AF_INET6, he.h_addr_list[0], text, sizeof text), "2001:db8::1");
+	ck_assert_ptr_null(he.h_addr_list[1]);
+
+	/* too small a buffer: ERANGE, as libc's, so the caller grows it */
+	ck_assert_int_eq(shim_gethostbyname2_r("api.example.com", AF_INET, &he, buf, 16, &r, &herr),
+			 ERANGE);
+	ck_assert_ptr_null(r);
+	ck_assert_int_eq(herr, NETDB_INTERNAL);
+}
+END_TEST
+
+START_TEST(gethostbyname_denied_is_host_not_found)
+{
+	struct hostent he, *r = &he;
+	char buf[512];
+	int herr = 0;
+
+	answer(PROTO_DENY, EAI_NONAME, "no-paste", "");
+	ck_assert_ptr_null(gethostbyname("paste.example"));
+	ck_assert_int_eq(h_errno, HOST_NOT_FOUND);
+	ck_assert_int_eq(stub.calls, 1);
+	ck_assert_int_eq(gethostbyname_r("paste.example", &he, buf, sizeof buf, &r, &herr), 0);
+	ck_assert_ptr_null(r);
+	ck_assert_int_eq(herr, HOST_NOT_FOUND);
+	ck_assert_ptr_nonnull(strstr(errtext(), "denied resolve of paste.example (rule no-paste)"));
+
+	stub.fail_errno = ECONNREFUSED; /* broker gone: TRY_AGAIN, never libc's own lookup */
+	ck_assert_int_eq(gethostbyname_r("api.example.com", &he, buf, sizeof buf, &r, &herr), EAGAIN);
+	ck_assert_int_eq(herr, TRY_AGAIN);
+	ck_assert_int_eq(gethostbyname2_r("api.example.com", AF_UNIX, &he, buf, sizeof buf, &r, &herr),
+			 EAFNOSUPPORT);
+}
+END_TEST
+
+START_TEST(gethostbyname_numeric_is_not_asked)
+{
+	struct hostent *he = gethostbyname("192.0.2.9");
+	char text[INET_ADDRSTRLEN];
+
+	ck_assert_ptr_nonnull(he);
+	ck_assert_str_eq(inet_ntop(AF_INET, he->h_addr_list[0], text, sizeof text), "192.0.2.9");
+	ck_assert_int_eq(stub.calls, 0);
+}
+END_TEST
+
+START_TEST(getaddrinfo_a_judges_each_request)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
+	struct gaicb a = { .ar_name = "paste.example", .ar_request = &hints };
+	struct gaicb b = { .ar_name = "api.example.com", .ar_service = "443", .ar_request = &hints };
+	struct gaicb *list[3] = { &a, NULL, &b };
+
+	stub.deny_port = 0;
+	answer(PROTO_DENY, EAI_NONAME, "no", "");
+	ck_assert_int_eq(shim_getaddrinfo_a(GAI_WAIT, list, 1, NULL), 0);
+	ck_assert_int_eq(gai_error(&a), EAI_NONAME);
+	ck_assert_ptr_null(a.ar_result);
+	answer(PROTO_ALLOW, 0, "ok", "");
+	add_addr("192.0.2.1");
+	ck_assert_int_eq(shim_getaddrinfo_a(GAI_NOWAIT, list, 3, NULL), 0);
+	ck_assert_int_eq(stub.calls, 3);
+	ck_assert_int_eq(gai_error(&b), 0);
+	ck_assert_int_eq(ntohs(((struct sockaddr_in *)b.ar_result->ai_addr)->sin_port), 443);
+	ck_assert_int_eq(gai_cancel(&b), EAI_ALLDONE); /* finished, as libc sees it */
+	shim_freeaddrinfo(a.ar_result);
+	shim_freeaddrinfo(b.ar_result);
+	ck_assert_int_eq(shim_getaddrinfo_a(42, list, 1, NULL), EAI_SYSTEM);
+}
+END_TEST
+
+START_TEST(getnameinfo_makes_no_reverse_lookup)
+{
+	struct sockaddr_in sin = loop4(80);
+	char host[NI_MAXHOST], serv[32];
+
+	ck_assert_int_eq(shim_getnameinfo((struct sockaddr *)&sin, sizeof sin, host, sizeof host, serv,
+					  sizeof serv, NI_NUMERICSERV), 0);
+	ck_assert_str_eq(host, "127.0.0.1"); /* libc would say localhost */
+	ck_assert_str_eq(serv, "80");
+	ck_assert_int_eq(shim_getnameinfo((struct sockaddr *)&sin, sizeof sin, host, sizeof host, NULL,
+					  0, NI_NAMEREQD), EAI_NONAME);
+	ck_assert_int_eq(stub.calls, 0);
+}
+END_TEST
+
+/* The addresses of a DNS answer, as text separated by spaces (parsed here:
+ * ns_initparse lives in libresolv, which check_shim does not link). */
+static const char *answer_addrs(const unsigned char *ans, int n)
+{
+	static char out[256];
+	const unsigned char *p = ans + 12, *end = ans + n;
+	char text[INET6_ADDRSTRLEN];
+	int an = ans[6] << 8 | ans[7], k;
+
+	out[0] = 0;
+	k = dn_skipname(p, end);
+	ck_assert_int_ge(k, 0);
+	p += k + 4;
+	for (int i = 0; i < an; i++) {
+		k = dn_skipname(p, end);
+		ck_assert_int_ge(k, 0);
+		p += k;
+		ck_assert(p + 10 <= end);
+		int type = p[0] << 8 | p[1], rdlen = p[8] << 8 | p[9];
+		p += 10;
+		ck_assert(p + rdlen <= end);
+		inet_ntop(type == ns_t_a ? AF_INET : AF_INET6, p, text, sizeof text);
+		snprintf(out + strlen(out), sizeof out - strlen(out), "%s%s", i ? " " : "", text);
+		p += rdlen;
+	}
+	return out;
+}
+
+START_TEST(res_query_answers_from_the_broker)
+{
+	unsigned char ans[512];
+	int n;
+
+	add_addr("192.0.2.1");
+	add_addr("192.0.2.2");
+	n = shim_res_query(NULL, "api.example.com", ns_c_in, ns_t_a, ans, sizeof ans, "res_query");
+	ck_assert_int_gt(n, 0);
+	ck_assert_str_eq(stub.last.name, "api.example.com");
+	ck_assert_int_eq(stub.last.family, 4);
+	ck_assert_str_eq(answer_addrs(ans, n), "192.0.2.1 192.0.2.2");
+
+	/* room for one record: TC set, one answer */
+	n = shim_res_query(NULL, "api.example.com", ns_c_in, ns_t_a, ans, 12 + 17 + 4 + 16, "res_query");
+	ck_assert_int_gt(n, 0);
+	ck_assert(ans[2] & 0x02);
+	ck_assert_str_eq(answer_addrs(ans, n), "192.0.2.1");
+
+	answer(PROTO_DENY, EAI_NONAME, "no", "");
+	h_errno = 0;
+	ck_assert_int_eq(shim_res_query(&_res, "paste.example", ns_c_in, ns_t_a, ans, sizeof ans,
+					"res_query"), -1);
+	ck_assert_int_eq(h_errno, HOST_NOT_FOUND);
+	ck_assert_int_eq(_res.res_h_errno, HOST_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(res_query_of_other_types_is_refused_unasked)
+{
+	unsigned char ans[512];
+	static const int types[] = { ns_t_txt, ns_t_mx, ns_t_srv, ns_t_ptr, ns_t_any, ns_t_cname };
+
+	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+		h_errno = 0;
+		ck_assert_int_eq(shim_res_query(NULL, "api.example.com", ns_c_in, types[i], ans,
+						sizeof ans, "res_query"), -1);
+		ck_assert_int_eq(h_errno, HOST_NOT_FOUND);
+	}
+	ck_assert_int_eq(shim_res_query(NULL, "api.example.com", ns_c_chaos, ns_t_a, ans, sizeof ans,
+					"res_query"), -1);
+	ck_assert_int_eq(stub.calls, 0);
+	ck_assert_ptr_nonnull(strstr(errtext(), "egress: res_query of api.example.com (class 1, type 16) "
+						"is not mediated; denied\n"));
+}
+END_TEST
+
+START_TEST(res_send_reads_the_question_or_refuses)
+{
+	unsigned char q[512], ans[512];
+	int n = res_mkquery(ns_o_query, "api.example.com", ns_c_in, ns_t_aaaa, NULL, 0, NULL, q,
+			    sizeof q);
+
+	ck_assert_int_gt(n, 0);
+	add_addr("2001:db8::1");
+	ck_assert_int_gt(shim_res_send(NULL, q, n, ans, sizeof ans, "res_send"), 0);
+	ck_assert_str_eq(stub.last.name, "api.example.com");
+	ck_assert_int_eq(stub.last.family, 6);
+	ck_assert_int_eq(ans[0] << 8 | ans[1], q[0] << 8 | q[1]); /* the query's id */
+
+	/* not one plain query: a response, two questions, a cut packet, garbage */
+	q[2] |= 0x80;
+	ck_assert_int_eq(shim_res_send(NULL, q, n, ans, sizeof ans, "res_send"), -1);
+	q[2] &= 0x7f;
+	q[5] = 2;
+	ck_assert_int_eq(shim_res_send(NULL, q, n, ans, sizeof ans, "res_send"), -1);
+	q[5] = 1;
+	ck_assert_int_eq(shim_res_send(NULL, q, n - 3, ans, sizeof ans, "res_send"), -1);
+	ck_assert_int_eq(shim_res_send(NULL, q, 5, ans, sizeof ans, "res_send"), -1);
+	ck_assert_int_eq(errno, ECONNREFUSED);
+	ck_assert_int_eq(stub.calls, 1);
+}
+END_TEST
+
+START_TEST(dunder_connect_is_judged_as_connect)
+{
+	struct sockaddr_in srv;
+	int lfd = bound(SOCK_STREAM, &srv), fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	answer(PROTO_DENY, ECONNREFUSED, "no", "");
+	ck_assert_int_eq(__connect(fd, (struct sockaddr *)&srv, sizeof srv), -1);
+	ck_assert_int_eq(errno, ECONNREFUSED);
+	ck_assert_int_eq(stub.last.op, PROTO_OP_CONNECT);
+	ck_assert_int_eq(stub.last.port, ntohs(srv.sin_port));
+	ck_assert_int_lt(accept(lfd, NULL, NULL), 0); /* nothing arrived */
+	close(fd);
+	close(lfd);
+}
+END_TEST
+
+START_TEST(rcmd_is_refused_with_a_line)
+{
+	char host[] = "localhost", *ahost = host;
+
+	errno = 0;
+	ck_assert_int_eq(rcmd(&ahost, htons(514), "u", "u", "true", NULL), -1);
+	ck_assert_int_eq(errno, EPERM);
+	ck_assert_int_eq(ruserok("localhost", 0, "u", "u"), -1);
+	ck_assert_str_eq(errtext(), "egress: rcmd is not mediated; denied\n"
+				    "egress: ruserok is not mediated; denied\n");
+	ck_assert_int_eq(stub.calls, 0);
+}
+END_TEST
+
+static void add_lookup_tests(Suite *s)
+{
+	TCase *tl = tcase_create("lookups");
+
+	tcase_add_checked_fixture(tl, setup, teardown);
+	tcase_add_test(tl, gai_empty_service_is_port_zero);
+	tcase_add_test(tl, gethostbyname2_r_builds_the_answer_in_the_buffer);
+	tcase_add_test(tl, gethostbyname_denied_is_host_not_found);
+	tcase_add_test(tl, gethostbyname_numeric_is_not_asked);
+	tcase_add_test(tl, getaddrinfo_a_judges_each_request);
+	tcase_add_test(tl, getnameinfo_makes_no_reverse_lookup);
+	tcase_add_test(tl, res_query_answers_from_the_broker);
+	tcase_add_test(tl, res_query_of_other_types_is_refused_unasked);
+	tcase_add_test(tl, res_send_reads_the_question_or_refuses);
+	tcase_add_test(tl, dunder_connect_is_judged_as_connect);
+	tcase_add_test(tl, rcmd_is_refused_with_a_line);
+	suite_add_tcase(s, tl);
+}
+
 Suite *suite_shim(void)
 {
 	Suite *s = suite_create("shim");
@@ -1631,5 +1912,6 @@ Suite *suite_shim(void)
 	tcase_add_test(tb, each_thread_has_its_connection);
 	tcase_add_test(tb, signal_during_an_ask_gets_its_own_answer);
 	suite_add_tcase(s, tb);
+	add_lookup_tests(s);
 	return s;
 }
