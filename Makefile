@@ -37,7 +37,7 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(XCFLAGS) $(CFLAGS) $(if $(filter tests/%,$<),$(CHECK_CFLAGS)) -MMD -MP -c $< -o $@
 
 # The shim links only the codec, never inih or uthash.
-$(LIB): $(call obj,$(SHIM_SRC) policy/proto.c)
+$(LIB): $(call obj,$(SHIM_SRC) policy/proto.c policy/dns.c)
 	$(CC) -shared $(SANFLAGS) $(LDFLAGS) -o $@ $^ -ldl -lpthread
 
 $(BROKER): $(call obj,broker/main.c $(BROKER_SRC) $(POLICY_SRC))
@@ -50,7 +50,7 @@ $(BUILD)/obj/tests/check_main_shim.o: tests/check_main.c
 $(BUILD)/check_egress: $(call obj,tests/check_main.c tests/testlib.c $(TEST_SRC) $(BROKER_SRC) $(POLICY_SRC))
 	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(INIH_LIBS) -lpthread
 
-$(BUILD)/check_shim: $(BUILD)/obj/tests/check_main_shim.o $(call obj,tests/check_shim.c $(SHIM_SRC) policy/proto.c)
+$(BUILD)/check_shim: $(BUILD)/obj/tests/check_main_shim.o $(call obj,tests/check_shim.c $(SHIM_SRC) policy/proto.c policy/dns.c)
 	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) -ldl -lpthread
 
 # A client that attacks the broker socket on purpose (tests/integration).
@@ -76,8 +76,9 @@ FUZZ_SECONDS ?= 30
 FUZZ_CC ?= clang
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -Ipolicy
-FUZZ_TARGETS := proto policy upstream
+FUZZ_TARGETS := proto policy upstream dns
 FUZZ_SRC_proto := policy/proto.c
+FUZZ_SRC_dns := policy/dns.c policy/proto.c
 FUZZ_SRC_policy := $(POLICY_SRC)
 FUZZ_SRC_upstream := broker/upstream.c $(POLICY_SRC)
 

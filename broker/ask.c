@@ -245,6 +245,46 @@ void ask_name(const struct ask_state *st, const struct ask_who *w, int op, int l
 	judge(st, &req, false, r);
 }
 
+/* True for 127.0.0.0/8 and ::1: inside an isolated namespace, its own. */
+static bool addr_loopback(const struct proto_addr *a)
+{
+	static const uint8_t v6lo[16] = { [15] = 1 };
+
+	return a->family == 4 ? a->bytes[0] == 127 : memcmp(a->bytes, v6lo, 16) == 0;
+}
+
+void ask_isolated(const struct ask_state *st, struct ask_result *r)
+{
+	if (r->op == PROTO_OP_RESOLVE || r->next != ASK_ANSWER)
+		return;
+	if (addr_loopback(&r->addr)) {
+		/* The namespace's own loopback holds nothing of the host's: what
+		 * the policy refuses there stays inside, and a datagram never
+		 * leaves. A connect that a rule allows is for the host's service
+		 * of that address, which the broker reaches (below). */
+		if (r->action == PROTO_DENY || r->op == PROTO_OP_SEND) {
+			r->why = NULL;
+			result_set(r, PROTO_ALLOW, PROTO_ALLOW, 0, "namespace");
+			return;
+		}
+	}
+	if (r->action != PROTO_ALLOW)
+		return;
+	if (r->op == PROTO_OP_CONNECT && r->l4 == PROTO_L4_TCP) {
+		/* nothing leads out but the broker: it makes the connection */
+		r->next = ASK_TRANSPORT;
+		r->answer = PROTO_REWRITE;
+		r->transport = &ask_direct;
+		r->limit = 0;
+		r->timeout_ms = policy_timeout_ms(st->policy);
+		return;
+	}
+	if (r->port == 53)
+		return; /* a DNS query: the capture rules take it to the stub, which judges its name */
+	r->why = "datagrams do not leave an isolated namespace";
+	result_set(r, PROTO_DENY, PROTO_DENY, ENETUNREACH, r->rule);
+}
+
 bool ask_upstream_ok(const struct policy *p, const char *name, const struct proto_addr *a,
 		     uint16_t port, const char *exe, bool from_hosts)
 {

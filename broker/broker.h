@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -85,6 +86,7 @@ struct audit_event {
 	const char *transport;         /* a rewrite: the transport, without credentials */
 	const char *upstream;          /* a rewrite: what the upstream answered */
 	bool relayed;                  /* a relayed connection's close: the counts below */
+	bool captured;                 /* caught in an isolated namespace, not asked by a shim */
 	bool limit_hit;                /* it was cut at the rule's limit */
 	uint64_t bytes_sent;           /* program -> destination */
 	uint64_t bytes_received;       /* destination -> program */
@@ -239,6 +241,10 @@ struct transport_request {
 	const struct policy_transport *transport;
 	uint64_t limit;    /* relay byte limit, 0 none */
 	uint32_t timeout_ms;
+	int action;        /* as recorded: REWRITE, or ALLOW for a connect the broker makes
+			    * for an isolated program; 0 means REWRITE */
+	bool captured;     /* a captured connection to relay: no client to answer */
+	int captured_fd;   /* its socket, which the transport then owns */
 };
 
 struct transport_stats {
@@ -418,6 +424,59 @@ unsigned long resolver_lookups(const struct resolver *r);
 /* The default lookup: getaddrinfo without AI_ADDRCONFIG. */
 int resolver_getaddrinfo(const char *name, int family, struct proto_addr *out, int max, int *n);
 
+/* -------------------------------------------------------------- capture.c */
+
+#define SANDBOX_CAPTURE_FDS 4 /* TCP v4 and v6 listeners, DNS v4 and v6 sockets */
+
+/* One connection the isolated namespace made, caught by a capture listener. */
+struct capture_conn {
+	int fd;                    /* the accepted socket: the sink owns it */
+	struct proto_addr dst;     /* where it was going (canonical) */
+	uint16_t port;
+	pid_t pid;                 /* the process that made it, 0 when not found */
+	char exe[PATH_MAX];        /* its executable, "" when unknown */
+	pid_t ns_pid;              /* the sandbox: the namespace's own maps are kept under it */
+};
+
+/* One DNS query sent in the isolated namespace. */
+struct capture_query {
+	int fd;                        /* the socket to answer on */
+	struct sockaddr_storage from;  /* and to whom */
+	socklen_t fromlen;
+	uint8_t buf[512];
+	size_t len;
+	pid_t pid;                     /* the asking process, 0 when not found */
+	char exe[PATH_MAX];
+	pid_t ns_pid;
+};
+
+/* What the capture gives what it catches to (the server). */
+struct capture_sink {
+	void *ctx;
+	void (*connection)(void *ctx, struct capture_conn *k);
+	void (*query)(void *ctx, const struct capture_query *q);
+};
+
+struct capture;
+
+/* Takes the capture sockets fds of the sandbox pid (closing them on
+ * failure too) into loop l. Returns NULL (nothing left open) on failure. */
+struct capture *capture_new(struct loop *l, const int fds[SANDBOX_CAPTURE_FDS], pid_t pid,
+			    const struct capture_sink *sink);
+void capture_free(struct capture *cap);
+/* Reads the identity of pid's network namespace. Returns 0 or -1. */
+int capture_netns(pid_t pid, dev_t *dev, ino_t *ino);
+/* True when the network namespace dev/ino is the captured one. */
+bool capture_owns_netns(const struct capture *cap, dev_t dev, ino_t ino);
+/* Connections caught and queries read so far (0 without a capture). */
+void capture_counts(const struct capture *cap, unsigned long *connections, unsigned long *queries);
+
+/* -------------------------------------------------------------- sandbox.c */
+
+/* `egress-broker sandbox ...` (argv[0] is "sandbox"): see sandbox.c.
+ * Returns the exit status. */
+int sandbox_main(int argc, char **argv);
+
 /* ------------------------------------------------------------------ ask.c */
 
 /* Who asks: from the socket's peer credentials and /proc. */
@@ -489,6 +548,13 @@ void ask_addr(const struct ask_state *st, const struct ask_who *w, const struct 
  * without DNS): judged by the name alone, as ask_addr judges. */
 void ask_name(const struct ask_state *st, const struct ask_who *w, int op, int l4,
 	      const char *name, uint16_t port, struct ask_result *r);
+/* Adjusts r, decided for a program in an isolated namespace (egress-run
+ * --isolate), to what the namespace allows: its own loopback is its own
+ * (refusals there become ALLOW, rule "namespace": nothing of the host is
+ * there); an allowed TCP connect is made by the broker (ASK_TRANSPORT,
+ * direct, recorded as ALLOW); an allowed datagram is denied with
+ * ENETUNREACH, but a DNS query, which the namespace's stub judges. */
+void ask_isolated(const struct ask_state *st, struct ask_result *r);
 /* True when p lets a rewritten connect to name go to a, an address the
  * transport resolved name to (private-range protection, address rules). */
 bool ask_upstream_ok(const struct policy *p, const char *name, const struct proto_addr *a,
@@ -584,6 +650,7 @@ struct server_config {
 	const char *socket_path;   /* shown in status; server_listen() binds it */
 	const char *audit_path;    /* --audit; NULL: the policy's audit key */
 	resolver_lookup_fn lookup; /* NULL: getaddrinfo */
+	bool isolate;              /* --isolate: take one sandbox's capture sockets */
 };
 
 /* Loads the policy and sets up the loop (epoll, resolver, GC timer, audit),

@@ -4,7 +4,9 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "broker.h"
 
@@ -13,10 +15,11 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: egress-broker --policy FILE [--socket PATH] [--audit FILE]\n"
+		"usage: egress-broker --policy FILE [--socket PATH] [--audit FILE] [--isolate]\n"
 		"       egress-broker status [--json] [--socket PATH]\n"
 		"       egress-broker reload [--socket PATH]\n"
 		"       egress-broker check --policy FILE [HOST[:PORT] | URL] [--udp] [--exe PATH]\n"
+		"       egress-broker sandbox --socket PATH ... -- CMD   (egress-run --isolate)\n"
 		"       egress-broker --help | --version\n"
 		"The socket is --socket, else $EGRESS_SOCKET, else %s.\n",
 		PROTO_DEFAULT_SOCKET);
@@ -28,7 +31,8 @@ static int run_daemon(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "policy", required_argument, NULL, 'p' }, { "socket", required_argument, NULL, 's' },
 		{ "audit", required_argument, NULL, 'a' },  { "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },      { NULL, 0, NULL, 0 },
+		{ "version", no_argument, NULL, 'V' },      { "isolate", no_argument, NULL, 'I' },
+		{ NULL, 0, NULL, 0 },
 	};
 	struct server_config cfg = { 0 };
 	const char *sock_opt = NULL;
@@ -41,6 +45,7 @@ static int run_daemon(int argc, char **argv)
 		case 'p': cfg.policy_path = optarg; break;
 		case 's': sock_opt = optarg; break;
 		case 'a': cfg.audit_path = optarg; break;
+		case 'I': cfg.isolate = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("egress-broker %s\n", BROKER_VERSION); return 0;
 		default: usage(stderr); return 2;
@@ -57,6 +62,11 @@ static int run_daemon(int argc, char **argv)
 	if (control_socket_path(sock_opt, sock, sizeof sock) < 0)
 		return 1;
 	cfg.socket_path = sock;
+	/* The broker of one isolated run (egress-run --isolate) ends with the
+	 * egress-run that started it, killed or not: the sandbox then sees its
+	 * connection close and ends the namespace. */
+	if (cfg.isolate && prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+		fprintf(stderr, "egress-broker: PR_SET_PDEATHSIG: %s\n", strerror(errno));
 	/* Before the resolver threads start, so that they inherit the mask. */
 	if (server_signals_block() < 0)
 		return 1;
@@ -137,6 +147,8 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "reload") == 0))
 		return ctl_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "sandbox") == 0)
+		return sandbox_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "check") == 0)
 		return run_check(argc - 1, argv + 1);
 	return run_daemon(argc, argv);

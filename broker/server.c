@@ -20,6 +20,7 @@
 #include <uthash.h>
 
 #include "broker.h"
+#include "dns.h"
 
 #define SERVER_GC_S 10       /* address map garbage collection period */
 #define SERVER_TICK_S 1      /* timer period: transport deadlines */
@@ -35,6 +36,7 @@ struct client {
 	gid_t gid;
 	char exe[PATH_MAX];       /* /proc/<pid>/exe, "" when unreadable */
 	unsigned lookups;         /* resolves waiting for the resolver */
+	bool isolated;            /* in another network namespace (egress-run --isolate) */
 	bool paused;              /* reading stopped while lookups is at its bound */
 	UT_hash_handle hh;        /* serial -> client */
 };
@@ -58,6 +60,11 @@ struct server {
 	struct stats stats;
 	struct resolver *resolver;
 	struct transport *transport;       /* rewritten connections */
+	bool isolate;                      /* --isolate: one sandbox may hand over its capture */
+	struct capture *capture;           /* the sandbox's sockets, NULL none */
+	uint64_t capture_client;           /* the sandbox's connection: the capture lives as long */
+	dev_t ns_dev;                      /* our own network namespace */
+	ino_t ns_ino;
 	unsigned ticks;                    /* timer ticks, one a second */
 	char transport_text[300];          /* for status */
 	struct transport_conn conns[TRANSPORT_LIST_MAX]; /* for status */
@@ -148,6 +155,10 @@ static void client_close(struct server *s, struct client *c)
 {
 	if (s->transport)
 		transport_client_gone(s->transport, c->serial);
+	if (s->capture && c->serial == s->capture_client) {
+		capture_free(s->capture); /* the sandbox is gone, and its namespace with it */
+		s->capture = NULL;
+	}
 	loop_unwatch(s->loop, &c->w);
 	close(c->w.fd);
 	HASH_DEL(s->clients, c);
@@ -261,6 +272,13 @@ int server_add_client(struct server *s, int fd)
 	n = readlink(path, c->exe, sizeof c->exe - 1);
 	c->exe[n > 0 ? n : 0] = 0;
 	proc_stat(cr.pid, &c->ppid, &starttime);
+	{
+		dev_t dev;
+		ino_t ino;
+
+		c->isolated = capture_netns(cr.pid, &dev, &ino) == 0 &&
+			      (dev != s->ns_dev || ino != s->ns_ino);
+	}
 	if (loop_watch(s->loop, &c->w, EPOLLIN) < 0) {
 		log_error("epoll_ctl: %s", strerror(errno));
 		close(fd);
@@ -455,7 +473,7 @@ static void server_rewrite(struct server *s, struct client *c, uint32_t id, stru
 		.inet6 = r->flags & PROTO_ASK_INET6, .pid = c->pid, .uid = c->uid,
 		.exe = client_exe(c), .name = r->name[0] ? r->name : NULL, .addr = r->addr,
 		.port = r->port, .rule = r->rule, .transport = r->transport, .limit = r->limit,
-		.timeout_ms = r->timeout_ms,
+		.timeout_ms = r->timeout_ms, .action = r->action,
 	};
 
 	if (transport_start(s->transport, &tr) == 0)
@@ -478,6 +496,8 @@ static void server_ask(struct server *s, struct client *c, uint32_t id, const st
 		ask_resolve(&st, &w, q, &r);
 	else
 		ask_addr(&st, &w, q, &r);
+	if (c->isolated)
+		ask_isolated(&st, &r);
 	switch (r.next) {
 	case ASK_LOOKUP:
 		server_lookup(s, c, id, &r);
@@ -491,18 +511,103 @@ static void server_ask(struct server *s, struct client *c, uint32_t id, const st
 	}
 }
 
+static void server_captured(void *ctx, struct capture_conn *k);
+static void server_dns(void *ctx, const struct capture_query *cq);
+static const struct policy_transport direct_transport = { .kind = POLICY_DIRECT };
+
+/* CONTROL CAPTURE: the sandbox of `egress-run --isolate` hands over its
+ * capture sockets. Taken once, from a client in another network namespace
+ * of the broker's own uid (or root), by a broker started with --isolate;
+ * the fds are the broker's then (closed on refusal). */
+static void server_capture(struct server *s, struct client *c, uint32_t id, int *fds, int nfds)
+{
+	struct capture_sink sink = { .ctx = s, .connection = server_captured, .query = server_dns };
+	struct proto_text *t = &s->ans.u.text;
+	const char *why = NULL;
+
+	if (!s->isolate)
+		why = "this broker was not started with --isolate";
+	else if (s->capture)
+		why = "a sandbox has handed over its sockets already";
+	else if (!c->isolated || (c->uid != geteuid() && c->uid != 0))
+		why = "not from the sandbox of this broker's run";
+	else if (nfds != SANDBOX_CAPTURE_FDS)
+		why = "not the capture sockets";
+	if (!why) {
+		s->capture = capture_new(s->loop, fds, c->pid, &sink);
+		nfds = 0; /* capture_new owns them now, whatever it returns */
+		if (!s->capture)
+			why = strerror(errno);
+		else
+			s->capture_client = c->serial;
+	}
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	s->ans.type = PROTO_TEXT;
+	s->ans.id = id;
+	t->status = why ? 1 : 0;
+	snprintf(t->text, sizeof t->text, "%s", why ? why : "capturing");
+	t->len = (uint32_t)strlen(t->text);
+	if (why)
+		log_warn("client pid %ld: capture refused: %s", (long)c->pid, why);
+	else
+		log_info("capturing the network namespace of pid %ld", (long)c->pid);
+	client_send(s, c, &s->ans, -1);
+}
+
+/* The descriptors that came with mh, at most max of them, into fds.
+ * Returns how many. */
+static int received_fds(struct msghdr *mh, int *fds, int max)
+{
+	int n = 0;
+
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		size_t k;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+			if (n < max)
+				fds[n++] = fd;
+			else
+				close(fd);
+		}
+	}
+	return n;
+}
+
 /* Reads and handles one message from c (one per wake-up, so that a busy
- * client cannot starve the others). */
+ * client cannot starve the others). Descriptors a message brings are
+ * closed unless it is the sandbox's CAPTURE. */
 static void client_readable(struct server *s, struct client *c)
 {
+	union {
+		struct cmsghdr align;
+		char space[CMSG_SPACE(sizeof(int) * SANDBOX_CAPTURE_FDS)];
+	} ctl;
 	struct iovec iov = { .iov_base = s->in, .iov_len = sizeof s->in };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space,
+			     .msg_controllen = sizeof ctl.space };
+	int fds[SANDBOX_CAPTURE_FDS], nfds;
 	ssize_t n;
 	int rc;
 
 	n = recvmsg(c->w.fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
+	nfds = n > 0 ? received_fds(&mh, fds, SANDBOX_CAPTURE_FDS) : 0;
+	rc = n <= 0 ? -1 : proto_decode(s->in, (size_t)n, &s->msg);
+	if (rc == 0 && s->msg.type == PROTO_CONTROL && s->msg.u.control.what == PROTO_CTL_CAPTURE &&
+	    !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		server_capture(s, c, s->msg.id, fds, nfds);
+		return;
+	}
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
 	if (n <= 0) {
 		client_close(s, c);
 		return;
@@ -511,7 +616,6 @@ static void client_readable(struct server *s, struct client *c)
 		client_malformed(s, c, "message too long");
 		return;
 	}
-	rc = proto_decode(s->in, (size_t)n, &s->msg);
 	if (rc == PROTO_BAD_VERSION || rc == PROTO_BAD_TYPE) {
 		if (client_send_error(s, c, s->msg.id,
 				      rc == PROTO_BAD_VERSION ? PROTO_E_VERSION : PROTO_E_TYPE) == 0)
@@ -527,6 +631,10 @@ static void client_readable(struct server *s, struct client *c)
 		server_ask(s, c, s->msg.id, &s->msg.u.ask);
 		break;
 	case PROTO_CONTROL:
+		if (c->isolated) { /* a program under --isolate may not steer its broker */
+			client_send_error(s, c, s->msg.id, PROTO_E_DENIED);
+			break;
+		}
 		control_handle(s, c->uid, s->msg.u.control.what, &s->ans);
 		s->ans.id = s->msg.id;
 		client_send(s, c, &s->ans, -1);
@@ -535,6 +643,117 @@ static void client_readable(struct server *s, struct client *c)
 		client_malformed(s, c, "unexpected message type");
 		break;
 	}
+}
+
+/* ----------------------------------------------------------- captured */
+
+/* Records a captured connection's or query's decision r, made for pid
+ * (0: its process was not found) running exe. */
+static void captured_record(struct server *s, const struct ask_result *r, pid_t pid,
+			    const char *exe)
+{
+	struct audit_event ev = {
+		.pid = pid, .exe = exe, .op = r->op, .name = r->name[0] ? r->name : NULL,
+		.addr = r->has_addr ? &r->addr : NULL, .port = r->port, .l4 = r->l4,
+		.action = r->action, .rule = r->rule, .err = r->err_name, .captured = true,
+	};
+
+	real_now(&ev.time);
+	server_record(s, &ev);
+}
+
+/* A connection the isolated namespace made past every shim (a static or
+ * Go program, a raw system call): judged as the shim's connect would be,
+ * by the name the namespace's DNS stub gave its address for; then relayed
+ * to where it was going (or through the rule's transport), or reset. */
+static void server_captured(void *ctx, struct capture_conn *k)
+{
+	struct server *s = ctx;
+	struct ask_state st = server_ask_state(s);
+	struct ask_who w = { .pid = k->pid ? k->pid : k->ns_pid, .ppid = k->ns_pid,
+			     .exe = k->exe[0] ? k->exe : NULL };
+	struct proto_ask q = { .op = PROTO_OP_CONNECT, .l4 = PROTO_L4_TCP, .port = k->port,
+			       .addr = k->dst };
+	struct ask_result r;
+
+	ask_addr(&st, &w, &q, &r);
+	if (r.next == ASK_ANSWER && r.action == PROTO_ALLOW) {
+		r.next = ASK_TRANSPORT; /* the broker makes the connection */
+		r.transport = &direct_transport;
+		r.limit = 0;
+		r.timeout_ms = policy_timeout_ms(s->policy);
+	}
+	if (r.next == ASK_TRANSPORT) {
+		struct transport_request tr = {
+			.pid = k->pid, .exe = w.exe, .name = r.name[0] ? r.name : NULL,
+			.addr = r.addr, .port = r.port, .rule = r.rule, .transport = r.transport,
+			.limit = r.limit, .timeout_ms = r.timeout_ms, .action = r.action,
+			.captured = true, .captured_fd = k->fd,
+		};
+
+		if (transport_start(s->transport, &tr) == 0)
+			return;
+		r.action = PROTO_DENY;
+		r.err_name = "ENOMEM";
+	}
+	captured_record(s, &r, k->pid, w.exe);
+	{
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 }; /* a reset: refused */
+		setsockopt(k->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	}
+	close(k->fd);
+}
+
+/* A DNS query of the isolated namespace: its name judged as a lookup.
+ * Allowed and rewritten names get an IPv4 synthetic address from the
+ * namespace's own map (so the captured connect to it is judged by the
+ * name); IPv6 and other types an empty answer; denied names NXDOMAIN. */
+static void server_dns(void *ctx, const struct capture_query *cq)
+{
+	struct server *s = ctx;
+	struct ask_state st = server_ask_state(s);
+	struct ask_who w = { .pid = cq->ns_pid, .ppid = cq->ns_pid,
+			     .exe = cq->exe[0] ? cq->exe : NULL };
+	struct proto_ask q = { .op = PROTO_OP_RESOLVE, .l4 = PROTO_L4_ANY };
+	struct dns_question dq;
+	struct ask_result r;
+	uint8_t out[DNS_MSG_MAX];
+	int rcode = DNS_NOERROR, n;
+
+	if (dns_parse_query(cq->buf, cq->len, &dq) < 0)
+		return; /* not a query: no answer */
+	q.family = dq.qtype == DNS_TYPE_AAAA ? 6 : 4;
+	memcpy(q.name, dq.name, sizeof q.name);
+	ask_resolve(&st, &w, &q, &r);
+	if (r.answer == PROTO_DENY) {
+		rcode = DNS_NXDOMAIN;
+	} else if (dq.qtype == DNS_TYPE_A && dq.qclass == DNS_CLASS_IN) {
+		if (r.action != PROTO_REWRITE &&
+		    synth_map(s->synth, cq->ns_pid, r.name, &r.addrs[0]) < 0) {
+			rcode = DNS_SERVFAIL;
+			r.action = PROTO_DENY;
+			r.err_name = "EAI_FAIL";
+		} else {
+			r.naddr = 1;
+			r.addr = r.addrs[0];
+			r.has_addr = true;
+			if (r.action != PROTO_REWRITE) {
+				r.action = PROTO_ALLOW;
+				r.err_name = NULL;
+			}
+		}
+	} else {
+		r.naddr = 0; /* IPv6 and other types: none, so programs take IPv4 */
+		if (r.action == PROTO_ALLOW)
+			r.err_name = NULL;
+	}
+	if (!r.rule)
+		r.rule = "default";
+	captured_record(s, &r, cq->pid, w.exe);
+	n = dns_build_answer(cq->buf, &dq, rcode, r.addrs, r.naddr, 60, out, sizeof out);
+	if (n > 0)
+		sendto(cq->fd, out, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)&cq->from,
+		       cq->fromlen);
 }
 
 /* --------------------------------------------------------------- status */
@@ -727,6 +946,11 @@ struct server *server_new(const struct server_config *cfg, char *err, size_t err
 	stats_init(&s->stats);
 	audit_init(&s->audit);
 	s->next_serial = SERVER_FIRST_SERIAL;
+	s->isolate = cfg->isolate;
+	if (capture_netns(getpid(), &s->ns_dev, &s->ns_ino) < 0) {
+		snprintf(err, errlen, "cannot read /proc/self/ns/net: %s", strerror(errno));
+		goto fail;
+	}
 	s->started = mono_now();
 	if (snprintf(s->policy_path, sizeof s->policy_path, "%s", cfg->policy_path) >=
 		    (int)sizeof s->policy_path ||
@@ -786,6 +1010,8 @@ void server_free(struct server *s)
 
 	if (!s)
 		return;
+	capture_free(s->capture);
+	s->capture = NULL;
 	transport_free(s->transport);
 	s->transport = NULL;
 	HASH_ITER(hh, s->clients, c, tmp)

@@ -157,7 +157,8 @@ static void record(struct transport *t, struct conduit *c, int op, int err)
 	struct audit_event ev = {
 		.pid = c->r.pid, .uid = c->r.uid, .exe = c->exe[0] ? c->exe : NULL, .op = op,
 		.name = c->name[0] ? c->name : NULL, .addr = c->name[0] ? NULL : &c->r.addr,
-		.port = c->r.port, .l4 = PROTO_L4_TCP, .action = PROTO_REWRITE, .rule = c->rule,
+		.port = c->r.port, .l4 = PROTO_L4_TCP, .action = c->r.action ? c->r.action : PROTO_REWRITE,
+		.rule = c->rule, .captured = c->r.captured,
 		.err = err ? policy_errno_name(err) : NULL, .transport = c->text,
 		.upstream = c->upstream, .relayed = op == AUDIT_OP_CLOSE, .limit_hit = c->limit_hit,
 		.bytes_sent = c->sent, .bytes_received = c->received,
@@ -780,12 +781,16 @@ int transport_start(struct transport *t, const struct transport_request *r)
 	 * limited connection whatever its transport (a socket handed over
 	 * could not be cut), and a nonblocking connect, which goes on before
 	 * the upstream is there. */
-	if ((c->pt.kind == POLICY_RELAY || r->limit || r->nonblock) &&
-	    loopback_pair(r->inet6, &c->relay, &c->handover) < 0) {
+	if (r->captured) {
+		c->relay = r->captured_fd; /* a captured connection: it is the program's end */
+	} else if ((c->pt.kind == POLICY_RELAY || r->limit || r->nonblock) &&
+		   loopback_pair(r->inet6, &c->relay, &c->handover) < 0) {
 		fail(t, c, errno, "relay: cannot make a loopback connection");
 		return 0;
 	}
-	if (r->nonblock) {
+	if (r->captured) {
+		/* nobody waits for an answer: the program's connect has completed */
+	} else if (r->nonblock) {
 		/* the program goes on at once; the relay catches up */
 		answer(t, c, PROTO_REWRITE, 0, c->handover);
 		close(c->handover);

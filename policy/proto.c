@@ -80,7 +80,7 @@ static ssize_t body_len(const struct proto_msg *m)
 		return VERDICT_FIXED + (ssize_t)(n + nn) + ADDR_LEN * v->naddr;
 	}
 	case PROTO_CONTROL:
-		if (m->u.control.what < PROTO_CTL_STATUS || m->u.control.what > PROTO_CTL_RELOAD)
+		if (m->u.control.what < PROTO_CTL_STATUS || m->u.control.what > PROTO_CTL_CAPTURE)
 			return -1;
 		return 1;
 	case PROTO_TEXT:
@@ -226,7 +226,7 @@ int proto_decode(const void *buf, size_t len, struct proto_msg *m)
 	case PROTO_VERDICT:
 		return decode_verdict(p, blen, &m->u.verdict);
 	case PROTO_CONTROL:
-		if (blen != 1 || p[0] < PROTO_CTL_STATUS || p[0] > PROTO_CTL_RELOAD)
+		if (blen != 1 || p[0] < PROTO_CTL_STATUS || p[0] > PROTO_CTL_CAPTURE)
 			return PROTO_BAD_MSG;
 		m->u.control.what = p[0];
 		return 0;

@@ -24,7 +24,7 @@
  * message set or a body layout.
  */
 #define PROTO_MAGIC 'E'
-#define PROTO_VERSION 3 /* 3: the ASK flag PROTO_ASK_INET6 */
+#define PROTO_VERSION 4 /* 3: the ASK flag PROTO_ASK_INET6; 4: PROTO_CTL_CAPTURE */
 #define PROTO_HDR_LEN 12
 #define PROTO_NAME_MAX 253  /* longest DNS name, without the trailing dot */
 #define PROTO_RULE_MAX 63   /* longest rule name */
@@ -71,6 +71,7 @@ enum proto_ctl {
 	PROTO_CTL_STATUS = 1,      /* human-readable status */
 	PROTO_CTL_STATUS_JSON = 2, /* status as one JSON object */
 	PROTO_CTL_RELOAD = 3,      /* reload the policy file */
+	PROTO_CTL_CAPTURE = 4,     /* egress-run --isolate: take the capture sockets it carries (SCM_RIGHTS) */
 };
 
 enum proto_err {

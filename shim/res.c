@@ -25,6 +25,7 @@
 #include <resolv.h>
 #include <string.h>
 
+#include "dns.h"
 #include "shim.h"
 
 #define DNS_TTL 60 /* seconds, in every record the shim makes */
@@ -48,61 +49,35 @@ static void set_herr(struct __res_state *statp, int herr)
 	h_errno = herr;
 }
 
-/* Writes a response to the query q (qlen bytes, its question ending at
- * qend) with the addresses of ai of family af, into ans (anslen bytes): as
- * many records as fit, TC set when some did not. Returns its length, or -1
- * when not even the question fits. */
-static int response(const unsigned char *q, size_t qend, const struct addrinfo *ai, int af,
-		    unsigned char *ans, size_t anslen)
+/* Writes a response to the query msg (question q) with the addresses of
+ * ai of family af into ans (anslen bytes), through the codec the broker's
+ * DNS stub uses. Returns its length, or -1 when not even the question fits. */
+static int response(const unsigned char *msg, const struct dns_question *q,
+		    const struct addrinfo *ai, int af, unsigned char *ans, size_t anslen)
 {
-	size_t alen = af == AF_INET ? 4 : 16, off = qend, n = 0;
-	bool truncated = false;
+	struct proto_addr addrs[PROTO_ADDRS_MAX];
+	int n = 0;
 
-	if (anslen < qend)
-		return -1;
-	memcpy(ans, q, qend);
-	for (const struct addrinfo *p = ai; p != NULL; p = p->ai_next) {
-		if (p->ai_family != af || p->ai_socktype != SOCK_STREAM)
-			continue;
-		if (off + 12 + alen > anslen) {
-			truncated = true;
-			break;
-		}
-		put16(ans + off, 0xc00c); /* the name: a pointer to the question's */
-		put16(ans + off + 2, af == AF_INET ? ns_t_a : ns_t_aaaa);
-		put16(ans + off + 4, ns_c_in);
-		put16(ans + off + 6, 0);
-		put16(ans + off + 8, DNS_TTL);
-		put16(ans + off + 10, (unsigned)alen);
-		if (af == AF_INET)
-			memcpy(ans + off + 12, &((const struct sockaddr_in *)(void *)p->ai_addr)->sin_addr, alen);
-		else
-			memcpy(ans + off + 12, &((const struct sockaddr_in6 *)(void *)p->ai_addr)->sin6_addr,
-			       alen);
-		off += 12 + alen;
-		n++;
+	for (const struct addrinfo *p = ai; p != NULL && n < PROTO_ADDRS_MAX; p = p->ai_next) {
+		uint16_t port;
+
+		if (p->ai_family == af && p->ai_socktype == SOCK_STREAM &&
+		    proto_addr_from_sockaddr(p->ai_addr, af, &addrs[n], &port) == 0)
+			n++;
 	}
-	ans[2] = (unsigned char)(0x80 | (q[2] & 0x01) | (truncated ? 0x02 : 0)); /* QR, RD, TC */
-	ans[3] = 0x80;                                                             /* RA, NOERROR */
-	put16(ans + 4, 1);
-	put16(ans + 6, (unsigned)n);
-	put16(ans + 8, 0);
-	put16(ans + 10, 0);
-	return (int)off;
+	return dns_build_answer(msg, q, DNS_NOERROR, addrs, n, DNS_TTL, ans, anslen);
 }
 
 int shim_res_send(struct __res_state *statp, const unsigned char *msg, int msglen,
 		  unsigned char *answer, int anslen, const char *fn)
 {
 	struct addrinfo h = { .ai_flags = AI_CANONNAME }, *ai = NULL;
-	char name[NS_MAXDNAME];
+	struct dns_question q;
+	const char *name = q.name;
 	int n, type, class, rc;
-	size_t qend;
 
-	if (msg == NULL || msglen < NS_HFIXEDSZ || (msg[2] & 0x80) || ((msg[2] >> 3) & 0x0f) != 0 ||
-	    get16(msg + 4) != 1 || get16(msg + 6) != 0 || get16(msg + 8) != 0 ||
-	    (n = dn_expand(msg, msg + msglen, msg + NS_HFIXEDSZ, name, sizeof name)) < 0 ||
-	    NS_HFIXEDSZ + (size_t)n + 4 > (size_t)msglen) {
+	if (msg == NULL || msglen < NS_HFIXEDSZ || dns_parse_query(msg, (size_t)msglen, &q) < 0 ||
+	    q.opcode != 0 || get16(msg + 6) != 0 || get16(msg + 8) != 0) {
 		if (shim_config.log != SHIM_LOG_OFF)
 			shim_log_line("egress: %s of a packet that is not one standard query is not "
 				      "mediated; denied", fn);
@@ -110,9 +85,8 @@ int shim_res_send(struct __res_state *statp, const unsigned char *msg, int msgle
 		errno = ECONNREFUSED;
 		return -1;
 	}
-	qend = NS_HFIXEDSZ + (size_t)n + 4;
-	type = (int)get16(msg + qend - 4);
-	class = (int)get16(msg + qend - 2);
+	type = q.qtype;
+	class = q.qclass;
 	if (class != ns_c_in || (type != ns_t_a && type != ns_t_aaaa)) {
 		if (shim_config.log != SHIM_LOG_OFF)
 			shim_log_line("egress: %s of %s (class %d, type %d) is not mediated; denied", fn,
@@ -129,7 +103,7 @@ int shim_res_send(struct __res_state *statp, const unsigned char *msg, int msgle
 		return -1;
 	}
 	/* allowed: an answer, with no records when the name has none of type */
-	n = response(msg, qend, ai, h.ai_family, answer, anslen < 0 ? 0 : (size_t)anslen);
+	n = response(msg, &q, ai, h.ai_family, answer, anslen < 0 ? 0 : (size_t)anslen);
 	if (ai != NULL)
 		shim_freeaddrinfo(ai);
 	if (n < 0) {

@@ -22,6 +22,7 @@ int main(void)
 	srunner_add_suite(sr, suite_stats());
 	srunner_add_suite(sr, suite_control());
 	srunner_add_suite(sr, suite_ctl());
+	srunner_add_suite(sr, suite_dns());
 	srunner_add_suite(sr, suite_cli());
 	srunner_add_suite(sr, suite_resolver());
 	srunner_add_suite(sr, suite_server());

@@ -561,7 +561,7 @@ START_TEST(test_proto_decode_bad_control_text_error)
 
 	body[0] = 0;
 	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_CONTROL, body, 1), d), PROTO_BAD_MSG);
-	body[0] = PROTO_CTL_RELOAD + 1;
+	body[0] = PROTO_CTL_CAPTURE + 1;
 	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_CONTROL, body, 1), d), PROTO_BAD_MSG);
 	body[0] = PROTO_CTL_STATUS;
 	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_CONTROL, body, 2), d), PROTO_BAD_MSG);
@@ -631,7 +631,7 @@ static void mut_verdict_name(struct proto_msg *m)
 	memset(m->u.verdict.name, 'n', sizeof m->u.verdict.name);
 }
 static void mut_control0(struct proto_msg *m) { sample(7, m); m->u.control.what = 0; }
-static void mut_control4(struct proto_msg *m) { sample(7, m); m->u.control.what = PROTO_CTL_RELOAD + 1; }
+static void mut_control5(struct proto_msg *m) { sample(7, m); m->u.control.what = PROTO_CTL_CAPTURE + 1; }
 static void mut_text_len(struct proto_msg *m) { sample(11, m); m->u.text.len = PROTO_TEXT_MAX + 1; }
 static void mut_type0(struct proto_msg *m) { sample(13, m); m->type = 0; }
 static void mut_type6(struct proto_msg *m) { sample(13, m); m->type = 6; }
@@ -640,7 +640,7 @@ static void mut_type6(struct proto_msg *m) { sample(13, m); m->type = 6; }
 static void (*const bad_mutations[])(struct proto_msg *) = {
 	mut_verdict_action0, mut_verdict_action_high, mut_verdict_naddr,
 	mut_verdict_addr,    mut_verdict_rule,        mut_verdict_name,
-	mut_control0,        mut_control4,            mut_text_len,
+	mut_control0,        mut_control5,            mut_text_len,
 	mut_type0,           mut_type6,
 };
 

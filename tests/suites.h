@@ -13,6 +13,7 @@ Suite *suite_addrmap(void);
 Suite *suite_stats(void);
 Suite *suite_control(void);
 Suite *suite_ctl(void);
+Suite *suite_dns(void);
 Suite *suite_cli(void);
 Suite *suite_resolver(void);
 Suite *suite_server(void);

@@ -8,7 +8,7 @@ import os
 import struct
 
 top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
-VERSION = 3
+VERSION = 4
 
 
 def write(kind, name, data):

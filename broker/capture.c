@@ -1,0 +1,307 @@
+/* capture.c: the broker's side of isolation mode. The sandbox (sandbox.c)
+ * hands over sockets that live in the isolated network namespace: TCP
+ * listeners that every outbound connection there is redirected to, and UDP
+ * sockets that every DNS query there is redirected to. This file accepts
+ * and reads them in the broker's loop, recovers where each connection was
+ * going (SO_ORIGINAL_DST) and which process made it (the socket's inode,
+ * looked up in the namespace's /proc), and hands each to the server, which
+ * judges it with the same policy as a shim's request. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "broker.h"
+
+/* The redirected connection's destination (linux/netfilter_ipv4.h and
+ * linux/netfilter_ipv6/ip6_tables.h, which clash with netinet/in.h). */
+#define SO_ORIGINAL_DST 80
+#define IP6T_SO_ORIGINAL_DST 80
+
+#define CAPTURE_ACCEPTS 64 /* connections taken per wake-up */
+
+struct capture;
+
+/* One captured socket and what it serves. */
+struct capture_sock {
+	struct watch w;
+	struct capture *cap;
+	bool stream; /* a listener; else a DNS socket */
+};
+
+struct capture {
+	struct loop *loop;
+	struct capture_sink sink;
+	pid_t pid;           /* the sandbox (PID 1 inside), as the broker sees it */
+	dev_t ns_dev;        /* its network namespace */
+	ino_t ns_ino;
+	struct capture_sock socks[SANDBOX_CAPTURE_FDS];
+	unsigned long connections, queries; /* taken so far */
+};
+
+/* Reads the identity of pid's network namespace. Returns 0 or -1. */
+int capture_netns(pid_t pid, dev_t *dev, ino_t *ino)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof path, "/proc/%ld/ns/net", (long)pid);
+	if (stat(path, &st) < 0)
+		return -1;
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	return 0;
+}
+
+/* ------------------------------------------------------------ attribution */
+
+/* Finds in the namespace's /proc/net/{tcp,udp}{,6} the inode of the socket
+ * bound to a:port (the peer of what we accepted or received). Returns it, or
+ * 0 when not found. */
+static unsigned long socket_inode(const struct capture *cap, const struct proto_addr *a,
+				  uint16_t port, bool stream)
+{
+	char path[64], line[512], want[40];
+	unsigned long inode = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%ld/net/%s%s", (long)cap->pid, stream ? "tcp" : "udp",
+		 a->family == 6 ? "6" : "");
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	/* the local address as the kernel prints it: each 32-bit word in host
+	 * order as hex, then the port */
+	if (a->family == 4) {
+		uint32_t w;
+		memcpy(&w, a->bytes, 4);
+		snprintf(want, sizeof want, "%08X:%04X", w, port);
+	} else {
+		uint32_t w[4];
+		memcpy(w, a->bytes, 16);
+		snprintf(want, sizeof want, "%08X%08X%08X%08X:%04X", w[0], w[1], w[2], w[3], port);
+	}
+	while (fgets(line, sizeof line, f)) {
+		char local[64], remote[64];
+		unsigned st;
+		unsigned long ino;
+
+		if (sscanf(line, " %*d: %63s %63s %x %*s %*s %*s %*s %*s %lu", local, remote, &st, &ino) ==
+			    4 &&
+		    strcmp(local, want) == 0 && (!stream || st != 0x0A /* LISTEN */)) {
+			inode = ino;
+			break;
+		}
+	}
+	fclose(f);
+	return inode;
+}
+
+/* Finds the process of the namespace holding socket inode. Returns its pid
+ * (as the broker sees it) with its executable in exe, or 0. */
+static pid_t socket_owner(const struct capture *cap, unsigned long inode, char *exe, size_t cap_len)
+{
+	char want[48], path[300], link[64];
+	DIR *proc;
+	struct dirent *p;
+	pid_t found = 0;
+
+	if (!inode)
+		return 0;
+	snprintf(want, sizeof want, "socket:[%lu]", inode);
+	proc = opendir("/proc");
+	if (!proc)
+		return 0;
+	while (!found && (p = readdir(proc))) {
+		pid_t pid = (pid_t)strtol(p->d_name, NULL, 10);
+		dev_t dev;
+		ino_t ino;
+		DIR *fds;
+		struct dirent *e;
+
+		if (pid <= 0 || capture_netns(pid, &dev, &ino) < 0 || dev != cap->ns_dev ||
+		    ino != cap->ns_ino)
+			continue;
+		snprintf(path, sizeof path, "/proc/%ld/fd", (long)pid);
+		fds = opendir(path);
+		if (!fds)
+			continue;
+		while ((e = readdir(fds))) {
+			ssize_t n;
+
+			snprintf(path, sizeof path, "/proc/%ld/fd/%s", (long)pid, e->d_name);
+			n = readlink(path, link, sizeof link - 1);
+			if (n > 0 && (link[n] = 0, strcmp(link, want) == 0)) {
+				found = pid;
+				break;
+			}
+		}
+		closedir(fds);
+	}
+	closedir(proc);
+	exe[0] = 0;
+	if (found) {
+		ssize_t n;
+
+		snprintf(path, sizeof path, "/proc/%ld/exe", (long)found);
+		n = readlink(path, exe, cap_len - 1);
+		exe[n > 0 ? n : 0] = 0;
+	}
+	return found;
+}
+
+/* -------------------------------------------------------------- sockets */
+
+/* Where the redirected connection fd was going. Returns 0 or -1. */
+static int original_dst(int fd, int family, struct proto_addr *a, uint16_t *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	if (family == AF_INET ? getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len)
+			      : getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len))
+		return -1;
+	if (proto_addr_from_sockaddr((struct sockaddr *)&ss, ss.ss_family, a, port) < 0)
+		return -1;
+	policy_addr_canonical(a);
+	return 0;
+}
+
+/* The listener's handler: takes each waiting connection, finds where it
+ * was going and who made it, and gives it to the sink (which owns it). */
+static void capture_accept(struct capture_sock *cs)
+{
+	struct capture *cap = cs->cap;
+
+	for (int i = 0; i < CAPTURE_ACCEPTS; i++) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof peer;
+		struct capture_conn k = { .fd = -1 };
+		struct proto_addr src;
+		uint16_t sport;
+		int fd = accept4(cs->w.fd, (struct sockaddr *)&peer, &plen,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return;
+		}
+		cap->connections++;
+		k.fd = fd;
+		if (original_dst(fd, peer.ss_family, &k.dst, &k.port) < 0) {
+			log_warn("captured connection: no original destination: %s", strerror(errno));
+			close(fd);
+			continue;
+		}
+		if (proto_addr_from_sockaddr((struct sockaddr *)&peer, peer.ss_family, &src, &sport) == 0)
+			k.pid = socket_owner(cap, socket_inode(cap, &src, sport, true), k.exe,
+					     sizeof k.exe);
+		k.ns_pid = cap->pid;
+		cap->sink.connection(cap->sink.ctx, &k);
+	}
+}
+
+/* A DNS socket's handler: each query goes to the sink with a way back. */
+static void capture_query(struct capture_sock *cs)
+{
+	struct capture *cap = cs->cap;
+
+	for (int i = 0; i < CAPTURE_ACCEPTS; i++) {
+		struct capture_query q = { .fd = cs->w.fd };
+		struct proto_addr src;
+		uint16_t sport;
+		ssize_t n;
+
+		q.fromlen = sizeof q.from;
+		n = recvfrom(cs->w.fd, q.buf, sizeof q.buf, MSG_DONTWAIT, (struct sockaddr *)&q.from,
+			     &q.fromlen);
+		if (n < 0)
+			return;
+		cap->queries++;
+		q.len = (size_t)n;
+		if (proto_addr_from_sockaddr((struct sockaddr *)&q.from, q.from.ss_family, &src, &sport) == 0)
+			q.pid = socket_owner(cap, socket_inode(cap, &src, sport, false), q.exe,
+					     sizeof q.exe);
+		q.ns_pid = cap->pid;
+		cap->sink.query(cap->sink.ctx, &q);
+	}
+}
+
+static void capture_event(void *ctx, uint32_t events)
+{
+	struct capture_sock *cs = ctx;
+
+	(void)events;
+	if (cs->stream)
+		capture_accept(cs);
+	else
+		capture_query(cs);
+}
+
+struct capture *capture_new(struct loop *l, const int fds[SANDBOX_CAPTURE_FDS], pid_t pid,
+			    const struct capture_sink *sink)
+{
+	struct capture *cap = calloc(1, sizeof *cap);
+
+	if (!cap) {
+		for (int i = 0; i < SANDBOX_CAPTURE_FDS; i++)
+			close(fds[i]);
+		return NULL;
+	}
+	cap->loop = l;
+	cap->sink = *sink;
+	cap->pid = pid;
+	for (int i = 0; i < SANDBOX_CAPTURE_FDS; i++) {
+		watch_init(&cap->socks[i].w, fds[i], capture_event, &cap->socks[i]);
+		cap->socks[i].cap = cap;
+	}
+	if (capture_netns(pid, &cap->ns_dev, &cap->ns_ino) < 0) {
+		capture_free(cap);
+		return NULL;
+	}
+	for (int i = 0; i < SANDBOX_CAPTURE_FDS; i++) {
+		int fd = fds[i], type = 0;
+		socklen_t tl = sizeof type;
+
+		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+		    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
+		    loop_watch(l, &cap->socks[i].w, EPOLLIN) < 0) {
+			capture_free(cap);
+			return NULL;
+		}
+		cap->socks[i].stream = type == SOCK_STREAM;
+	}
+	return cap;
+}
+
+void capture_free(struct capture *cap)
+{
+	if (!cap)
+		return;
+	for (int i = 0; i < SANDBOX_CAPTURE_FDS; i++) {
+		if (cap->socks[i].w.fd < 0)
+			continue;
+		loop_unwatch(cap->loop, &cap->socks[i].w);
+		close(cap->socks[i].w.fd);
+	}
+	free(cap);
+}
+
+bool capture_owns_netns(const struct capture *cap, dev_t dev, ino_t ino)
+{
+	return cap && cap->ns_dev == dev && cap->ns_ino == ino;
+}
+
+void capture_counts(const struct capture *cap, unsigned long *connections, unsigned long *queries)
+{
+	*connections = cap ? cap->connections : 0;
+	*queries = cap ? cap->queries : 0;
+}

@@ -1,0 +1,441 @@
+/* sandbox.c: `egress-broker sandbox`, the first process of the namespaces
+ * `egress-run --isolate` makes (network, mount, PID, and user when not
+ * root): PID 1 there. It brings loopback up with the default routes through
+ * it, makes the capture sockets (TCP listeners that every outbound
+ * connection is redirected to, UDP sockets for DNS) and hands them to the
+ * broker outside, installs the nftables rules that redirect, points
+ * /etc/resolv.conf at the DNS stub, puts the broker's files out of reach,
+ * drops the capabilities that could undo any of it, and runs CMD as its
+ * child: signals are passed on, orphans reaped, and everything ends (PID 1
+ * exits, the kernel kills the namespace's processes) when CMD ends or the
+ * broker goes away. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <linux/capability.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "broker.h"
+
+#define SANDBOX_PROTECT_MAX 16
+
+/* Capabilities CMD keeps (root inside may still change user, own files,
+ * bind low ports, signal its own processes); every other one leaves the
+ * bounding set, above all CAP_SYS_ADMIN (mounts), CAP_NET_ADMIN (the
+ * capture rules), CAP_NET_RAW (raw frames) and CAP_SYS_PTRACE. */
+static const int sandbox_kept[] = {
+	CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_KILL,
+	CAP_SETGID, CAP_SETUID, CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_AUDIT_WRITE,
+};
+
+struct sandbox {
+	const char *socket;                    /* the broker's */
+	const char *resolv;                    /* file to show as /etc/resolv.conf */
+	const char *hide;                      /* directory to cover, but for the socket's */
+	const char *protect[SANDBOX_PROTECT_MAX]; /* files made read-only */
+	int nprotect;
+	char **cmd;
+};
+
+/* Prints "egress-broker sandbox: MSG: strerror(errno)". Returns -1. */
+static int sandbox_fail(const char *what)
+{
+	fprintf(stderr, "egress-broker sandbox: %s: %s\n", what, strerror(errno));
+	return -1;
+}
+
+/* Runs argv (found on PATH, with /usr/sbin and /sbin) with text on its
+ * standard input when text is not NULL; returns 0 when it exits 0. */
+static int sandbox_run(char *const argv[], const char *text)
+{
+	int in[2] = { -1, -1 }, st;
+	pid_t pid;
+
+	if (text && pipe2(in, O_CLOEXEC) < 0)
+		return sandbox_fail("pipe");
+	pid = fork();
+	if (pid < 0)
+		return sandbox_fail("fork");
+	if (pid == 0) {
+		if (text && dup2(in[0], 0) < 0)
+			_exit(127);
+		setenv("PATH", "/usr/sbin:/sbin:/usr/bin:/bin", 1);
+		execvp(argv[0], argv);
+		fprintf(stderr, "egress-broker sandbox: %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	if (text) {
+		close(in[0]);
+		(void)!write(in[1], text, strlen(text));
+		close(in[1]);
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return sandbox_fail("waitpid");
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "egress-broker sandbox: %s failed\n", argv[0]);
+		return -1;
+	}
+	return 0;
+}
+
+/* Loopback up, and the default routes through it: whatever leaves goes to
+ * loopback, where the capture rules meet it, and nothing else exists. */
+static int sandbox_network(void)
+{
+	static char *const r4[] = { "ip", "route", "add", "default", "dev", "lo", "src", "127.0.0.1", NULL };
+	static char *const r6[] = { "ip", "-6", "route", "add", "default", "dev", "lo", NULL };
+	struct ifreq ifr;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return sandbox_fail("socket");
+	memset(&ifr, 0, sizeof ifr);
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0 || (ifr.ifr_flags |= IFF_UP, ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)) {
+		close(fd);
+		return sandbox_fail("bringing loopback up");
+	}
+	close(fd);
+	if (sandbox_run(r4, NULL) < 0)
+		return -1;
+	(void)sandbox_run(r6, NULL); /* no IPv6 in this kernel: IPv4 only */
+	return 0;
+}
+
+/* A capture socket: type on the loopback address of family, at port (0:
+ * any). Returns it (nonblocking, close-on-exec) or -1. */
+static int sandbox_socket(int family, int type, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	struct proto_addr lo = { .family = family == AF_INET ? 4 : 6 };
+	socklen_t len;
+	int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -1;
+	if (family == AF_INET)
+		lo.bytes[0] = 127, lo.bytes[3] = 1;
+	else
+		lo.bytes[15] = 1;
+	len = proto_addr_to_sockaddr(&lo, port, family == AF_INET6, &ss);
+	if (family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, 1024) < 0)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The port fd is bound to. */
+static uint16_t sandbox_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	struct proto_addr a;
+	uint16_t port = 0;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+		proto_addr_from_sockaddr((struct sockaddr *)&ss, ss.ss_family, &a, &port);
+	return port;
+}
+
+/* Connects to the broker and hands it the capture sockets (CONTROL
+ * CAPTURE, the descriptors as SCM_RIGHTS). Returns the connection, which
+ * stays open while the sandbox lives, or -1. */
+static int sandbox_hand_over(const char *path, const int fds[SANDBOX_CAPTURE_FDS])
+{
+	union {
+		struct cmsghdr align;
+		char space[CMSG_SPACE(sizeof(int) * SANDBOX_CAPTURE_FDS)];
+	} ctl;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct proto_msg m = { .type = PROTO_CONTROL, .id = 1 };
+	uint8_t buf[PROTO_MSG_MAX];
+	struct iovec iov = { .iov_base = buf };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space,
+			     .msg_controllen = sizeof ctl.space };
+	struct cmsghdr *cm;
+	ssize_t n;
+	int fd;
+
+	if (snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path) >= (int)sizeof sun.sun_path) {
+		errno = ENAMETOOLONG;
+		return sandbox_fail(path);
+	}
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0)
+		return sandbox_fail(path);
+	m.u.control.what = PROTO_CTL_CAPTURE;
+	n = proto_encode(&m, buf, sizeof buf);
+	iov.iov_len = (size_t)n;
+	memset(&ctl, 0, sizeof ctl);
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * SANDBOX_CAPTURE_FDS);
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * SANDBOX_CAPTURE_FDS);
+	if (sendmsg(fd, &mh, MSG_NOSIGNAL) != n)
+		return sandbox_fail("handing the capture sockets to the broker");
+	n = recv(fd, buf, sizeof buf, 0);
+	if (n <= 0 || proto_decode(buf, (size_t)n, &m) != 0 || m.type != PROTO_TEXT ||
+	    m.u.text.status != 0) {
+		fprintf(stderr, "egress-broker sandbox: the broker at %s did not take the capture sockets%s%s\n",
+			path, n > 0 && m.type == PROTO_TEXT ? ": " : "",
+			n > 0 && m.type == PROTO_TEXT ? m.u.text.text : "");
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The nftables rules: every TCP connection that does not stay on loopback
+ * goes to the capture listener, and every DNS query to the stub. */
+static int sandbox_rules(uint16_t tcp4, uint16_t tcp6)
+{
+	static char *const nft[] = { "nft", "-f", "-", NULL };
+	char rules[1024];
+
+	snprintf(rules, sizeof rules,
+		 "table ip egress {\n"
+		 "  chain out { type nat hook output priority -100; policy accept;\n"
+		 "    ip daddr 127.0.0.0/8 return\n"
+		 "    udp dport 53 redirect to :53\n"
+		 "    meta l4proto tcp redirect to :%u\n"
+		 "  }\n"
+		 "}\n"
+		 "table ip6 egress {\n"
+		 "  chain out { type nat hook output priority -100; policy accept;\n"
+		 "    ip6 daddr ::1 return\n"
+		 "    udp dport 53 redirect to :53\n"
+		 "    meta l4proto tcp redirect to :%u\n"
+		 "  }\n"
+		 "}\n",
+		 tcp4, tcp6);
+	return sandbox_run(nft, rules);
+}
+
+/* Binds src over dst, read-only. Returns 0 or -1. */
+static int sandbox_bind_ro(const char *src, const char *dst)
+{
+	if (mount(src, dst, NULL, MS_BIND, NULL) < 0 ||
+	    mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+		return sandbox_fail(dst);
+	return 0;
+}
+
+/* Mount namespace: a PID namespace's own /proc, the stub as the name
+ * server, the files the broker reads made read-only, and the broker's
+ * directory covered but for its socket's directory, shown read-only where
+ * it was (a program cannot put a broker of its own there). */
+static int sandbox_mounts(const struct sandbox *sb)
+{
+	char sockdir[PATH_MAX], *slash;
+	int keep = -1;
+
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return sandbox_fail("making mounts private");
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return sandbox_fail("mounting /proc");
+	if (sb->resolv && sandbox_bind_ro(sb->resolv, "/etc/resolv.conf") < 0)
+		return -1;
+	for (int i = 0; i < sb->nprotect; i++)
+		if (access(sb->protect[i], F_OK) == 0 && sandbox_bind_ro(sb->protect[i], sb->protect[i]) < 0)
+			return -1;
+	if (!sb->hide)
+		return 0;
+	snprintf(sockdir, sizeof sockdir, "%s", sb->socket);
+	slash = strrchr(sockdir, '/');
+	if (!slash || slash == sockdir) {
+		errno = EINVAL;
+		return sandbox_fail(sb->socket);
+	}
+	*slash = 0;
+	keep = open(sockdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (keep < 0)
+		return sandbox_fail(sockdir);
+	if (mount("tmpfs", sb->hide, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k") < 0)
+		return sandbox_fail(sb->hide);
+	if (strncmp(sockdir, sb->hide, strlen(sb->hide)) == 0 && strcmp(sockdir, sb->hide) != 0) {
+		char fdpath[64];
+
+		if (mkdir(sockdir, 0755) < 0 && errno != EEXIST)
+			return sandbox_fail(sockdir);
+		snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", keep);
+		if (sandbox_bind_ro(fdpath, sockdir) < 0)
+			return -1;
+	}
+	close(keep);
+	return 0;
+}
+
+/* Leaves CMD only the capabilities in sandbox_kept, and no way to get
+ * others back (no_new_privs keeps setuid binaries from granting any). */
+static int sandbox_drop_caps(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+	uint64_t keep = 0;
+
+	for (size_t i = 0; i < sizeof sandbox_kept / sizeof sandbox_kept[0]; i++)
+		keep |= 1ULL << sandbox_kept[i];
+	for (int c = 0; c <= 63; c++)
+		if (!(keep & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+			return sandbox_fail("dropping capabilities");
+	if (syscall(SYS_capget, &h, d) < 0)
+		return sandbox_fail("capget");
+	for (int i = 0; i < 2; i++) {
+		uint32_t k = (uint32_t)(keep >> (32 * i));
+		d[i].effective &= k;
+		d[i].permitted &= k;
+		d[i].inheritable &= k;
+	}
+	if (syscall(SYS_capset, &h, d) < 0)
+		return sandbox_fail("capset");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return sandbox_fail("no_new_privs");
+	return 0;
+}
+
+/* PID 1's loop: passes SIGTERM, SIGINT and SIGHUP on to CMD, reaps every
+ * child, and returns CMD's exit status (128+N for a signal) once it ends,
+ * or 125 when the broker connection ends first (CMD is killed then). */
+static int sandbox_wait(pid_t child, int broker)
+{
+	sigset_t set;
+	int sfd, status = 125;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	for (;;) {
+		struct pollfd p[2] = { { .fd = sfd, .events = POLLIN }, { .fd = broker, .events = POLLIN } };
+		struct signalfd_siginfo si;
+		pid_t pid;
+		int st;
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents) { /* the broker closed: no mediation, no network */
+			fprintf(stderr, "egress-broker sandbox: the broker went away; ending the command\n");
+			kill(-1, SIGKILL);
+			return 125;
+		}
+		if (!(p[0].revents & POLLIN) || read(sfd, &si, sizeof si) != sizeof si)
+			continue;
+		if (si.ssi_signo != SIGCHLD) {
+			kill(child, (int)si.ssi_signo);
+			continue;
+		}
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+			if (pid != child)
+				continue;
+			status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			return status;
+		}
+	}
+	return status;
+}
+
+static int sandbox_usage(void)
+{
+	fprintf(stderr, "usage: egress-broker sandbox --socket PATH [--resolv FILE] [--hide DIR]\n"
+			"                             [--protect FILE]... -- CMD [ARGS...]\n"
+			"(run by egress-run --isolate as PID 1 of new namespaces)\n");
+	return 2;
+}
+
+int sandbox_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' }, { "resolv", required_argument, NULL, 'r' },
+		{ "hide", required_argument, NULL, 'H' },   { "protect", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sandbox sb = { 0 };
+	int fds[SANDBOX_CAPTURE_FDS], broker, c;
+	sigset_t set;
+	pid_t child;
+
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': sb.socket = optarg; break;
+		case 'r': sb.resolv = optarg; break;
+		case 'H': sb.hide = optarg; break;
+		case 'p':
+			if (sb.nprotect == SANDBOX_PROTECT_MAX)
+				return sandbox_usage();
+			sb.protect[sb.nprotect++] = optarg;
+			break;
+		default: return sandbox_usage();
+		}
+	}
+	if (!sb.socket || optind >= argc)
+		return sandbox_usage();
+	sb.cmd = argv + optind;
+	if (getpid() != 1) {
+		fprintf(stderr, "egress-broker sandbox: must be PID 1 of a new PID namespace "
+				"(egress-run --isolate starts it)\n");
+		return 125;
+	}
+	/* the order matters: the sockets exist before the rules point at them */
+	if (sandbox_network() < 0)
+		return 125;
+	fds[0] = sandbox_socket(AF_INET, SOCK_STREAM, 0);
+	fds[1] = sandbox_socket(AF_INET6, SOCK_STREAM, 0);
+	fds[2] = sandbox_socket(AF_INET, SOCK_DGRAM, 53);
+	fds[3] = sandbox_socket(AF_INET6, SOCK_DGRAM, 53);
+	for (int i = 0; i < SANDBOX_CAPTURE_FDS; i++) {
+		if (fds[i] < 0) {
+			sandbox_fail("capture socket");
+			return 125;
+		}
+	}
+	broker = sandbox_hand_over(sb.socket, fds);
+	if (broker < 0 || sandbox_rules(sandbox_port(fds[0]), sandbox_port(fds[1])) < 0 ||
+	    sandbox_mounts(&sb) < 0)
+		return 125;
+	for (int i = 0; i < SANDBOX_CAPTURE_FDS; i++)
+		close(fds[i]); /* the broker has them; none stays in here */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	child = fork();
+	if (child < 0) {
+		sandbox_fail("fork");
+		return 125;
+	}
+	if (child == 0) {
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		if (sandbox_drop_caps() < 0)
+			_exit(125);
+		execvp(sb.cmd[0], sb.cmd);
+		fprintf(stderr, "egress-broker sandbox: %s: %s\n", sb.cmd[0], strerror(errno));
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+	return sandbox_wait(child, broker);
+}
