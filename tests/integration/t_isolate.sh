@@ -1,0 +1,143 @@
+# t_isolate.sh: egress-run --isolate. The command runs in new network,
+# mount and PID namespaces where the broker is the only way out: programs
+# that bypass libc (a static binary making its own system calls, busybox,
+# python's raw syscall(SYS_connect)) are caught and judged by the same
+# policy, by name where the namespace's DNS stub gave the address; programs
+# that use libc are mediated by the shim as without --isolate, their
+# allowed connects made by the broker. The destinations live in a network
+# namespace of this test's own ("far"), reached from the host over a veth
+# pair, so that nothing of the host's loopback is in play.
+. "$ROOT/tests/integration/lib.sh"
+need_build
+[ "$(id -u)" = 0 ] || skip "needs root for the test's own network namespace"
+command -v nft >/dev/null 2>&1 || { fail "nft is missing (Debian package nftables)"; finish; }
+BUSYBOX=$(command -v busybox || true)
+[ -n "$BUSYBOX" ] || { fail "busybox is missing (Debian package busybox-static)"; finish; }
+RUN=$ROOT/tools/egress-run
+
+RAW=$T/rawconn
+if ! gcc -static -O2 -Wall -Wextra -Werror -o "$RAW" "$H/rawconn.c" 2>"$T/gcc.err"; then
+	fail "cannot build helpers/rawconn.c statically"
+	show "$T/gcc.err"
+	finish
+fi
+
+# ---- the far side: a namespace with two web servers, 10.77.N.2:PA (allowed) and :PD (denied)
+n=$(($$ % 200 + 20))
+FAR=egit-far-$$
+HOSTIF=egh$$
+ip netns add "$FAR" || { fail "ip netns add"; finish; }
+trap 'ip netns del "$FAR" 2>/dev/null; ip link del "$HOSTIF" 2>/dev/null' EXIT
+ip link add "$HOSTIF" type veth peer name egf$$ netns "$FAR"
+ip addr add "10.77.$n.1/30" dev "$HOSTIF"
+ip link set "$HOSTIF" up
+ip -n "$FAR" addr add "10.77.$n.2/30" dev egf$$
+ip -n "$FAR" link set egf$$ up
+ip -n "$FAR" link set lo up
+FARIP=10.77.$n.2
+far_server() { # NAME
+	ip netns exec "$FAR" "$PY" "$H/server.py" http "$FARIP" "$T/srv-$1.port" "$T/srv-$1.log" \
+		2>"$T/srv-$1.err" &
+	bg_record $!
+	echo "http $FARIP" >"$T/srv-$1.kind"
+	: >"$T/srv-$1.probes"
+	wait_for 5 test -s "$T/srv-$1.port" || fail "far server $1 did not start"
+}
+far_server a
+far_server d
+PA=$(port a) PD=$(port d)
+# server_count probes from the host: the far side is reachable from here
+far_count() { wc -l <"$T/srv-$1.log" | tr -d ' '; }
+conns() { grep -c '^conn' "$T/srv-$1.log" 2>/dev/null || echo 0; }
+
+{
+	policy_egress
+	policy_hosts "web.test=$FARIP"
+	policy_rule web host=web.test "port=$PA" proto=tcp action=allow
+} | write_policy
+iso() { # TAG ARGS...: egress-run --isolate with the test's policy and audit log
+	_tag=$1
+	shift
+	timeout -k 5 60 "$RUN" --isolate --quiet --policy "$POLICY" --audit "$AUDIT" -- "$@" \
+		>"$T/$_tag.out" 2>"$T/$_tag.err" </dev/null
+	RC=$?
+}
+
+# ---- without --isolate: the documented limit
+run_shim lim-raw "$RAW" "$FARIP" "$PD"
+assert_out lim-raw "ok" "KNOWN LIMIT without --isolate: a static binary reaches a denied server"
+run_shim lim-bb "$BUSYBOX" wget -q -O - "http://$FARIP:$PD/bb"
+assert_contains "$T/lim-bb.out" "egress-it /bb" "KNOWN LIMIT without --isolate: busybox wget reaches it too"
+run_shim lim-py "$PY" "$H/rawsys.py" "$FARIP" "$PD"
+assert_out lim-py "ok" "KNOWN LIMIT without --isolate: python's raw syscall(SYS_connect) reaches it too"
+before_d=$(conns d)
+assert_eq "$before_d" 3 "the denied server saw those three"
+assert_eq "$(audit_count op=connect "port=$PD")" 0 "and the broker heard of none"
+
+# ---- with --isolate: caught, judged, by name
+iso raw-d "$RAW" "$FARIP" "$PD"
+assert_out raw-d "reset" "isolated: the static binary's connect to the denied port is cut"
+iso bb-a "$BUSYBOX" wget -q -O - "http://web.test:$PA/bb"
+assert_contains "$T/bb-a.out" "egress-it /bb" "isolated: busybox wget reaches the allowed server by name"
+assert_audit_ge 1 "busybox's own DNS query was judged by the stub" op=resolve name=web.test \
+	captured=true action=allow
+assert_audit 1 "and its captured connect, by name and executable" op=connect name=web.test \
+	"port=$PA" "exe=$BUSYBOX" captured=true action=allow
+iso bb-d "$BUSYBOX" wget -q -O - "http://$FARIP:$PD/bb"
+assert_not_contains "$T/bb-d.out" "egress-it" "isolated: busybox wget to the denied port gets nothing"
+iso py-a "$PY" "$H/rawsys.py" web.test "$PA"
+assert_out py-a "ok" "isolated: python's raw syscall to an allowed name's address is relayed"
+assert_audit 1 "attributed to the name python resolved" op=connect name=web.test "port=$PA" \
+	captured=true action=allow
+iso py-d "$PY" "$H/rawsys.py" "$FARIP" "$PD"
+assert_out py-d "reset" "isolated: python's raw syscall to the denied port is cut"
+assert_eq "$(conns d)" "$before_d" "the denied server saw nothing of the isolated runs"
+assert_audit_ge 3 "each denial is recorded, caught" op=connect "port=$PD" action=deny captured=true
+
+# ---- programs that use libc: the shim as before, connects made by the broker
+iso curl-a "$CURL" -sS -m 10 "http://web.test:$PA/curl"
+assert_contains "$T/curl-a.out" "egress-it /curl" "isolated: curl reaches the allowed server by name"
+assert_audit 1 "through the shim, the connect made by the broker" op=connect name=web.test \
+	"port=$PA" "exe=$CURL" action=allow transport=direct
+iso curl-d "$CURL" -sS -m 10 "http://$FARIP:$PD/curl"
+assert_not_contains "$T/curl-d.out" "egress-it" "isolated: curl to the denied port gets nothing"
+iso self "$PY" -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+c = socket.create_connection(s.getsockname()); print("self ok")'
+assert_out self "self ok" "isolated: a program serves on the namespace's loopback and connects to itself"
+
+# ---- the broker and the policy are out of reach
+iso kill "$PY" -c 'import os, signal, sys
+pid = int(sys.argv[1])
+try:
+    os.kill(pid, signal.SIGTERM); print("killed")
+except ProcessLookupError:
+    print("no such process")' "$BROKER_PID"
+assert_out kill "no such process" "isolated: the broker (any host pid) cannot be signalled"
+iso wpol sh -c 'echo "[egress]" >>"$1" && echo written || echo refused' sh "$POLICY"
+assert_out wpol "refused" "isolated: the policy file cannot be written"
+iso ctl "$BROKER_BIN" status
+assert_rc_nonzero "isolated: egress-broker status is refused"
+iso nft sh -c 'nft flush ruleset 2>/dev/null && echo flushed || echo refused'
+assert_out nft "refused" "isolated: the capture rules cannot be flushed (no CAP_NET_ADMIN)"
+
+# ---- nothing is left behind, even when egress-run is killed
+timeout -k 5 60 "$RUN" --isolate --quiet --policy "$POLICY" -- sleep 300 </dev/null >/dev/null 2>&1 &
+rpid=$!
+wait_for 5 pgrep -f "sleep 300" >/dev/null
+spid=$(pgrep -f "^sleep 300$" | head -1)
+[ -n "$spid" ] && pass "the isolated command runs" || fail "the isolated command did not start"
+kill -KILL "$rpid"
+if wait_for 10 sh -c '! pgrep -f "^sleep 300$" >/dev/null'; then
+	pass "SIGKILL of egress-run: the isolated command is gone"
+else
+	fail "SIGKILL of egress-run left the isolated command running"
+	pkill -KILL -f "^sleep 300$"
+fi
+if wait_for 10 sh -c '! pgrep -f "egress-broker sandbox" >/dev/null && ! pgrep -f "egress-broker --policy $POLICY" >/dev/null'; then
+	pass "and the sandbox and its broker are gone"
+else
+	fail "the sandbox or its broker outlived a killed egress-run"
+fi
+
+finish
