@@ -34,15 +34,17 @@ CHECKS := $(BUILD)/check_egress $(BUILD)/check_shim
 # ---- the $LIB layout. A 32-bit program cannot load a 64-bit library: the
 # loader says "wrong ELF class", ignores it and runs the program unmediated.
 # LD_PRELOAD='/abs/build/$LIB/libegress.so' makes each program's loader pick
-# its own: Debian 12's x86_64 loader expands $LIB to lib/x86_64-linux-gnu,
-# its i386 loader to lib32 (libc6-i386, which gcc-multilib brings) or
-# lib/i386-linux-gnu (libc6:i386 from a multiarch install). Plain builds
-# only: under SANITIZE, programs load the plain library (tests/integration).
-# SHIM32=no builds the 64-bit layout alone (then egress-run refuses 32-bit
-# programs); the default is yes on x86_64 hosts.
+# its own: Debian 12's x86_64 loader expands $LIB to lib/x86_64-linux-gnu
+# (lib/ and the compiler's -print-multiarch), its i386 loader to lib32
+# (libc6-i386, which gcc-multilib brings) or lib/i386-linux-gnu (libc6:i386
+# from a multiarch install). Plain builds only: under SANITIZE, programs
+# load the plain library (tests/integration). SHIM32=no builds the 64-bit
+# layout alone (egress-run then refuses 32-bit programs); the default is
+# yes on x86_64 hosts.
 SHIM32 ?= $(if $(filter x86_64,$(shell uname -m)),yes,no)
+MULTIARCH := $(or $(shell $(CC) -print-multiarch 2>/dev/null),$(shell uname -m)-linux-gnu)
 LIB32 := build/lib32/libegress.so
-LAYOUT := build/lib/x86_64-linux-gnu/libegress.so
+LAYOUT := build/lib/$(MULTIARCH)/libegress.so
 ifeq ($(SHIM32),yes)
 LAYOUT += $(LIB32) build/lib/i386-linux-gnu/libegress.so
 endif
@@ -63,7 +65,7 @@ $(BUILD)/obj/%.o: %.c
 $(LIB): $(call obj,$(SHIM_SRC) policy/proto.c)
 	$(CC) -shared $(SANFLAGS) $(LDFLAGS) -o $@ $^ -ldl -lpthread
 
-build/lib/x86_64-linux-gnu/libegress.so: build/libegress.so
+build/lib/$(MULTIARCH)/libegress.so: build/libegress.so
 	@mkdir -p $(dir $@)
 	ln -sf ../../libegress.so $@
 
