@@ -84,12 +84,28 @@ elif ! command -v setpriv >/dev/null 2>&1; then
 else
 	AUDIT=$T/drop-audit.jsonl
 	DROP="setpriv --reuid=65534 --regid=65534 --clear-groups"
-	er drop --policy "$POLICY" --audit "$AUDIT" -- $DROP sh -c '
+	# What uid 65534 loads or runs must be reachable by it wherever the
+	# checkout is (under /root its loader could not open the library and
+	# would run curl unmediated): copies in a directory open to all.
+	U=$(mktemp -d /tmp/egress-it-user.XXXXXX)
+	chmod 0755 "$U"
+	cp "${CURL_PRELOAD##* }" "$U/libegress.so"
+	cp "$BROKER_BIN" "$ER" "$POLICY" "$U/"
+	chmod 0644 "$U/policy.ini" "$U/libegress.so"
+	eru() { # TAG ARGS...: er with the copies
+		LAST=$1
+		shift
+		timeout -k 5 "$RUN_TIMEOUT" env -u EGRESS_SOCKET EGRESS_LIB="$U/libegress.so" \
+			EGRESS_BROKER="$U/egress-broker" "$U/egress-run" "$@" >"$T/$LAST.out" 2>"$T/$LAST.err" </dev/null
+		RC=$?
+		assert_no_san "$T/$LAST.err" "egress-run $LAST"
+	}
+	eru drop --policy "$POLICY" --audit "$AUDIT" -- $DROP sh -c '
 		id -u
 		"$1" -sS --max-time 10 "http://127.0.0.1:$2/drop-a"
 		"$1" -sS --max-time 10 "http://127.0.0.1:$3/drop-b" && echo "b answered"
 		"$4" status --socket "$EGRESS_SOCKET" 2>&1 >/dev/null | grep -o "refused: permission denied"
-		exit 0' sh "$CURL" "$PA" "$PB" "$BROKER_BIN"
+		exit 0' sh "$CURL" "$PA" "$PB" "$U/egress-broker"
 	assert_rc 0 "egress-run of a command that drops to uid 65534"
 	assert_out drop "65534
 egress-it /drop-a
@@ -104,19 +120,15 @@ refused: permission denied" "uid 65534: the allowed curl answered, the denied on
 
 	# Not root, nothing CMD runs can change user with LD_PRELOAD kept: the
 	# private socket's directory stays 0700, the socket 0660.
-	U=$(mktemp -d /tmp/egress-it-user.XXXXXX)
-	chmod 0755 "$U"
-	cp "$POLICY" "$U/policy.ini"
-	chmod 0644 "$U/policy.ini"
 	LAST=user
-	timeout -k 5 "$RUN_TIMEOUT" $DROP env -u EGRESS_SOCKET TMPDIR=/tmp EGRESS_LIB="${CURL_PRELOAD##* }" \
-		EGRESS_BROKER="$BROKER_BIN" "$ER" --policy "$U/policy.ini" -- \
+	timeout -k 5 "$RUN_TIMEOUT" $DROP env -u EGRESS_SOCKET TMPDIR=/tmp EGRESS_LIB="$U/libegress.so" \
+		EGRESS_BROKER="$U/egress-broker" "$U/egress-run" --policy "$U/policy.ini" -- \
 		sh -c 'stat -c %a "$(dirname "$EGRESS_SOCKET")" "$EGRESS_SOCKET"' >"$T/user.out" 2>"$T/user.err" </dev/null
 	RC=$?
-	rm -rf -- "$U"
 	assert_rc 0 "egress-run as uid 65534"
 	assert_out user "700
 660" "a non-root egress-run keeps its socket private (directory 0700, socket 0660)"
+	rm -rf -- "$U"
 fi
 
 echo "# a shared broker: egress-run uses the one answering at EGRESS_SOCKET"
