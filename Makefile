@@ -1,6 +1,8 @@
-# Makefile: builds build/libegress.so and build/egress-broker; `make check`
-# builds and runs every test; `make check SANITIZE=address,undefined` runs
-# the same tests with sanitizers (objects go to build/san).
+# Makefile: builds build/libegress.so and build/egress-broker, and on x86_64
+# the shim for i386 programs too (build/lib32/libegress.so), laid out for the
+# dynamic loader's $LIB token (see SHIM32 below); `make check` builds and
+# runs every test; `make check SANITIZE=address,undefined` runs the same
+# tests with sanitizers (objects go to build/san).
 
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -29,16 +31,71 @@ LIB := $(BUILD)/libegress.so
 BROKER := $(BUILD)/egress-broker
 CHECKS := $(BUILD)/check_egress $(BUILD)/check_shim
 
+# ---- the $LIB layout. A 32-bit program cannot load a 64-bit library: the
+# loader says "wrong ELF class", ignores it and runs the program unmediated.
+# LD_PRELOAD='/abs/build/$LIB/libegress.so' makes each program's loader pick
+# its own: Debian 12's x86_64 loader expands $LIB to lib/x86_64-linux-gnu
+# (lib/ and the compiler's -print-multiarch), its i386 loader to lib32
+# (libc6-i386, which gcc-multilib brings) or lib/i386-linux-gnu (libc6:i386
+# from a multiarch install). Plain builds only: under SANITIZE, programs
+# load the plain library (tests/integration). SHIM32=no builds the 64-bit
+# layout alone (egress-run then refuses 32-bit programs); the default is
+# yes on x86_64 hosts.
+SHIM32 ?= $(if $(filter x86_64,$(shell uname -m)),yes,no)
+MULTIARCH := $(or $(shell $(CC) -print-multiarch 2>/dev/null),$(shell uname -m)-linux-gnu)
+LIB32 := build/lib32/libegress.so
+LAYOUT := build/lib/$(MULTIARCH)/libegress.so
+ifeq ($(SHIM32),yes)
+LAYOUT += $(LIB32) build/lib/i386-linux-gnu/libegress.so
+endif
+obj32 = $(patsubst %.c,build/obj32/%.o,$(1))
+
 .PHONY: all check unit integration clean fuzz
+ifeq ($(SANITIZE),)
+all: $(LIB) $(BROKER) $(LAYOUT)
+else
 all: $(LIB) $(BROKER)
+endif
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(XCFLAGS) $(CFLAGS) $(if $(filter tests/%,$<),$(CHECK_CFLAGS)) -MMD -MP -c $< -o $@
 
-# The shim links only the codec, never inih or uthash.
+# The shim links only the codecs (the wire protocol, DNS), never inih or uthash.
 $(LIB): $(call obj,$(SHIM_SRC) policy/proto.c policy/dns.c)
 	$(CC) -shared $(SANFLAGS) $(LDFLAGS) -o $@ $^ -ldl -lpthread
+
+build/lib/$(MULTIARCH)/libegress.so: build/libegress.so
+	@mkdir -p $(dir $@)
+	ln -sf ../../libegress.so $@
+
+build/lib/i386-linux-gnu/libegress.so: $(LIB32)
+	@mkdir -p $(dir $@)
+	ln -sf ../../lib32/libegress.so $@
+
+# The i386 shim: the same sources and codecs, -m32, never sanitized.
+$(LIB32): $(call obj32,$(SHIM_SRC) policy/proto.c policy/dns.c)
+	@mkdir -p $(dir $@)
+	$(CC) -m32 -shared $(LDFLAGS) -o $@ $^ -ldl -lpthread
+
+build/obj32/%.o: %.c | build/obj32/multilib.ok
+	@mkdir -p $(dir $@)
+	$(CC) -m32 $(filter-out $(SANFLAGS),$(XCFLAGS)) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# Can $(CC) build and link for i386? Without libc6-dev-i386 it cannot find
+# gnu/stubs-32.h; without gcc-multilib, libgcc for -m32.
+build/obj32/multilib.ok:
+	@mkdir -p $(dir $@)
+	@printf '#include <sys/socket.h>\n#include <dlfcn.h>\nint main(void) { return socket(AF_INET, SOCK_STREAM, 0) < 0 && !dlerror(); }\n' \
+		>build/obj32/multilib.c
+	@if ! $(CC) -m32 -o build/obj32/multilib build/obj32/multilib.c -ldl 2>build/obj32/multilib.err; then \
+		sed 's/^/  /' build/obj32/multilib.err >&2; \
+		echo "make: $(CC) -m32 cannot build the i386 shim (for 32-bit programs): Debian's multilib" >&2; \
+		echo "make: packages are missing. Install them with: apt-get install gcc-multilib libc6-dev-i386" >&2; \
+		echo "make: (sh tools/install-deps.sh installs them), or build without it: make SHIM32=no" >&2; \
+		exit 1; \
+	fi
+	@touch $@
 
 $(BROKER): $(call obj,broker/main.c $(BROKER_SRC) $(POLICY_SRC))
 	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(INIH_LIBS) -lpthread

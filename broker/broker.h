@@ -599,6 +599,9 @@ struct listener {
 /* Resolves the socket path: opt, else $EGRESS_SOCKET, else the default.
  * Returns 0, or -1 (logged) when it does not fit a sockaddr_un. */
 int control_socket_path(const char *opt, char *out, size_t cap);
+/* Sets the mode control_listen gives the socket (default 0660) from an octal
+ * string (0600..0777). Returns 0, or -1 with the reason in err. */
+int control_socket_mode(const char *arg, char *err, size_t errlen);
 /* Creates the listening socket at path (see the contract in control.c)
  * into ln. Returns 0, or -1 with the reason in err. */
 int control_listen(const char *path, struct listener *ln, char *err, size_t errlen);

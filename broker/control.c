@@ -16,6 +16,8 @@
 #define CONTROL_TOP 10            /* destinations in "top denied" */
 #define CONTROL_BACKLOG 128
 
+static mode_t control_mode = 0660; /* the listening socket's mode (--socket-mode) */
+
 int control_socket_path(const char *opt, char *out, size_t cap)
 {
 	struct sockaddr_un sun;
@@ -34,6 +36,23 @@ int control_socket_path(const char *opt, char *out, size_t cap)
 }
 
 /* ------------------------------------------------------- listening socket */
+
+int control_socket_mode(const char *arg, char *err, size_t errlen)
+{
+	char *end;
+	unsigned long m;
+
+	errno = 0;
+	m = strtoul(arg, &end, 8);
+	if (!*arg || *end || errno || m > 0777 || (m & 0600) != 0600) {
+		snprintf(err, errlen,
+			 "--socket-mode %s: give an octal mode from 0600 to 0777 (the owner "
+			 "must keep read and write)", arg);
+		return -1;
+	}
+	control_mode = (mode_t)m;
+	return 0;
+}
 
 /* Creates the directories above path (mode 0755) that are missing. Returns
  * 0, or -1 with the reason in err. */
@@ -108,9 +127,11 @@ static int control_clear_stale(const char *path, char *err, size_t errlen)
 /*
  * The socket appears at its path only once it accepts connections:
  * parent directory created if missing (0755), stale socket cleared (a live
- * broker there is refused), then umask, bind to PATH.tmp-<pid>, chmod 0660,
- * listen, and rename() onto PATH. The same uid can always connect; group
- * members too when the directory lets them.
+ * broker there is refused), then umask, bind to PATH.tmp-<pid>, chmod 0660
+ * (or the --socket-mode), listen, and rename() onto PATH. The same uid can
+ * always connect; group members (and others, with a mode such as 0666) too
+ * when the directory lets them. Control requests stay limited to root and
+ * the broker's uid whatever the mode (control_handle).
  */
 int control_listen(const char *path, struct listener *ln, char *err, size_t errlen)
 {
@@ -145,7 +166,7 @@ int control_listen(const char *path, struct listener *ln, char *err, size_t errl
 		close(fd);
 		return -1;
 	}
-	if (chmod(sun.sun_path, 0660) < 0 || listen(fd, CONTROL_BACKLOG) < 0 ||
+	if (chmod(sun.sun_path, control_mode) < 0 || listen(fd, CONTROL_BACKLOG) < 0 ||
 	    rename(sun.sun_path, path) < 0 || lstat(path, &st) < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		unlink(sun.sun_path);

@@ -15,13 +15,15 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: egress-broker --policy FILE [--socket PATH] [--audit FILE] [--isolate]\n"
+		"usage: egress-broker --policy FILE [--socket PATH] [--socket-mode MODE] [--audit FILE]\n"
+		"                     [--isolate]\n"
 		"       egress-broker status [--json] [--socket PATH]\n"
 		"       egress-broker reload [--socket PATH]\n"
 		"       egress-broker check --policy FILE [HOST[:PORT] | URL] [--udp] [--exe PATH]\n"
 		"       egress-broker sandbox --socket PATH ... -- CMD   (egress-run --isolate)\n"
 		"       egress-broker --help | --version\n"
-		"The socket is --socket, else $EGRESS_SOCKET, else %s.\n",
+		"The socket is --socket, else $EGRESS_SOCKET, else %s;\n"
+		"its mode is 0660, or --socket-mode (octal, such as 0666).\n",
 		PROTO_DEFAULT_SOCKET);
 }
 
@@ -30,8 +32,9 @@ static int run_daemon(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "policy", required_argument, NULL, 'p' }, { "socket", required_argument, NULL, 's' },
-		{ "audit", required_argument, NULL, 'a' },  { "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },      { "isolate", no_argument, NULL, 'I' },
+		{ "audit", required_argument, NULL, 'a' },  { "socket-mode", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
+		{ "isolate", no_argument, NULL, 'I' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct server_config cfg = { 0 };
@@ -46,6 +49,12 @@ static int run_daemon(int argc, char **argv)
 		case 's': sock_opt = optarg; break;
 		case 'a': cfg.audit_path = optarg; break;
 		case 'I': cfg.isolate = true; break;
+		case 'm':
+			if (control_socket_mode(optarg, err, sizeof err) < 0) {
+				fprintf(stderr, "egress-broker: %s\n", err);
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("egress-broker %s\n", BROKER_VERSION); return 0;
 		default: usage(stderr); return 2;

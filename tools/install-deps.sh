@@ -25,6 +25,11 @@ done
 
 # Debian packages, checked by their dpkg status.
 build_pkgs="build-essential pkg-config libinih-dev uthash-dev check clang iproute2"
+# On amd64, the shim is built for i386 programs too (make's SHIM32): gcc -m32
+# needs Debian's multilib (libgcc and crt files, and the i386 libc headers).
+if [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ]; then
+	build_pkgs="$build_pkgs gcc-multilib libc6-dev-i386"
+fi
 test_pkgs="tinyproxy microsocks libclang-rt-dev"  # libclang-rt-dev: libFuzzer for make fuzz
 
 # Commands that may also come from outside Debian (pyenv's python3, a node

@@ -1,6 +1,9 @@
 # t_egress_run.sh: tools/egress-run starts a private broker, runs curl under
 # the shim, passes CMD's exit status through, prints a summary on stderr
-# (none with --quiet) and refuses a setuid binary with exit 126.
+# (none with --quiet) and refuses a setuid binary with exit 126. Run as
+# root, a command that drops to another user (setpriv to uid 65534) stays
+# mediated: its curls reach the private broker, which records uid 65534 and
+# still refuses it control requests.
 . "$ROOT/tests/integration/lib.sh"
 need_build
 ER=$ROOT/tools/egress-run
@@ -72,6 +75,62 @@ er suid-rel --policy "$POLICY" -- ./suidcurl -sS "http://127.0.0.1:$PA/suid"
 cd "$ROOT" || exit 1
 assert_rc 126 "setuid binary named by a relative path (./suidcurl): exit 126"
 assert_server a 1 "no request from the setuid copy"
+
+echo "# children that change user stay mediated"
+if [ "$(id -u)" != 0 ]; then
+	echo "  (not root: the user-change checks need root)"
+elif ! command -v setpriv >/dev/null 2>&1; then
+	fail "setpriv (util-linux) not found"
+else
+	AUDIT=$T/drop-audit.jsonl
+	DROP="setpriv --reuid=65534 --regid=65534 --clear-groups"
+	# What uid 65534 loads or runs must be reachable by it wherever the
+	# checkout is (under /root its loader could not open the library and
+	# would run curl unmediated): copies in a directory open to all.
+	U=$(mktemp -d /tmp/egress-it-user.XXXXXX)
+	chmod 0755 "$U"
+	cp "${CURL_PRELOAD##* }" "$U/libegress.so"
+	cp "$BROKER_BIN" "$ER" "$POLICY" "$U/"
+	chmod 0644 "$U/policy.ini" "$U/libegress.so"
+	eru() { # TAG ARGS...: er with the copies
+		LAST=$1
+		shift
+		timeout -k 5 "$RUN_TIMEOUT" env -u EGRESS_SOCKET EGRESS_LIB="$U/libegress.so" \
+			EGRESS_BROKER="$U/egress-broker" "$U/egress-run" "$@" >"$T/$LAST.out" 2>"$T/$LAST.err" </dev/null
+		RC=$?
+		assert_no_san "$T/$LAST.err" "egress-run $LAST"
+	}
+	eru drop --policy "$POLICY" --audit "$AUDIT" -- $DROP sh -c '
+		id -u
+		"$1" -sS --max-time 10 "http://127.0.0.1:$2/drop-a"
+		"$1" -sS --max-time 10 "http://127.0.0.1:$3/drop-b" && echo "b answered"
+		env -u LD_PRELOAD "$4" status --socket "$EGRESS_SOCKET" 2>&1 >/dev/null |
+			grep -o "refused: permission denied"
+		exit 0' sh "$CURL" "$PA" "$PB" "$U/egress-broker"
+	assert_rc 0 "egress-run of a command that drops to uid 65534"
+	assert_out drop "65534
+egress-it /drop-a
+refused: permission denied" "uid 65534: the allowed curl answered, the denied one did not, status was refused (control stays root's and the broker's uid's)"
+	assert_contains "$T/drop.err" "egress: denied connect to 127.0.0.1:$PB (rule block-b)" "the shim's denial line, not 'broker unreachable'"
+	assert_not_contains "$T/drop.err" "broker unreachable" "uid 65534 reached the private broker"
+	assert_contains "$T/drop.err" "egress: 1 allowed, 1 denied" "the summary has both"
+	assert_server a 2 "the allowed server got uid 65534's request"
+	assert_server b 0 "the denied server got nothing"
+	assert_audit 1 "allow recorded with uid 65534" op=connect action=allow "port=$PA" rule=srv-a uid=65534 "exe=$CURL"
+	assert_audit 1 "deny recorded with uid 65534" op=connect action=deny "port=$PB" rule=block-b uid=65534 errno=EPERM
+
+	# Not root, nothing CMD runs can change user with LD_PRELOAD kept: the
+	# private socket's directory stays 0700, the socket 0660.
+	LAST=user
+	timeout -k 5 "$RUN_TIMEOUT" $DROP env -u EGRESS_SOCKET TMPDIR=/tmp EGRESS_LIB="$U/libegress.so" \
+		EGRESS_BROKER="$U/egress-broker" "$U/egress-run" --policy "$U/policy.ini" -- \
+		sh -c 'stat -c %a "$(dirname "$EGRESS_SOCKET")" "$EGRESS_SOCKET"' >"$T/user.out" 2>"$T/user.err" </dev/null
+	RC=$?
+	assert_rc 0 "egress-run as uid 65534"
+	assert_out user "700
+660" "a non-root egress-run keeps its socket private (directory 0700, socket 0660)"
+	rm -rf -- "$U"
+fi
 
 echo "# a shared broker: egress-run uses the one answering at EGRESS_SOCKET"
 AUDIT=$T/shared-audit.jsonl
