@@ -171,21 +171,25 @@ static void judge(const struct ask_state *st, struct policy_request *req, bool s
 		  struct ask_result *r)
 {
 	struct policy_verdict v;
+	bool by_broker;
 
 	policy_decide(st->policy, req, &v);
-	if (synthetic && v.action == PROTO_ALLOW) {
-		v.action = PROTO_REWRITE;
+	/* an allowed synthetic address is recorded as allowed, and connected
+	 * by the broker all the same */
+	by_broker = synthetic && v.action == PROTO_ALLOW;
+	if (by_broker) {
 		v.transport = &ask_direct;
 		v.limit = 0;
 	}
-	if (v.action == PROTO_REWRITE) {
+	if (v.action == PROTO_REWRITE || by_broker) {
 		r->transport = v.transport;
 		if (r->op != PROTO_OP_CONNECT || r->l4 != PROTO_L4_TCP) {
-			r->why = "rewrite carries TCP only";
+			r->why = by_broker ? "a synthetic address carries TCP only"
+					   : "rewrite carries TCP only";
 			result_set(r, PROTO_DENY, PROTO_DENY, EPERM, v.rule);
 			return;
 		}
-		result_set(r, PROTO_REWRITE, PROTO_REWRITE, 0, v.rule);
+		result_set(r, v.action, PROTO_REWRITE, 0, v.rule);
 		r->next = ASK_TRANSPORT;
 		r->limit = v.limit;
 		r->timeout_ms = policy_timeout_ms(st->policy);

@@ -243,13 +243,16 @@ static int sandbox_bind_ro(const char *src, const char *dst)
 }
 
 /* Mount namespace: a PID namespace's own /proc, the stub as the name
- * server, the files the broker reads made read-only, and the broker's
- * directory covered but for its socket's directory, shown read-only where
- * it was (a program cannot put a broker of its own there). */
+ * server, the files the broker reads made read-only, the socket's
+ * directory read-only (a program can neither remove the broker's socket
+ * nor put a broker of its own in its place), and the broker's private
+ * directory covered; were the socket inside it, its directory is shown
+ * again, read-only, where it was. */
 static int sandbox_mounts(const struct sandbox *sb)
 {
 	char sockdir[PATH_MAX], *slash;
-	int keep = -1;
+	bool inside;
+	int keep;
 
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return sandbox_fail("making mounts private");
@@ -260,8 +263,6 @@ static int sandbox_mounts(const struct sandbox *sb)
 	for (int i = 0; i < sb->nprotect; i++)
 		if (access(sb->protect[i], F_OK) == 0 && sandbox_bind_ro(sb->protect[i], sb->protect[i]) < 0)
 			return -1;
-	if (!sb->hide)
-		return 0;
 	snprintf(sockdir, sizeof sockdir, "%s", sb->socket);
 	slash = strrchr(sockdir, '/');
 	if (!slash || slash == sockdir) {
@@ -269,19 +270,31 @@ static int sandbox_mounts(const struct sandbox *sb)
 		return sandbox_fail(sb->socket);
 	}
 	*slash = 0;
+	inside = sb->hide && strncmp(sockdir, sb->hide, strlen(sb->hide)) == 0 &&
+		 sockdir[strlen(sb->hide)] == '/';
+	if (!inside && sandbox_bind_ro(sockdir, sockdir) < 0)
+		return -1;
+	if (!sb->hide)
+		return 0;
 	keep = open(sockdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (keep < 0)
 		return sandbox_fail(sockdir);
-	if (mount("tmpfs", sb->hide, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k") < 0)
+	if (mount("tmpfs", sb->hide, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k") < 0) {
+		close(keep);
 		return sandbox_fail(sb->hide);
-	if (strncmp(sockdir, sb->hide, strlen(sb->hide)) == 0 && strcmp(sockdir, sb->hide) != 0) {
+	}
+	if (inside) {
 		char fdpath[64];
 
-		if (mkdir(sockdir, 0755) < 0 && errno != EEXIST)
+		if (mkdir(sockdir, 0755) < 0 && errno != EEXIST) {
+			close(keep);
 			return sandbox_fail(sockdir);
+		}
 		snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", keep);
-		if (sandbox_bind_ro(fdpath, sockdir) < 0)
+		if (sandbox_bind_ro(fdpath, sockdir) < 0) {
+			close(keep);
 			return -1;
+		}
 	}
 	close(keep);
 	return 0;

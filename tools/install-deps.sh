@@ -24,13 +24,13 @@ for arg in "$@"; do
 done
 
 # Debian packages, checked by their dpkg status.
-build_pkgs="build-essential pkg-config libinih-dev uthash-dev check clang iproute2"
+build_pkgs="build-essential pkg-config libinih-dev uthash-dev check clang iproute2 nftables util-linux"  # nftables, util-linux: egress-run --isolate
 # On amd64, the shim is built for i386 programs too (make's SHIM32): gcc -m32
 # needs Debian's multilib (libgcc and crt files, and the i386 libc headers).
 if [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ]; then
 	build_pkgs="$build_pkgs gcc-multilib libc6-dev-i386"
 fi
-test_pkgs="tinyproxy microsocks libclang-rt-dev"  # libclang-rt-dev: libFuzzer for make fuzz
+test_pkgs="tinyproxy microsocks libclang-rt-dev busybox-static"  # libclang-rt-dev: libFuzzer for make fuzz; busybox-static: t_isolate
 
 # Commands that may also come from outside Debian (pyenv's python3, a node
 # of its own): the Debian package is installed only when the command is

@@ -88,7 +88,7 @@ assert_not_contains "$T/bb-d.out" "egress-it" "isolated: busybox wget to the den
 iso py-a "$PY" "$H/rawsys.py" web.test "$PA"
 assert_out py-a "ok" "isolated: python's raw syscall to an allowed name's address is relayed"
 assert_audit 1 "attributed to the name python resolved" op=connect name=web.test "port=$PA" \
-	captured=true action=allow
+	"exe=$PY" captured=true action=allow
 iso py-d "$PY" "$H/rawsys.py" "$FARIP" "$PD"
 assert_out py-d "reset" "isolated: python's raw syscall to the denied port is cut"
 assert_eq "$(conns d)" "$before_d" "the denied server saw nothing of the isolated runs"
@@ -112,7 +112,7 @@ pid = int(sys.argv[1])
 try:
     os.kill(pid, signal.SIGTERM); print("killed")
 except ProcessLookupError:
-    print("no such process")' "$BROKER_PID"
+    print("no such process")' "$$"
 assert_out kill "no such process" "isolated: the broker (any host pid) cannot be signalled"
 iso wpol sh -c 'echo "[egress]" >>"$1" && echo written || echo refused' sh "$POLICY"
 assert_out wpol "refused" "isolated: the policy file cannot be written"
@@ -122,19 +122,24 @@ iso nft sh -c 'nft flush ruleset 2>/dev/null && echo flushed || echo refused'
 assert_out nft "refused" "isolated: the capture rules cannot be flushed (no CAP_NET_ADMIN)"
 
 # ---- nothing is left behind, even when egress-run is killed
-timeout -k 5 60 "$RUN" --isolate --quiet --policy "$POLICY" -- sleep 300 </dev/null >/dev/null 2>&1 &
+cp "$(command -v sleep)" "$T/isosleep"
+"$RUN" --isolate --quiet --policy "$POLICY" -- "$T/isosleep" 300 </dev/null >/dev/null 2>&1 &
 rpid=$!
-wait_for 5 pgrep -f "sleep 300" >/dev/null
-spid=$(pgrep -f "^sleep 300$" | head -1)
-[ -n "$spid" ] && pass "the isolated command runs" || fail "the isolated command did not start"
+bg_record "$rpid"
+if wait_for 10 pgrep -x isosleep; then
+	pass "the isolated command runs"
+else
+	fail "the isolated command did not start"
+fi
 kill -KILL "$rpid"
-if wait_for 10 sh -c '! pgrep -f "^sleep 300$" >/dev/null'; then
+if wait_for 10 sh -c '! pgrep -x isosleep'; then
 	pass "SIGKILL of egress-run: the isolated command is gone"
 else
 	fail "SIGKILL of egress-run left the isolated command running"
-	pkill -KILL -f "^sleep 300$"
+	pkill -KILL -x isosleep
 fi
-if wait_for 10 sh -c '! pgrep -f "egress-broker sandbox" >/dev/null && ! pgrep -f "egress-broker --policy $POLICY" >/dev/null'; then
+# (the patterns' brackets keep pgrep from finding the sh that runs it)
+if wait_for 10 sh -c "! pgrep -f '[s]andbox --socket.*isosleep' && ! pgrep -f '[e]gress-broker --policy $POLICY'"; then
 	pass "and the sandbox and its broker are gone"
 else
 	fail "the sandbox or its broker outlived a killed egress-run"
