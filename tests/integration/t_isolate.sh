@@ -121,6 +121,22 @@ assert_rc_nonzero "isolated: egress-broker status is refused"
 iso nft sh -c 'nft flush ruleset 2>/dev/null && echo flushed || echo refused'
 assert_out nft "refused" "isolated: the capture rules cannot be flushed (no CAP_NET_ADMIN)"
 
+# ---- the same as an ordinary user, through a user namespace: copies of
+# what it runs in a directory open to all, wherever the checkout is
+if command -v setpriv >/dev/null 2>&1; then
+	U=$T/unpriv
+	mkdir -p "$U/tools" "$U/tmp"
+	cp -a "$ROOT/build" "$U/" && cp "$RUN" "$U/tools/" && cp "$POLICY" "$U/policy.ini" &&
+		cp "$RAW" "$U/rawconn"
+	chmod -R a+rX "$U" && chmod 1777 "$U/tmp" && chmod a+x "$T"
+	run_plain user setpriv --reuid=65534 --regid=65534 --clear-groups env TMPDIR="$U/tmp" \
+		"$U/tools/egress-run" --isolate --quiet --policy "$U/policy.ini" -- sh -c \
+		"$CURL -sS -m 10 http://web.test:$PA/user; $U/rawconn $FARIP $PD"
+	assert_contains "$T/user.out" "egress-it /user" "as uid 65534: curl reaches the allowed server by name"
+	assert_contains "$T/user.out" "reset" "as uid 65534: the static binary's denied connect is cut"
+	assert_eq "$(conns d)" "$before_d" "as uid 65534: the denied server saw nothing"
+fi
+
 # ---- nothing is left behind, even when egress-run is killed
 cp "$(command -v sleep)" "$T/isosleep"
 "$RUN" --isolate --quiet --policy "$POLICY" -- "$T/isosleep" 300 </dev/null >/dev/null 2>&1 &
