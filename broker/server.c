@@ -276,7 +276,10 @@ int server_add_client(struct server *s, int fd)
 		dev_t dev;
 		ino_t ino;
 
-		c->isolated = capture_netns(cr.pid, &dev, &ino) == 0 &&
+		/* Only a broker of an isolated run treats clients of another
+		 * network namespace as its sandbox's: a shared broker's clients
+		 * in namespaces of their own connect from where they are. */
+		c->isolated = s->isolate && capture_netns(cr.pid, &dev, &ino) == 0 &&
 			      (dev != s->ns_dev || ino != s->ns_ino);
 	}
 	if (loop_watch(s->loop, &c->w, EPOLLIN) < 0) {

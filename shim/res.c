@@ -213,7 +213,7 @@ SHIM_EXPORT int res_nsend(res_state statp, const unsigned char *msg, int msglen,
  * __res_query@GLIBC_2.2.5 and friends, now compat symbols of libc): the
  * same hooks under a second name. */
 #define RES_ALIAS(old, new) \
-	extern __typeof__(new) old SHIM_EXPORT __attribute__((alias(#new), copy(new)))
+	extern __typeof__(new) old SHIM_EXPORT __attribute__((alias(#new)))
 RES_ALIAS(__res_query, res_query);
 RES_ALIAS(__res_search, res_search);
 RES_ALIAS(__res_querydomain, res_querydomain);
