@@ -212,8 +212,14 @@ SHIM_EXPORT int res_nsend(res_state statp, const unsigned char *msg, int msglen,
 /* The names of the same functions before glibc 2.34 (libresolv's
  * __res_query@GLIBC_2.2.5 and friends, now compat symbols of libc): the
  * same hooks under a second name. */
-#define RES_ALIAS(old, new) \
-	extern __typeof__(new) old SHIM_EXPORT __attribute__((alias(#new)))
+#if defined(__has_attribute) && __has_attribute(copy)
+/* GCC: the alias takes its target's attributes (leaf, nothrow from the
+ * libc declaration) */
+#define RES_ALIAS_ATTRS(new) __attribute__((alias(#new), copy(new)))
+#else
+#define RES_ALIAS_ATTRS(new) __attribute__((alias(#new)))
+#endif
+#define RES_ALIAS(old, new) extern __typeof__(new) old SHIM_EXPORT RES_ALIAS_ATTRS(new)
 RES_ALIAS(__res_query, res_query);
 RES_ALIAS(__res_search, res_search);
 RES_ALIAS(__res_querydomain, res_querydomain);
