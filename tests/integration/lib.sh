@@ -485,6 +485,20 @@ need_build() {
 	done
 }
 
+# build_helper NAME [GCC ARGS...]: compiles helpers/NAME.c into $T/NAME
+# with the tests' warnings as errors and the extra arguments (-static,
+# -lresolv, ...); a failure ends the test with the compiler's messages.
+build_helper() {
+	_name=$1
+	shift
+	if ! gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -o "$T/$_name" "$H/$_name.c" \
+		"$@" 2>"$T/gcc-$_name.err"; then
+		fail "cannot build helpers/$_name.c"
+		show "$T/gcc-$_name.err"
+		finish
+	fi
+}
+
 # skip REASON: ends the test as skipped (run.sh prints "skip").
 skip() {
 	echo "  SKIP $*"

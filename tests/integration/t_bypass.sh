@@ -7,12 +7,8 @@
 . "$ROOT/tests/integration/lib.sh"
 need_build
 
+build_helper bypass
 BP=$T/bypass
-if ! gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -o "$BP" "$H/bypass.c" 2>"$T/gcc.err"; then
-	fail "cannot build helpers/bypass.c"
-	show "$T/gcc.err"
-	finish
-fi
 
 start_server a http 127.0.0.1
 start_server d http 127.0.0.1

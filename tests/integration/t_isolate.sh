@@ -15,12 +15,8 @@ BUSYBOX=$(command -v busybox || true)
 [ -n "$BUSYBOX" ] || { fail "busybox is missing (Debian package busybox-static)"; finish; }
 RUN=$ROOT/tools/egress-run
 
+build_helper rawconn -static -O2
 RAW=$T/rawconn
-if ! gcc -static -O2 -Wall -Wextra -Werror -o "$RAW" "$H/rawconn.c" 2>"$T/gcc.err"; then
-	fail "cannot build helpers/rawconn.c statically"
-	show "$T/gcc.err"
-	finish
-fi
 
 # ---- the far side: a namespace with two web servers, 10.77.N.2:PA (allowed) and :PD (denied)
 n=$(($$ % 200 + 20))
@@ -135,6 +131,18 @@ if command -v setpriv >/dev/null 2>&1; then
 	assert_contains "$T/user.out" "egress-it /user" "as uid 65534: curl reaches the allowed server by name"
 	assert_contains "$T/user.out" "reset" "as uid 65534: the static binary's denied connect is cut"
 	assert_eq "$(conns d)" "$before_d" "as uid 65534: the denied server saw nothing"
+	# a root CMD's child that changes user stays mediated inside
+	if [ -x /usr/bin/python3 ]; then
+		timeout -k 5 60 "$U/tools/egress-run" --isolate --quiet --policy "$U/policy.ini" \
+			--audit "$AUDIT" -- /usr/bin/python3 -c 'import os, socket, sys
+os.setgid(65534); os.setuid(65534)
+c = socket.create_connection(("web.test", int(sys.argv[1])), timeout=10)
+c.sendall(b"GET /setuid HTTP/1.0\r\n\r\n"); print(c.recv(100).split(b"\r\n")[0].decode())' "$PA" \
+			>"$T/setuid.out" 2>"$T/setuid.err" </dev/null
+		assert_contains "$T/setuid.out" "200" "isolated: a child that drops to uid 65534 still reaches the allowed server"
+		assert_audit 1 "and is audited with its new uid" op=connect name=web.test "port=$PA" uid=65534 \
+			action=allow
+	fi
 fi
 
 # ---- nothing is left behind, even when egress-run is killed

@@ -10,13 +10,8 @@
 . "$ROOT/tests/integration/lib.sh"
 need_build
 
+build_helper lookups -lresolv
 LK=$T/lookups
-if ! gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -o "$LK" "$H/lookups.c" -lresolv \
-	2>"$T/gcc.err"; then
-	fail "cannot build helpers/lookups.c"
-	show "$T/gcc.err"
-	finish
-fi
 
 "$PY" "$H/dnslisten.py" "$T/dns.port" "$T/dns.log" 2>"$T/dns.err" &
 bg_record $!

@@ -8,12 +8,8 @@
 . "$ROOT/tests/integration/lib.sh"
 need_build
 
+build_helper shimsafe
 SS=$T/shimsafe
-if ! gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -o "$SS" "$H/shimsafe.c" 2>"$T/gcc.err"; then
-	fail "cannot build helpers/shimsafe.c"
-	show "$T/gcc.err"
-	finish
-fi
 
 start_server a http 127.0.0.1
 start_server b http 127.0.0.1
