@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "suites.h"
 #include "testlib.h"
 #include "../broker/broker.h"
@@ -106,6 +109,51 @@ START_TEST(test_control_status_json_keys)
 }
 END_TEST
 
+static const struct {
+	const char *arg;
+	int rc;
+} mode_cases[] = {
+	{ "0666", 0 },	{ "660", 0 },	  { "0600", 0 },  { "0777", 0 }, { "0400", -1 },
+	{ "0644x", -1 }, { "", -1 },	  { "01777", -1 }, { "0060", -1 }, { "8", -1 },
+	{ "-1", -1 },
+};
+
+START_TEST(test_control_socket_mode_table)
+{
+	char err[256] = "";
+
+	ck_assert_int_eq(control_socket_mode(mode_cases[_i].arg, err, sizeof err), mode_cases[_i].rc);
+	if (mode_cases[_i].rc < 0)
+		ck_assert_ptr_nonnull(strstr(err, "octal mode"));
+	ck_assert_int_eq(control_socket_mode("0660", err, sizeof err), 0); /* the default again */
+}
+END_TEST
+
+/* The socket gets the mode asked for (and the default otherwise), and
+ * control_unlisten removes it. */
+START_TEST(test_control_listen_applies_the_mode)
+{
+	char dir[64], path[128], err[256];
+	struct listener ln;
+	struct stat st;
+
+	tmpdir(dir);
+	snprintf(path, sizeof path, "%s/b.sock", dir);
+	ck_assert_int_eq(control_socket_mode("0666", err, sizeof err), 0);
+	ck_assert_msg(control_listen(path, &ln, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0666);
+	control_unlisten(&ln);
+	ck_assert_int_ne(access(path, F_OK), 0);
+	ck_assert_int_eq(control_socket_mode("0660", err, sizeof err), 0);
+	ck_assert_msg(control_listen(path, &ln, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0660);
+	control_unlisten(&ln);
+	rmdir(dir);
+}
+END_TEST
+
 Suite *suite_control(void)
 {
 	Suite *s = suite_create("control");
@@ -114,6 +162,9 @@ Suite *suite_control(void)
 	tcase_add_test(tc, test_control_socket_path_lookup);
 	tcase_add_test(tc, test_control_status_text_lines);
 	tcase_add_test(tc, test_control_status_json_keys);
+	tcase_add_loop_test(tc, test_control_socket_mode_table, 0,
+			    sizeof mode_cases / sizeof mode_cases[0]);
+	tcase_add_test(tc, test_control_listen_applies_the_mode);
 	suite_add_tcase(s, tc);
 	return s;
 }
