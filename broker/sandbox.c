@@ -34,6 +34,7 @@
 #include "broker.h"
 
 #define SANDBOX_PROTECT_MAX 16
+#define SANDBOX_COVER_MAX 8
 
 /* Capabilities CMD keeps (root inside may still change user, own files,
  * bind low ports, signal its own processes); every other one leaves the
@@ -47,7 +48,8 @@ static const int sandbox_kept[] = {
 struct sandbox {
 	const char *socket;                    /* the broker's */
 	const char *resolv;                    /* file to show as /etc/resolv.conf */
-	const char *hide;                      /* directory to cover, but for the socket's */
+	const char *cover[SANDBOX_COVER_MAX];  /* directories covered (an empty tmpfs) */
+	int ncover;
 	const char *protect[SANDBOX_PROTECT_MAX]; /* files made read-only */
 	int nprotect;
 	char **cmd;
@@ -242,24 +244,47 @@ static int sandbox_bind_ro(const char *src, const char *dst)
 	return 0;
 }
 
-/* Mount namespace: a PID namespace's own /proc, the stub as the name
- * server, the files the broker reads made read-only, the socket's
- * directory read-only (a program can neither remove the broker's socket
- * nor put a broker of its own in its place), and the broker's private
- * directory covered; were the socket inside it, its directory is shown
- * again, read-only, where it was. */
+/* True when path is dir or below it. */
+static bool sandbox_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == 0);
+}
+
+/* Creates path and the directories above it that are missing (0755), in
+ * what a covering tmpfs left empty. Returns 0 or -1. */
+static int sandbox_mkdirs(const char *path)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof p, "%s", path);
+	for (char *q = p + 1; (q = strchr(q, '/')); q++) {
+		*q = 0;
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*q = '/';
+	}
+	return mkdir(p, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Mount namespace: a PID namespace's own /proc, the files the broker reads
+ * made read-only, the socket's directory read-only (a program can neither
+ * remove the broker's socket nor put a broker of its own in its place),
+ * and the covered directories (the broker's private one; /run, where the
+ * host's daemons keep their sockets) emptied. The socket's directory and
+ * the name server file, when they were under a covered directory, are
+ * shown again where they were. */
 static int sandbox_mounts(const struct sandbox *sb)
 {
-	char sockdir[PATH_MAX], *slash;
-	bool inside;
-	int keep;
+	char sockdir[PATH_MAX], resolv[PATH_MAX], fdpath[64], *slash;
+	bool hidden = false;
+	int keep, rfd = -1, rc = -1;
 
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return sandbox_fail("making mounts private");
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		return sandbox_fail("mounting /proc");
-	if (sb->resolv && sandbox_bind_ro(sb->resolv, "/etc/resolv.conf") < 0)
-		return -1;
 	for (int i = 0; i < sb->nprotect; i++)
 		if (access(sb->protect[i], F_OK) == 0 && sandbox_bind_ro(sb->protect[i], sb->protect[i]) < 0)
 			return -1;
@@ -270,34 +295,61 @@ static int sandbox_mounts(const struct sandbox *sb)
 		return sandbox_fail(sb->socket);
 	}
 	*slash = 0;
-	inside = sb->hide && strncmp(sockdir, sb->hide, strlen(sb->hide)) == 0 &&
-		 sockdir[strlen(sb->hide)] == '/';
-	if (!inside && sandbox_bind_ro(sockdir, sockdir) < 0)
+	/* /etc/resolv.conf may be a link into /run (systemd-resolved) */
+	if (!realpath("/etc/resolv.conf", resolv))
+		snprintf(resolv, sizeof resolv, "/etc/resolv.conf");
+	if (sandbox_bind_ro(sockdir, sockdir) < 0)
 		return -1;
-	if (!sb->hide)
-		return 0;
+	/* held open, to be shown again once what covers them is in place */
 	keep = open(sockdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (keep < 0)
 		return sandbox_fail(sockdir);
-	if (mount("tmpfs", sb->hide, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k") < 0) {
-		close(keep);
-		return sandbox_fail(sb->hide);
+	if (sb->resolv && (rfd = open(sb->resolv, O_PATH | O_CLOEXEC)) < 0) {
+		sandbox_fail(sb->resolv);
+		goto out;
 	}
-	if (inside) {
-		char fdpath[64];
+	for (int i = 0; i < sb->ncover; i++) {
+		struct stat st;
 
-		if (mkdir(sockdir, 0755) < 0 && errno != EEXIST) {
-			close(keep);
-			return sandbox_fail(sockdir);
+		if (stat(sb->cover[i], &st) < 0 || !S_ISDIR(st.st_mode))
+			continue; /* nothing there to cover */
+		if (mount("tmpfs", sb->cover[i], "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") < 0) {
+			sandbox_fail(sb->cover[i]);
+			goto out;
 		}
-		snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", keep);
-		if (sandbox_bind_ro(fdpath, sockdir) < 0) {
-			close(keep);
-			return -1;
-		}
+		hidden |= sandbox_under(sockdir, sb->cover[i]);
 	}
+	snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", keep);
+	if (hidden && (sandbox_mkdirs(sockdir) < 0 || sandbox_bind_ro(fdpath, sockdir) < 0)) {
+		sandbox_fail(sockdir);
+		goto out;
+	}
+	if (sb->resolv) {
+		if (access(resolv, F_OK) < 0) { /* its target was covered: made again */
+			char dir[PATH_MAX];
+			int fd;
+
+			snprintf(dir, sizeof dir, "%s", resolv);
+			slash = strrchr(dir, '/');
+			if (slash && slash != dir)
+				*slash = 0;
+			if (sandbox_mkdirs(dir) < 0 ||
+			    (fd = open(resolv, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+				sandbox_fail(resolv);
+				goto out;
+			}
+			close(fd);
+		}
+		snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", rfd);
+		if (sandbox_bind_ro(fdpath, resolv) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
 	close(keep);
-	return 0;
+	if (rfd >= 0)
+		close(rfd);
+	return rc;
 }
 
 /* Leaves CMD only the capabilities in sandbox_kept, and no way to get
@@ -373,7 +425,7 @@ static int sandbox_wait(pid_t child, int broker)
 
 static int sandbox_usage(void)
 {
-	fprintf(stderr, "usage: egress-broker sandbox --socket PATH [--resolv FILE] [--hide DIR]\n"
+	fprintf(stderr, "usage: egress-broker sandbox --socket PATH [--resolv FILE] [--cover DIR]...\n"
 			"                             [--protect FILE]... -- CMD [ARGS...]\n"
 			"(run by egress-run --isolate as PID 1 of new namespaces)\n");
 	return 2;
@@ -383,7 +435,7 @@ int sandbox_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' }, { "resolv", required_argument, NULL, 'r' },
-		{ "hide", required_argument, NULL, 'H' },   { "protect", required_argument, NULL, 'p' },
+		{ "cover", required_argument, NULL, 'c' },  { "protect", required_argument, NULL, 'p' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sandbox sb = { 0 };
@@ -395,7 +447,11 @@ int sandbox_main(int argc, char **argv)
 		switch (c) {
 		case 's': sb.socket = optarg; break;
 		case 'r': sb.resolv = optarg; break;
-		case 'H': sb.hide = optarg; break;
+		case 'c':
+			if (sb.ncover == SANDBOX_COVER_MAX)
+				return sandbox_usage();
+			sb.cover[sb.ncover++] = optarg;
+			break;
 		case 'p':
 			if (sb.nprotect == SANDBOX_PROTECT_MAX)
 				return sandbox_usage();

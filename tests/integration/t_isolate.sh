@@ -23,7 +23,7 @@ n=$(($$ % 200 + 20))
 FAR=egit-far-$$
 HOSTIF=egh$$
 ip netns add "$FAR" || { fail "ip netns add"; finish; }
-trap 'ip netns del "$FAR" 2>/dev/null; ip link del "$HOSTIF" 2>/dev/null' EXIT
+trap 'ip netns del "$FAR" 2>/dev/null; ip link del "$HOSTIF" 2>/dev/null; rm -f "/run/egress-it-$$.sock"' EXIT
 ip link add "$HOSTIF" type veth peer name egf$$ netns "$FAR"
 ip addr add "10.77.$n.1/30" dev "$HOSTIF"
 ip link set "$HOSTIF" up
@@ -101,6 +101,23 @@ iso self "$PY" -c 'import socket
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
 c = socket.create_connection(s.getsockname()); print("self ok")'
 assert_out self "self ok" "isolated: a program serves on the namespace's loopback and connects to itself"
+
+# ---- a daemon's UNIX socket on the host (under /run, where they live) is
+# no way out: /run is an empty directory inside
+USOCK=/run/egress-it-$$.sock
+"$PY" "$H/server.py" unix "$USOCK" "$T/srv-u.port" "$T/srv-u.log" 2>"$T/srv-u.err" &
+bg_record $!
+wait_for 5 test -S "$USOCK" || fail "the UNIX server did not start"
+unixtry='import socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1]); s.sendall(b"ping"); print("reached", s.recv(10).decode().strip())
+except OSError as e:
+    print("refused", e.errno)'
+run_plain unix-host "$PY" -c "$unixtry" "$USOCK"
+assert_out unix-host "reached pong" "without --isolate the host's UNIX socket answers"
+iso unix-iso "$PY" -c "$unixtry" "$USOCK"
+assert_contains "$T/unix-iso.out" "refused" "isolated: the host's UNIX socket under /run is not there"
 
 # ---- the broker and the policy are out of reach
 iso kill "$PY" -c 'import os, signal, sys
