@@ -376,16 +376,26 @@ static int server_answer(void *ctx, const struct reply *rp)
 	return client_send(s, c, &s->ans, rp->fd);
 }
 
+/* Records the decision r, made for pid (0: not found) of uid running exe;
+ * captured: caught in an isolated namespace, not asked by a shim. */
+static void server_record_result(struct server *s, const struct ask_result *r, pid_t pid,
+				 uid_t uid, const char *exe, bool captured)
+{
+	struct audit_event ev = {
+		.pid = pid, .uid = uid, .exe = exe, .op = r->op,
+		.name = r->name[0] ? r->name : NULL, .addr = r->has_addr ? &r->addr : NULL,
+		.port = r->port, .l4 = r->l4, .action = r->action, .rule = r->rule,
+		.err = r->err_name, .captured = captured,
+	};
+
+	real_now(&ev.time);
+	server_record(s, &ev);
+}
+
 /* Records the decision r of c's request id and answers it. */
 static void server_decided(struct server *s, struct client *c, uint32_t id,
 			   const struct ask_result *r)
 {
-	struct audit_event ev = {
-		.pid = c->pid, .uid = c->uid, .exe = client_exe(c), .op = r->op,
-		.name = r->name[0] ? r->name : NULL, .addr = r->has_addr ? &r->addr : NULL,
-		.port = r->port, .l4 = r->l4, .action = r->action, .rule = r->rule,
-		.err = r->err_name,
-	};
 	struct reply rp = {
 		.client = c->serial, .msgid = id, .action = r->answer, .err = r->err,
 		.ttl_ms = r->ttl_ms, .rule = r->rule,
@@ -395,8 +405,7 @@ static void server_decided(struct server *s, struct client *c, uint32_t id,
 
 	if (r->why && r->op == PROTO_OP_RESOLVE)
 		log_warn("pid %ld: %s refused: %s", (long)c->pid, r->name, r->why);
-	real_now(&ev.time);
-	server_record(s, &ev);
+	server_record_result(s, r, c->pid, c->uid, client_exe(c), false);
 	server_answer(s, &rp);
 }
 
@@ -516,7 +525,6 @@ static void server_ask(struct server *s, struct client *c, uint32_t id, const st
 
 static void server_captured(void *ctx, struct capture_conn *k);
 static void server_dns(void *ctx, const struct capture_query *cq);
-static const struct policy_transport direct_transport = { .kind = POLICY_DIRECT };
 
 /* CONTROL CAPTURE: the sandbox of `egress-run --isolate` hands over its
  * capture sockets. Taken once, from a client in another network namespace
@@ -650,21 +658,6 @@ static void client_readable(struct server *s, struct client *c)
 
 /* ----------------------------------------------------------- captured */
 
-/* Records a captured connection's or query's decision r, made for pid
- * (0: its process was not found) running exe. */
-static void captured_record(struct server *s, const struct ask_result *r, pid_t pid,
-			    const char *exe)
-{
-	struct audit_event ev = {
-		.pid = pid, .exe = exe, .op = r->op, .name = r->name[0] ? r->name : NULL,
-		.addr = r->has_addr ? &r->addr : NULL, .port = r->port, .l4 = r->l4,
-		.action = r->action, .rule = r->rule, .err = r->err_name, .captured = true,
-	};
-
-	real_now(&ev.time);
-	server_record(s, &ev);
-}
-
 /* A connection the isolated namespace made past every shim (a static or
  * Go program, a raw system call): judged as the shim's connect would be,
  * by the name the namespace's DNS stub gave its address for; then relayed
@@ -680,12 +673,7 @@ static void server_captured(void *ctx, struct capture_conn *k)
 	struct ask_result r;
 
 	ask_addr(&st, &w, &q, &r);
-	if (r.next == ASK_ANSWER && r.action == PROTO_ALLOW) {
-		r.next = ASK_TRANSPORT; /* the broker makes the connection */
-		r.transport = &direct_transport;
-		r.limit = 0;
-		r.timeout_ms = policy_timeout_ms(s->policy);
-	}
+	ask_isolated(&st, &r); /* an allowed connect: the broker makes it */
 	if (r.next == ASK_TRANSPORT) {
 		struct transport_request tr = {
 			.pid = k->pid, .exe = w.exe, .name = r.name[0] ? r.name : NULL,
@@ -699,7 +687,7 @@ static void server_captured(void *ctx, struct capture_conn *k)
 		r.action = PROTO_DENY;
 		r.err_name = "ENOMEM";
 	}
-	captured_record(s, &r, k->pid, w.exe);
+	server_record_result(s, &r, k->pid, 0, w.exe, true);
 	{
 		struct linger lg = { .l_onoff = 1, .l_linger = 0 }; /* a reset: refused */
 		setsockopt(k->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -752,7 +740,7 @@ static void server_dns(void *ctx, const struct capture_query *cq)
 	}
 	if (!r.rule)
 		r.rule = "default";
-	captured_record(s, &r, cq->pid, w.exe);
+	server_record_result(s, &r, cq->pid, 0, w.exe, true);
 	n = dns_build_answer(cq->buf, &dq, rcode, r.addrs, r.naddr, 60, out, sizeof out);
 	if (n > 0)
 		sendto(cq->fd, out, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)&cq->from,
