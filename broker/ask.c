@@ -53,6 +53,27 @@ static void addr_clean(struct proto_addr *a)
 
 /* ---------------------------------------------------------------- resolve */
 
+/* True for "localhost" and names under it (RFC 6761: always loopback). */
+static bool name_localhost(const char *name)
+{
+	size_t n = strlen(name);
+
+	return strcmp(name, "localhost") == 0 ||
+	       (n > 10 && strcmp(name + n - 10, ".localhost") == 0);
+}
+
+/* True when a rewritten name is left to its transport to resolve (a
+ * proxy's remote DNS), so that the lookup answers a synthetic address.
+ * The direct and relay transports reach the destination from here: their
+ * names are looked up now, as a direct program's would be, and a name that
+ * does not exist fails now. A lookup for binding (q's PROTO_ASK_PASSIVE)
+ * and the names of loopback are for this machine: always looked up. */
+static bool deferred(const struct policy_transport *t, const struct proto_ask *q, const char *name)
+{
+	return t && (t->kind == POLICY_HTTP || t->kind == POLICY_SOCKS5) &&
+	       !(q->flags & PROTO_ASK_PASSIVE) && !name_localhost(name);
+}
+
 void ask_resolve(const struct ask_state *st, const struct ask_who *w, const struct proto_ask *q,
 		 struct ask_result *r)
 {
@@ -64,6 +85,7 @@ void ask_resolve(const struct ask_state *st, const struct ask_who *w, const stru
 
 	result_init(r, PROTO_OP_RESOLVE, q->l4, q->port);
 	r->family = q->family;
+	r->flags = q->flags;
 	if (policy_name_normalise(q->name, r->name, sizeof r->name) < 0) {
 		snprintf(r->name, sizeof r->name, "%s", q->name);
 		result_set(r, PROTO_DENY, PROTO_DENY, EAI_NONAME, "invalid-name");
@@ -76,11 +98,13 @@ void ask_resolve(const struct ask_state *st, const struct ask_who *w, const stru
 		result_set(r, PROTO_DENY, PROTO_DENY, EAI_NONAME, v.rule);
 		return;
 	}
-	if (v.action == PROTO_REWRITE) {
-		/* Never looked up here: the answer is the name's synthetic
-		 * address, which the connect maps back. An IPv6-only lookup gets
-		 * none, so that the program falls back to IPv4. */
-		r->transport = v.transport;
+	r->action = v.action;
+	r->transport = v.action == PROTO_REWRITE ? v.transport : NULL;
+	if (v.action == PROTO_REWRITE && deferred(v.transport, q, r->name)) {
+		/* Never looked up here: the proxy resolves it. The answer is the
+		 * name's synthetic address, which the connect maps back. An
+		 * IPv6-only lookup gets none, so that the program falls back to
+		 * IPv4. */
 		if (q->family == 6) {
 			result_set(r, PROTO_REWRITE, PROTO_ALLOW, EAI_NODATA, v.rule);
 			return;
@@ -114,6 +138,7 @@ void ask_resolved(const struct ask_state *st, const struct ask_who *w, struct as
 		  const struct proto_addr *raw, int nraw, bool from_hosts, int eai)
 {
 	const char *allow_rule = NULL, *deny_rule = NULL;
+	int action = PROTO_ALLOW;
 	struct policy_request req = {
 		.op = PROTO_OP_RESOLVE, .l4 = r->l4, .name = r->name, .port = r->port,
 		.exe = w->exe, .from_hosts = from_hosts,
@@ -123,7 +148,7 @@ void ask_resolved(const struct ask_state *st, const struct ask_who *w, struct as
 	r->from_hosts = from_hosts;
 	r->naddr = 0;
 	if (eai) {
-		result_set(r, PROTO_ALLOW, PROTO_ALLOW, eai, r->rule);
+		result_set(r, r->action ? r->action : PROTO_ALLOW, PROTO_ALLOW, eai, r->rule);
 		return;
 	}
 	/* Each address is judged with the name; the allowed ones are kept. */
@@ -139,13 +164,18 @@ void ask_resolved(const struct ask_state *st, const struct ask_who *w, struct as
 			continue;
 		req.addr = &addr;
 		policy_decide(st->policy, &req, &v);
+		if (r->flags & PROTO_ASK_PASSIVE) /* for binding: a connect would be judged anew */
+			v.action = r->action, v.rule = r->rule, v.transport = r->transport;
 		if (v.action == PROTO_DENY) {
 			if (!deny_rule)
 				deny_rule = v.rule;
 			continue;
 		}
-		if (!allow_rule)
+		if (!allow_rule) {
 			allow_rule = v.rule;
+			action = v.action; /* a rewritten name's addresses are rewritten */
+			r->transport = v.action == PROTO_REWRITE ? v.transport : NULL;
+		}
 		r->addrs[r->naddr++] = addr;
 	}
 	if (!r->naddr) {
@@ -156,7 +186,7 @@ void ask_resolved(const struct ask_state *st, const struct ask_who *w, struct as
 		for (int i = 0; i < r->naddr; i++)
 			addrmap_record(st->addrmap, w->pid, &r->addrs[i], r->name, from_hosts,
 				       st->now);
-	result_set(r, PROTO_ALLOW, PROTO_ALLOW, 0, allow_rule);
+	result_set(r, action, PROTO_ALLOW, 0, allow_rule);
 }
 
 /* ------------------------------------------------------- connect and send */
@@ -180,6 +210,17 @@ static void judge(const struct ask_state *st, struct policy_request *req, bool s
 	if (by_broker) {
 		v.transport = &ask_direct;
 		v.limit = 0;
+	}
+	if (v.action == PROTO_REWRITE && !synthetic && v.transport &&
+	    v.transport->kind == POLICY_DIRECT && !v.limit) {
+		/* The direct transport reaches a real address from where the
+		 * program is: its own socket makes the connection (or sends the
+		 * datagram), so that nothing tells it from a direct one: its
+		 * bound address, its family, the kernel's own errors. */
+		r->transport = v.transport;
+		result_set(r, PROTO_REWRITE, PROTO_ALLOW, 0, v.rule);
+		r->ttl_ms = r->op == PROTO_OP_SEND ? policy_ttl_ms(st->policy) : 0;
+		return;
 	}
 	if (v.action == PROTO_REWRITE || by_broker) {
 		r->transport = v.transport;
@@ -272,7 +313,7 @@ void ask_isolated(const struct ask_state *st, struct ask_result *r)
 			return;
 		}
 	}
-	if (r->action != PROTO_ALLOW)
+	if (r->answer != PROTO_ALLOW)
 		return;
 	if (r->op == PROTO_OP_CONNECT && r->l4 == PROTO_L4_TCP) {
 		/* nothing leads out but the broker: it makes the connection */

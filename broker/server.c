@@ -387,7 +387,14 @@ static void server_record_result(struct server *s, const struct ask_result *r, p
 		.port = r->port, .l4 = r->l4, .action = r->action, .rule = r->rule,
 		.err = r->err_name, .captured = captured,
 	};
+	char text[300];
 
+	if (r->action == PROTO_REWRITE && r->transport) { /* the transport did not take it */
+		policy_transport_text(r->transport, text, sizeof text);
+		ev.transport = text;
+		if (r->op != PROTO_OP_RESOLVE)
+			ev.upstream = "the program's own socket";
+	}
 	real_now(&ev.time);
 	server_record(s, &ev);
 }

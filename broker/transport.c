@@ -4,9 +4,10 @@
  * handshake, and then either hands the connected socket to the program
  * (SCM_RIGHTS, through the server's answer) or keeps it and relays bytes
  * between it and a loopback connection it handed over instead (transport
- * relay, and every nonblocking connect: the program's connect returns at
- * once and the relay catches up with the upstream, so its event loop never
- * waits on the network). All of it runs in the broker's loop; the
+ * relay, a limit, and a nonblocking connect through a proxy: the program's
+ * connect returns at once and the relay catches up with the upstream, so
+ * its event loop never waits on the network). A nonblocking direct connect
+ * is handed over while still in progress. All of it runs in the broker's loop; the
  * transport is made with what it needs (the loop, the resolver, the policy
  * in force) and gives back only answers and records, through its sink. */
 #include <errno.h>
@@ -589,6 +590,15 @@ static const struct proxy proxy_socks5 = { socks5_begin, socks5_read };
 
 /* ----------------------------------------------------------- connecting */
 
+/* True when c's socket goes to the program as soon as its connect has
+ * begun: a nonblocking connect that nothing needs to relay (the direct
+ * transport, no limit). Its first candidate is then its only one, as for a
+ * program connecting to one address. */
+static bool early(const struct conduit *c)
+{
+	return c->r.nonblock && !c->r.captured && !c->proxy && c->relay < 0;
+}
+
 /* Tries the candidates from c->icand on. */
 static void connect_next(struct transport *t, struct conduit *c)
 {
@@ -615,6 +625,15 @@ static void connect_next(struct transport *t, struct conduit *c)
 			continue;
 		}
 		if (connect(fd, (struct sockaddr *)&ss, sl) == 0 || errno == EINPROGRESS) {
+			if (early(c)) {
+				/* the program's poll and SO_ERROR see the outcome */
+				snprintf(c->upstream, sizeof c->upstream, "handed over connecting");
+				record(t, c, PROTO_OP_CONNECT, 0);
+				answer(t, c, PROTO_REWRITE, 0, fd);
+				close(fd);
+				conduit_free(t, c, false);
+				return;
+			}
 			c->up = fd;
 			c->state = ST_CONNECTING;
 			watch(t, c, fd, 0, EPOLLOUT);
@@ -783,14 +802,14 @@ int transport_start(struct transport *t, const struct transport_request *r)
 	 * the upstream is there. */
 	if (r->captured) {
 		c->relay = r->captured_fd; /* a captured connection: it is the program's end */
-	} else if ((c->pt.kind == POLICY_RELAY || r->limit || r->nonblock) &&
+	} else if ((c->pt.kind == POLICY_RELAY || r->limit || (r->nonblock && c->proxy)) &&
 		   loopback_pair(r->inet6, &c->relay, &c->handover) < 0) {
 		fail(t, c, errno, "relay: cannot make a loopback connection");
 		return 0;
 	}
 	if (r->captured) {
 		/* nobody waits for an answer: the program's connect has completed */
-	} else if (r->nonblock) {
+	} else if (r->nonblock && c->relay >= 0) {
 		/* the program goes on at once; the relay catches up */
 		answer(t, c, PROTO_REWRITE, 0, c->handover);
 		close(c->handover);

@@ -24,7 +24,7 @@
  * message set or a body layout.
  */
 #define PROTO_MAGIC 'E'
-#define PROTO_VERSION 4 /* 3: the ASK flag PROTO_ASK_INET6; 4: PROTO_CTL_CAPTURE */
+#define PROTO_VERSION 5 /* 3: the ASK flag PROTO_ASK_INET6; 4: PROTO_CTL_CAPTURE; 5: PROTO_ASK_PASSIVE */
 #define PROTO_HDR_LEN 12
 #define PROTO_NAME_MAX 253  /* longest DNS name, without the trailing dot */
 #define PROTO_RULE_MAX 63   /* longest rule name */
@@ -65,7 +65,9 @@ enum proto_action {
 /* ASK flags. */
 #define PROTO_ASK_NONBLOCK 0x01 /* CONNECT on an O_NONBLOCK socket: answer at once */
 #define PROTO_ASK_INET6 0x02    /* CONNECT on an AF_INET6 socket: hand over one of that family */
-#define PROTO_ASK_FLAGS (PROTO_ASK_NONBLOCK | PROTO_ASK_INET6) /* all that are defined */
+#define PROTO_ASK_PASSIVE 0x04  /* RESOLVE for binding (AI_PASSIVE, or no service and no
+				 * socket type): always the name's own addresses */
+#define PROTO_ASK_FLAGS (PROTO_ASK_NONBLOCK | PROTO_ASK_INET6 | PROTO_ASK_PASSIVE) /* all that are defined */
 
 enum proto_ctl {
 	PROTO_CTL_STATUS = 1,      /* human-readable status */

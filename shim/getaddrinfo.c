@@ -181,6 +181,9 @@ int shim_getaddrinfo(const char *node, const char *service, const struct addrinf
 	ask.l4 = h.ai_socktype == SOCK_STREAM  ? PROTO_L4_TCP
 		 : h.ai_socktype == SOCK_DGRAM ? PROTO_L4_UDP
 					       : PROTO_L4_ANY;
+	/* a lookup for binding is answered with the name's own addresses */
+	if ((h.ai_flags & AI_PASSIVE) || (service == NULL && h.ai_socktype == 0))
+		ask.flags = PROTO_ASK_PASSIVE;
 	ask.family = h.ai_family == AF_INET ? 4
 		     : h.ai_family == AF_INET6 && !(h.ai_flags & AI_V4MAPPED) ? 6
 									: 0;

@@ -472,7 +472,7 @@ START_TEST(test_proto_decode_bad_ask)
 	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
 	/* unknown flag */
 	n = ask_body(body, PROTO_OP_CONNECT, 0, 0, 4, "", 0);
-	body[23] = 0x04;
+	body[23] = PROTO_ASK_FLAGS + 1;
 	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_ASK, body, n), d), PROTO_BAD_MSG);
 	/* namelen byte disagrees with the body */
 	n = ask_body(body, PROTO_OP_RESOLVE, 0, 0, 0, "abc", 3);
@@ -602,7 +602,7 @@ static void mut_ask_connect_name(struct proto_msg *m) { sample(2, m); strcpy(m->
 static void mut_ask_connect_family(struct proto_msg *m) { sample(2, m); m->u.ask.family = 4; }
 static void mut_ask_connect_noaddr(struct proto_msg *m) { sample(2, m); m->u.ask.addr.family = 0; }
 static void mut_ask_send_addr(struct proto_msg *m) { sample(3, m); m->u.ask.addr.family = 5; }
-static void mut_ask_flags(struct proto_msg *m) { sample(2, m); m->u.ask.flags = PROTO_ASK_INET6 << 1; }
+static void mut_ask_flags(struct proto_msg *m) { sample(2, m); m->u.ask.flags = PROTO_ASK_PASSIVE << 1; }
 
 /* The ASK mutations: one bad field each, refused by proto_ask_check. */
 static void (*const bad_asks[])(struct proto_msg *) = {

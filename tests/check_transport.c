@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -103,26 +104,45 @@ static void next_answer(struct fixture *f, struct proto_msg *m, int *fd)
 	ck_assert_int_eq(m->type, PROTO_VERDICT);
 }
 
-/* Resolves name through the broker; returns its synthetic address as text. */
-static void resolve_synth(struct fixture *f, const char *name, char *text, size_t cap)
+/* How many times needle occurs in hay. */
+static int count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+/* Resolves name through the broker (with the ASK flags given); returns the
+ * one address it answered as text, and checks whether it is synthetic. */
+static void resolve_one(struct fixture *f, const char *name, uint8_t flags, bool synthetic,
+			char *text, size_t cap)
 {
 	struct proto_msg m;
 	int fd;
 
-	send_ask(f, 1, PROTO_OP_RESOLVE, PROTO_L4_TCP, 0, name, 0, 0);
+	send_ask(f, 1, PROTO_OP_RESOLVE, PROTO_L4_TCP, 0, name, flags, 0);
 	next_answer(f, &m, &fd);
 	ck_assert_int_eq(m.u.verdict.action, PROTO_ALLOW);
+	ck_assert_int_eq(m.u.verdict.err, 0);
 	ck_assert_int_eq(m.u.verdict.naddr, 1);
-	ck_assert(synth_is(&m.u.verdict.addrs[0]));
+	ck_assert(synth_is(&m.u.verdict.addrs[0]) == synthetic);
 	policy_addr_format(&m.u.verdict.addrs[0], text, cap);
+}
+
+static void resolve_synth(struct fixture *f, const char *name, char *text, size_t cap)
+{
+	resolve_one(f, name, 0, true, text, cap);
 }
 
 static const char *rw_policy = "[egress]\ndefault = deny\ntimeout = 2\n"
 			       "[hosts]\nrw.test = 127.0.0.1\n"
-			       "[rule \"rw\"]\nhost = rw.test, meta.test\naction = rewrite\n"
+			       "[rule \"rw\"]\nhost = rw.test, meta.test, gone.test\naction = rewrite\n"
+			       "private = allow\n"
 			       "[rule \"relay\"]\nhost = relay.test\naction = rewrite\n"
 			       "transport = relay\nlimit = 4K\n"
-			       "[rule \"proxied\"]\nhost = px.test\naction = rewrite\n"
+			       "[rule \"proxied\"]\nhost = px.test, px.localhost\naction = rewrite\n"
 			       "transport = http://127.0.0.1:%u\n";
 
 START_TEST(test_rewrite_resolve_is_synthetic)
@@ -133,11 +153,11 @@ START_TEST(test_rewrite_resolve_is_synthetic)
 	int fd;
 
 	rewrite_open(&f, rw_policy, 1);
-	resolve_synth(&f, "rw.test", a, sizeof a);
-	resolve_synth(&f, "RW.test.", b, sizeof b);
+	resolve_synth(&f, "px.test", a, sizeof a);
+	resolve_synth(&f, "PX.test.", b, sizeof b);
 	ck_assert_str_eq(a, b);
 	/* IPv6 only: nothing, so the program falls back to IPv4 */
-	send_ask(&f, 2, PROTO_OP_RESOLVE, PROTO_L4_TCP, 0, "rw.test", 0, 6);
+	send_ask(&f, 2, PROTO_OP_RESOLVE, PROTO_L4_TCP, 0, "px.test", 0, 6);
 	next_answer(&f, &m, &fd);
 	ck_assert_int_eq(m.u.verdict.naddr, 0);
 	ck_assert_int_eq(m.u.verdict.err, EAI_NODATA);
@@ -147,42 +167,133 @@ START_TEST(test_rewrite_resolve_is_synthetic)
 	ck_assert_int_eq(m.u.verdict.action, PROTO_DENY);
 	ck_assert_int_eq(m.u.verdict.err, ENETUNREACH);
 	ck_assert_str_eq(m.u.verdict.rule, "synthetic");
-	/* a datagram to a rewritten name */
+	/* a datagram to a name an HTTP proxy carries */
 	send_ask(&f, 4, PROTO_OP_SEND, PROTO_L4_UDP, 53, a, 0, 0);
 	next_answer(&f, &m, &fd);
 	ck_assert_int_eq(m.u.verdict.action, PROTO_DENY);
 	ck_assert_int_eq(m.u.verdict.err, EPERM);
-	ck_assert_uint_eq(server_lookups(f.s), 0); /* rw.test never went to DNS */
+	ck_assert_uint_eq(server_lookups(f.s), 0); /* px.test never went to DNS */
 	fixture_close(&f);
 }
 END_TEST
 
-START_TEST(test_rewrite_blocking_direct_hands_over)
+/* What is for this machine is never synthetic, even through a proxy: the
+ * names of loopback, and a lookup for binding. */
+START_TEST(test_rewrite_local_stays_local)
 {
+	struct fixture f;
+	char a[64];
+
+	rewrite_open(&f, rw_policy, 1);
+	resolve_one(&f, "rw.test", PROTO_ASK_PASSIVE, false, a, sizeof a);
+	ck_assert_str_eq(a, "127.0.0.1");
+	ck_assert_uint_eq(server_lookups(f.s), 0); /* from [hosts] */
+	/* px.localhost and a passive px.test go to the resolver (none here) */
+	send_ask(&f, 2, PROTO_OP_RESOLVE, PROTO_L4_TCP, 0, "px.localhost", 0, 0);
+	send_ask(&f, 3, PROTO_OP_RESOLVE, PROTO_L4_TCP, 0, "px.test", PROTO_ASK_PASSIVE, 0);
+	for (int i = 0; i < 2; i++) {
+		struct proto_msg m;
+		int fd;
+
+		next_answer(&f, &m, &fd);
+		ck_assert_int_eq(m.u.verdict.naddr, 0);
+		ck_assert_int_eq(m.u.verdict.err, EAI_NONAME);
+	}
+	ck_assert_uint_eq(server_lookups(f.s), 2);
+	fixture_close(&f);
+}
+END_TEST
+
+/* The direct transport: the name is looked up when the program looks it
+ * up, and a connect or datagram to one of its addresses is the program's
+ * own, recorded as a rewrite. */
+START_TEST(test_rewrite_direct_is_the_programs_own)
+{
+	char a[64], log[8192];
+	struct fixture f;
+	struct proto_msg m;
+	int fd;
+
+	rewrite_open(&f, rw_policy, 1);
+	resolve_one(&f, "rw.test", 0, false, a, sizeof a);
+	ck_assert_str_eq(a, "127.0.0.1");
+	send_ask(&f, 2, PROTO_OP_CONNECT, PROTO_L4_TCP, 9, a, PROTO_ASK_NONBLOCK, 0);
+	next_answer(&f, &m, &fd);
+	ck_assert_int_eq(m.u.verdict.action, PROTO_ALLOW);
+	ck_assert_int_eq(fd, -1);
+	ck_assert_str_eq(m.u.verdict.name, "rw.test");
+	send_ask(&f, 3, PROTO_OP_SEND, PROTO_L4_UDP, 9, a, 0, 0);
+	next_answer(&f, &m, &fd);
+	ck_assert_int_eq(m.u.verdict.action, PROTO_ALLOW);
+	ck_assert_uint_gt(m.u.verdict.ttl_ms, 0);
+	/* a name that does not exist fails at its lookup, not at connect */
+	send_ask(&f, 4, PROTO_OP_RESOLVE, PROTO_L4_TCP, 0, "gone.test", 0, 0);
+	next_answer(&f, &m, &fd);
+	ck_assert_int_eq(m.u.verdict.naddr, 0);
+	ck_assert_int_eq(m.u.verdict.err, EAI_NONAME);
+	read_file(f.audit, log, sizeof log);
+	ck_assert_ptr_nonnull(strstr(log, "\"op\":\"connect\",\"name\":\"rw.test\""));
+	ck_assert_int_eq(count(log, "\"action\":\"rewrite\""), 4);
+	ck_assert_int_eq(count(log, "\"transport\":\"direct\""), 4);
+	fixture_close(&f);
+}
+END_TEST
+
+/* A synthetic address whose rule now says direct (the policy changed since
+ * the lookup) leads only to its name: the broker connects, and a
+ * nonblocking connect gets the broker's socket while it is still
+ * connecting, so the program's own poll sees the outcome. */
+START_TEST(test_rewrite_synthetic_direct_hands_over)
+{
+	static const char *direct = "[egress]\ndefault = deny\n[hosts]\npx.test = 127.0.0.1\n"
+				    "[rule \"proxied\"]\nhost = px.test\naction = rewrite\n"
+				    "private = allow\n";
 	struct fixture f;
 	struct proto_msg m;
 	uint16_t port;
-	int lfd = listener(&port), fd, afd;
-	char a[64], b[4];
+	int lfd = listener(&port), fd, afd, err;
+	socklen_t el = sizeof err;
+	char a[64], b[4], msg[256];
+	struct pollfd pfd;
+	FILE *pf;
 
 	rewrite_open(&f, rw_policy, 1);
-	resolve_synth(&f, "rw.test", a, sizeof a);
+	resolve_synth(&f, "px.test", a, sizeof a);
+	pf = fopen(f.policy, "w");
+	ck_assert_ptr_nonnull(pf);
+	fputs(direct, pf);
+	fclose(pf);
+	ck_assert_int_eq(server_reload(f.s, msg, sizeof msg), 0);
+	/* blocking: the connected socket, no relay in between */
 	send_ask(&f, 5, PROTO_OP_CONNECT, PROTO_L4_TCP, port, a, 0, 0);
 	next_answer(&f, &m, &fd);
 	ck_assert_int_eq(m.u.verdict.action, PROTO_PENDING);
-	ck_assert_uint_eq(m.u.verdict.ttl_ms, 2000);
 	next_answer(&f, &m, &fd);
 	ck_assert_int_eq(m.u.verdict.action, PROTO_REWRITE);
-	ck_assert_str_eq(m.u.verdict.name, "rw.test");
+	ck_assert_str_eq(m.u.verdict.name, "px.test");
 	ck_assert_int_ge(fd, 0);
-	/* the descriptor is connected to the listener: no relay in between */
 	ck_assert_int_eq(write(fd, "hey", 3), 3);
 	afd = accept(lfd, NULL, NULL);
 	ck_assert_int_ge(afd, 0);
 	ck_assert_int_eq(read(afd, b, sizeof b), 3);
 	close(afd);
 	close(fd);
+	/* nonblocking, to a port nobody listens on: handed over connecting,
+	 * and the program itself learns of the refusal */
 	close(lfd);
+	send_ask(&f, 6, PROTO_OP_CONNECT, PROTO_L4_TCP, port, a, PROTO_ASK_NONBLOCK, 0);
+	do
+		next_answer(&f, &m, &fd);
+	while (m.u.verdict.action == PROTO_PENDING);
+	ck_assert_int_eq(m.u.verdict.action, PROTO_REWRITE);
+	ck_assert_int_ge(fd, 0);
+	pfd.fd = fd;
+	pfd.events = POLLOUT;
+	ck_assert_int_eq(poll(&pfd, 1, 2000), 1);
+	ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el), 0);
+	ck_assert_int_eq(err, ECONNREFUSED);
+	close(fd);
+	ck_assert_int_eq(server_relay_stats(f.s)->total, 0);
 	fixture_close(&f);
 }
 END_TEST
@@ -191,18 +302,16 @@ START_TEST(test_rewrite_private_resolution_fails)
 {
 	struct fixture f;
 	struct proto_msg m;
-	char a[64];
 	int fd;
 
-	rewrite_open(&f, rw_policy, 1);
-	resolve_synth(&f, "meta.test", a, sizeof a);
-	send_ask(&f, 6, PROTO_OP_CONNECT, PROTO_L4_TCP, 80, a, 0, 0);
+	/* meta.test resolves only to the metadata address, which no rule
+	 * opens: the lookup finds nothing the name may reach */
+	rewrite_open(&f, "[egress]\ndefault = deny\n"
+		      "[rule \"rw\"]\nhost = meta.test\naction = rewrite\n", 1);
+	send_ask(&f, 6, PROTO_OP_RESOLVE, PROTO_L4_TCP, 0, "meta.test", 0, 0);
 	next_answer(&f, &m, &fd);
-	ck_assert_int_eq(m.u.verdict.action, PROTO_PENDING);
-	next_answer(&f, &m, &fd);
-	ck_assert_int_eq(m.u.verdict.action, PROTO_FAIL);
-	ck_assert_int_eq(m.u.verdict.err, EPERM);
-	ck_assert_int_eq(fd, -1);
+	ck_assert_int_eq(m.u.verdict.action, PROTO_DENY);
+	ck_assert_int_eq(m.u.verdict.err, EAI_NONAME);
 	ck_assert_uint_eq(server_lookups(f.s), 1);
 	fixture_close(&f);
 }
@@ -220,7 +329,7 @@ START_TEST(test_rewrite_nonblocking_relay_counts_and_limits)
 	rewrite_open(&f, "[egress]\ndefault = deny\n[hosts]\nrelay.test = 127.0.0.1\n"
 		      "[rule \"relay\"]\nhost = relay.test\naction = rewrite\ntransport = relay\n"
 		      "limit = 4K\n", 0);
-	resolve_synth(&f, "relay.test", a, sizeof a);
+	resolve_one(&f, "relay.test", 0, false, a, sizeof a); /* looked up now, as direct */
 	send_ask(&f, 7, PROTO_OP_CONNECT, PROTO_L4_TCP, port, a, PROTO_ASK_NONBLOCK, 0);
 	next_answer(&f, &m, &fd); /* at once, before any upstream */
 	ck_assert_int_eq(m.u.verdict.action, PROTO_REWRITE);
@@ -327,7 +436,9 @@ Suite *suite_transport(void)
 
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_rewrite_resolve_is_synthetic);
-	tcase_add_test(tc, test_rewrite_blocking_direct_hands_over);
+	tcase_add_test(tc, test_rewrite_local_stays_local);
+	tcase_add_test(tc, test_rewrite_direct_is_the_programs_own);
+	tcase_add_test(tc, test_rewrite_synthetic_direct_hands_over);
 	tcase_add_test(tc, test_rewrite_private_resolution_fails);
 	tcase_add_test(tc, test_rewrite_nonblocking_relay_counts_and_limits);
 	tcase_add_loop_test(tc, test_rewrite_http_proxy_answers, 0, 4);

@@ -77,17 +77,29 @@ check_fail silent ETIMEDOUT "timeout"
 assert_contains "$T/fp-h403.log" "request CONNECT h403.egress.test:443 HTTP/1.1" "the HTTP proxy got the name"
 assert_contains "$T/fp-s5.log" "socks s5.egress.test:443" "the SOCKS5 proxy got the name (address type domain)"
 
-# a name the broker resolves itself to a private address: refused
+# the direct transport looks a name up when the program does: one that
+# resolves only to a private address (here loopback, which no rule opens)
+# fails at its lookup
 run_shim lh "$PY" "$H/rwclient.py" connect localhost "$PA"
-assert_out lh "err EPERM" "direct transport refuses a name that resolves to loopback"
-assert_audit 1 "the refusal says why" op=connect name=localhost errno=EPERM \
-	"upstream=localhost resolves to an address the policy denies"
+assert_out lh "gaierror -2" "direct transport: a name that resolves only to loopback fails at its lookup"
+assert_audit 1 "the refusal says why" op=resolve name=localhost action=deny rule=private \
+	errno=EAI_NONAME
 
 # ---- direct and relay
 run_shim direct "$PY" "$H/rwclient.py" get direct.egress.test "$PA" /direct
 assert_contains "$T/direct.out" "ok egress-it /direct" "direct: the program got the body"
-assert_audit 1 "direct: connected" op=connect name=direct.egress.test transport=direct upstream=connected
-assert_audit 0 "direct: the socket was handed over, nothing relayed" op=close name=direct.egress.test
+assert_audit 1 "direct: the program's own socket connected, recorded as a rewrite" op=connect \
+	name=direct.egress.test action=rewrite transport=direct "upstream=the program's own socket"
+assert_audit 0 "direct: nothing relayed" op=close name=direct.egress.test
+# the program's own socket: what it bound stays, and a refusal is the
+# kernel's own, blocking or not
+run_shim bound "$PY" "$H/rwclient.py" bound direct.egress.test "$PA"
+assert_out bound "ok kept=1" "direct: the address bound before connect is the socket's after it"
+run_shim refused "$PY" "$H/rwclient.py" connect direct.egress.test "$DOWN"
+assert_out refused "err ECONNREFUSED" "direct: a refused blocking connect is ECONNREFUSED"
+run_shim nb-refused "$PY" "$H/rwclient.py" nonblock direct.egress.test "$DOWN" /x
+assert_contains "$T/nb-refused.out" "returned EINPROGRESS" "direct: a nonblocking connect is in progress"
+assert_contains "$T/nb-refused.out" "err ECONNREFUSED" "and its SO_ERROR is the refusal, as without egress"
 
 run_shim relay "$PY" "$H/rwclient.py" get relay.egress.test "$PA" /relay
 assert_contains "$T/relay.out" "ok egress-it /relay" "relay: the program got the body"
@@ -199,17 +211,23 @@ run_shim nb-fail "$NODE" "$H/rwnode.js" h403.egress.test 443 /
 assert_contains "$T/nb-fail.out" "err ECONNRESET" "nonblocking: an upstream refusal resets the connection"
 
 # ---- the hand-over keeps what the program set
-run_shim opts "$PY" "$H/rwclient.py" options direct.egress.test "$PA"
+# (through a proxy, whose names get synthetic addresses)
+run_shim opts "$PY" "$H/rwclient.py" options slow.egress.test "$PA"
 assert_contains "$T/opts.out" "synthetic=1 nodelay=1 keepalive=1 rcvbuf_same=1 inheritable=0" \
 	"getpeername is the synthetic address; TCP_NODELAY, SO_KEEPALIVE, SO_RCVBUF, FD_CLOEXEC kept"
 assert_contains "$T/opts.out" "peer 198.1" "the peer is in 198.18.0.0/15"
 
 # ---- datagrams and IPv6-only lookups
-run_shim udp "$PY" "$H/rwclient.py" udp direct.egress.test 53
-assert_out udp "err EPERM" "a datagram to a rewritten name is denied"
-assert_audit 1 "the datagram denial is recorded" op=send action=deny name=direct.egress.test
-run_shim v6 "$PY" "$H/rwclient.py" resolve6 direct.egress.test
-assert_contains "$T/v6.out" "gaierror" "an IPv6-only lookup of a rewritten name gets no address"
+start_server u udp 127.0.0.1
+run_shim udp "$PY" "$H/rwclient.py" udp direct.egress.test "$(port u)"
+assert_out udp "ok" "a datagram to a name rewritten through the direct transport goes"
+assert_server u 1 "and arrives"
+assert_audit 1 "recorded as a rewrite" op=send action=rewrite name=direct.egress.test transport=direct
+run_shim udp-relay "$PY" "$H/rwclient.py" udp relay.egress.test "$(port u)"
+assert_out udp-relay "err EPERM" "the relay carries no datagrams: denied"
+assert_audit 1 "the datagram denial is recorded" op=send action=deny name=relay.egress.test
+run_shim v6 "$PY" "$H/rwclient.py" resolve6 h403.egress.test
+assert_contains "$T/v6.out" "gaierror" "an IPv6-only lookup of a name a proxy resolves gets no address"
 
 broker_status st2
 assert_eq "$(jget "$T/st2.json" resolver.lookups)" 1 "the broker's only DNS lookup was localhost's"

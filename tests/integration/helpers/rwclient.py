@@ -24,6 +24,9 @@ results on stdout per subcommand; errors as "err ERRNONAME".
                             getsockname; V: IPV6_V6ONLY readable, 0 or 1)
   hold NAME PORT BYTES SECS connects, sends BYTES, prints "sent", keeps the
                             connection open SECS seconds: "ok"
+  bound NAME PORT           binds to 127.0.0.1, port 0, then connects: "ok
+                            kept=0|1" (getsockname after the connect is the
+                            address bound before it)
   udp NAME PORT             sendto of one datagram: "ok" or "err ERRNO"
   resolve6 NAME             getaddrinfo AF_INET6: "ok ..." or "gaierror NAME"
 """
@@ -149,6 +152,12 @@ try:
         print("sent", flush=True)
         time.sleep(float(sys.argv[5]))
         print("ok")
+    elif cmd == "bound":
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        before = s.getsockname()
+        s.connect(addr(name, int(sys.argv[3])))
+        print("ok kept=%d" % int(s.getsockname() == before))
     elif cmd == "udp":
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         u.sendto(b"x", socket.getaddrinfo(name, int(sys.argv[3]), socket.AF_INET,
