@@ -21,7 +21,7 @@ PA=$(port a) PD=$(port d) P6=$(port d6) PUA=$(port ua) PUD=$(port ud)
 	policy_egress cache_ttl=0 # every send asks: the swaps below race the broker, not the cache
 	policy_hosts svc.test=127.0.0.1 bad.test=127.0.0.1 rw.test=127.0.0.1
 	policy_rule no-bad 'host=bad.test, xn--bcher-kva.test' action=deny errno=ECONNREFUSED
-	policy_rule rw host=rw.test action=rewrite
+	policy_rule rw host=rw.test "port=$PA" action=rewrite
 	policy_rule svc host=svc.test "port=$PA" proto=tcp action=allow
 	# lets any other name under .test through to port PA: only name
 	# validation keeps the malformed spellings below out
