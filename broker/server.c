@@ -726,8 +726,11 @@ static void server_dns(void *ctx, const struct capture_query *cq)
 	if (r.answer == PROTO_DENY) {
 		rcode = DNS_NXDOMAIN;
 	} else if (dq.qtype == DNS_TYPE_A && dq.qclass == DNS_CLASS_IN) {
-		if (r.action != PROTO_REWRITE &&
-		    synth_map(s->synth, cq->ns_pid, r.name, &r.addrs[0]) < 0) {
+		/* every name the stub answers gets a synthetic address, so that
+		 * the captured connect to it is judged by the name */
+		bool synthetic = r.next == ASK_ANSWER && r.has_addr && synth_is(&r.addr);
+
+		if (!synthetic && synth_map(s->synth, cq->ns_pid, r.name, &r.addrs[0]) < 0) {
 			rcode = DNS_SERVFAIL;
 			r.action = PROTO_DENY;
 			r.err_name = "EAI_FAIL";
@@ -735,10 +738,9 @@ static void server_dns(void *ctx, const struct capture_query *cq)
 			r.naddr = 1;
 			r.addr = r.addrs[0];
 			r.has_addr = true;
-			if (r.action != PROTO_REWRITE) {
+			if (r.action != PROTO_REWRITE)
 				r.action = PROTO_ALLOW;
-				r.err_name = NULL;
-			}
+			r.err_name = NULL;
 		}
 	} else {
 		r.naddr = 0; /* IPv6 and other types: none, so programs take IPv4 */
