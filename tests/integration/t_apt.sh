@@ -224,7 +224,8 @@ else
 	echo "# as uid 65534, with --isolate and subordinate ids"
 	apt_checks user-iso user --isolate
 
-	PYU=/usr/bin/python3
+	PYU=/usr/bin/python3 # the system's: uid 65534 may not reach $PY (pyenv under /root)
+	[ -x "$PYU" ] || { fail "$PYU is missing (Debian package python3)"; finish; }
 	setuid_py='import errno, os, socket, sys
 try:
     os.setgroups([]); os.setgid(1000); os.setuid(1000)
