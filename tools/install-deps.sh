@@ -24,13 +24,18 @@ for arg in "$@"; do
 done
 
 # Debian packages, checked by their dpkg status.
-build_pkgs="build-essential pkg-config libinih-dev uthash-dev check clang iproute2 nftables util-linux"  # nftables, util-linux: egress-run --isolate
+# iproute2, nftables, util-linux: egress-run --isolate; uidmap (newuidmap,
+# newgidmap): --isolate as an ordinary user maps the user's subordinate ids,
+# so that CMD's children can change user (without it, only uid 0 inside)
+build_pkgs="build-essential pkg-config libinih-dev uthash-dev check clang iproute2 nftables util-linux uidmap"
 # On amd64, the shim is built for i386 programs too (make's SHIM32): gcc -m32
 # needs Debian's multilib (libgcc and crt files, and the i386 libc headers).
 if [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ]; then
 	build_pkgs="$build_pkgs gcc-multilib libc6-dev-i386"
 fi
-test_pkgs="tinyproxy microsocks libclang-rt-dev busybox-static"  # libclang-rt-dev: libFuzzer for make fuzz; busybox-static: t_isolate
+# libclang-rt-dev: libFuzzer for make fuzz; busybox-static: t_isolate;
+# dpkg-dev (dpkg-scanpackages): t_apt's repository
+test_pkgs="tinyproxy microsocks libclang-rt-dev busybox-static dpkg-dev"
 
 # Commands that may also come from outside Debian (pyenv's python3, a node
 # of its own): the Debian package is installed only when the command is

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """server.py: loopback peers for the integration tests (never preloaded).
 
-  server.py http|udp BIND PORTFILE LOGFILE
+  server.py http|udp|unix BIND PORTFILE LOGFILE
+  server.py files BIND PORTFILE LOGFILE DIR
 
 Binds BIND (an IPv4 or IPv6 loopback address) on port 0, writes the port to
 PORTFILE once it is listening (atomically, via rename), then logs one line
@@ -12,6 +13,9 @@ per event to LOGFILE, flushed at once:
   udp:  "dgram <payload>" for every datagram received.
   unix: BIND is a path; an AF_UNIX stream server answering "pong" to each
         connection, logging "conn"; PORTFILE gets 0.
+  files: http, but GET and HEAD serve the files under DIR (a small Debian
+        repository, say) with their status: "req <path> <status>"; the
+        probes' /__probe__ paths answer 200 as with http.
 Runs until killed.
 """
 import http.server
@@ -56,6 +60,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class FileHandler(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+
+    def send_head(self):
+        if self.path.startswith("/__probe__"):
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        return super().send_head()
+
+    def log_request(self, code="-", size="-"):
+        note("req %s %s" % (self.path, getattr(code, "value", code)))
+
+    def log_message(self, *args):
+        pass
+
+
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     address_family = family
     daemon_threads = True
@@ -71,6 +93,11 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 if kind == "http":
     srv = Server((bind, 0), Handler)
+    publish(srv.server_address[1])
+    srv.serve_forever()
+elif kind == "files":
+    root = sys.argv[5]
+    srv = Server((bind, 0), lambda *a: FileHandler(*a, directory=root))
     publish(srv.server_address[1])
     srv.serve_forever()
 elif kind == "udp":
