@@ -274,6 +274,17 @@ void ask_addr(const struct ask_state *st, const struct ask_who *w, const struct 
 	}
 	if (!known)
 		r->name[0] = 0;
+	if (st->stub && q->op == PROTO_OP_SEND && q->l4 != PROTO_L4_TCP && q->port == 53 &&
+	    !synthetic) {
+		/* A DNS query is a lookup: the stub judges the name it asks for
+		 * and answers it; no datagram reaches the name server. */
+		result_set(r, PROTO_REWRITE, PROTO_ALLOW, 0, "dns");
+		r->why = NULL;
+		r->naddr = st->nstub;
+		memcpy(r->addrs, st->stub, (size_t)st->nstub * sizeof *st->stub);
+		r->to_port = st->stub_port;
+		return;
+	}
 	req.name = known ? r->name : NULL;
 	req.from_hosts = r->from_hosts;
 	judge(st, &req, synthetic, r);

@@ -262,8 +262,9 @@ struct reply {
 	uint32_t ttl_ms;               /* SEND: cache time; PENDING: how long to wait */
 	const char *rule;
 	const char *name;              /* attributed name, NULL or "" none */
-	const struct proto_addr *addrs; /* RESOLVE answer */
+	const struct proto_addr *addrs; /* RESOLVE answer; SEND: where to instead */
 	int naddr;
+	uint16_t port;                 /* SEND: the port of those addresses, 0 none */
 	int fd;                        /* a socket to pass (SCM_RIGHTS), -1 none */
 };
 
@@ -466,10 +467,35 @@ struct capture *capture_new(struct loop *l, const int fds[SANDBOX_CAPTURE_FDS], 
 void capture_free(struct capture *cap);
 /* Reads the identity of pid's network namespace. Returns 0 or -1. */
 int capture_netns(pid_t pid, dev_t *dev, ino_t *ino);
+/* The process of network namespace (ns_dev, ns_ino) that holds the TCP
+ * (stream) or UDP socket bound to peer, found through proc_pid's
+ * /proc/net and every process's descriptors: its pid as the broker sees
+ * it, with its executable in exe; 0 (exe "") when not found. */
+pid_t capture_owner(pid_t proc_pid, dev_t ns_dev, ino_t ns_ino, const struct sockaddr *peer,
+		    bool stream, char *exe, size_t cap);
 /* True when the network namespace dev/ino is the captured one. */
 bool capture_owns_netns(const struct capture *cap, dev_t dev, ino_t ino);
 /* Connections caught and queries read so far (0 without a capture). */
 void capture_counts(const struct capture *cap, unsigned long *connections, unsigned long *queries);
+
+/* ----------------------------------------------------------------- stub.c */
+
+/* Where the stub's queries go (the server), each with its asker found. */
+struct stub_sink {
+	void *ctx;
+	void (*query)(void *ctx, const struct capture_query *q);
+};
+
+struct stub;
+
+/* The lookup stub: UDP sockets on 127.0.0.1 and ::1 (one port, the IPv6
+ * one where it can be had) in loop l. Returns NULL when it cannot bind. */
+struct stub *stub_new(struct loop *l, const struct stub_sink *sink);
+void stub_free(struct stub *st);
+/* The stub's addresses (1 or 2: IPv4 first) and *port; 0 without a stub. */
+int stub_addrs(const struct stub *st, struct proto_addr addrs[2], uint16_t *port);
+/* Queries read so far. */
+unsigned long stub_queries(const struct stub *st);
 
 /* -------------------------------------------------------------- sandbox.c */
 
@@ -493,6 +519,9 @@ struct ask_state {
 	struct addrmap *addrmap; /* names processes resolved; NULL: none known */
 	struct synth *synth;     /* synthetic addresses; NULL: a rewritten name gets none */
 	time_t now;              /* monotonic seconds, for the addrmap */
+	const struct proto_addr *stub; /* the lookup stub's addresses (nstub), NULL none */
+	int nstub;
+	uint16_t stub_port;
 };
 
 enum ask_next {
@@ -521,6 +550,8 @@ struct ask_result {
 	int naddr;                     /* RESOLVE: addresses in the answer */
 	struct proto_addr addrs[PROTO_ADDRS_MAX];
 	uint32_t ttl_ms;               /* SEND: how long the shim may cache it */
+	uint16_t to_port;              /* SEND: go to addrs (naddr of them) at this port
+					* instead: a DNS query, to the lookup stub */
 	const struct policy_transport *transport; /* REWRITE: owned by the policy */
 	uint64_t limit;                /* REWRITE: relay byte limit */
 	uint32_t timeout_ms;           /* REWRITE: upstream timeout */
@@ -586,6 +617,8 @@ struct control_info {
 	size_t nconns;
 	unsigned long lookups;        /* resolver lookups */
 	size_t synthetic;             /* rewritten names mapped to synthetic addresses */
+	uint16_t stub_port;           /* the lookup stub's, 0 none */
+	unsigned long stub_queries;   /* queries it took */
 };
 
 /* The listening socket, and what tells it is still ours at exit. */

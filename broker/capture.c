@@ -62,51 +62,66 @@ int capture_netns(pid_t pid, dev_t *dev, ino_t *ino)
 
 /* ------------------------------------------------------------ attribution */
 
-/* Finds in the namespace's /proc/net/{tcp,udp}{,6} the inode of the socket
- * bound to a:port (the peer of what we accepted or received). Returns it, or
- * 0 when not found. */
-static unsigned long socket_inode(const struct capture *cap, const struct proto_addr *a,
-				  uint16_t port, bool stream)
+/* The inode of the socket in table (a /proc/net file) whose local address
+ * is want (as the kernel prints it) and that is not listening; 0 none. */
+static unsigned long table_inode(pid_t proc_pid, const char *table, const char *want, bool stream)
 {
-	char path[64], line[512], want[40];
+	char path[64], line[512];
 	unsigned long inode = 0;
 	FILE *f;
 
-	snprintf(path, sizeof path, "/proc/%ld/net/%s%s", (long)cap->pid, stream ? "tcp" : "udp",
-		 a->family == 6 ? "6" : "");
+	snprintf(path, sizeof path, "/proc/%ld/net/%s", (long)proc_pid, table);
 	f = fopen(path, "re");
 	if (!f)
 		return 0;
-	/* the local address as the kernel prints it: each 32-bit word in host
-	 * order as hex, then the port */
-	if (a->family == 4) {
-		uint32_t w;
-		memcpy(&w, a->bytes, 4);
-		snprintf(want, sizeof want, "%08X:%04X", w, port);
-	} else {
-		uint32_t w[4];
-		memcpy(w, a->bytes, 16);
-		snprintf(want, sizeof want, "%08X%08X%08X%08X:%04X", w[0], w[1], w[2], w[3], port);
-	}
-	while (fgets(line, sizeof line, f)) {
+	while (!inode && fgets(line, sizeof line, f)) {
 		char local[64], remote[64];
 		unsigned st;
 		unsigned long ino;
 
 		if (sscanf(line, " %*d: %63s %63s %x %*s %*s %*s %*s %*s %lu", local, remote, &st, &ino) ==
 			    4 &&
-		    strcmp(local, want) == 0 && (!stream || st != 0x0A /* LISTEN */)) {
+		    strcmp(local, want) == 0 && (!stream || st != 0x0A /* LISTEN */))
 			inode = ino;
-			break;
-		}
 	}
 	fclose(f);
 	return inode;
 }
 
-/* Finds the process of the namespace holding socket inode. Returns its pid
- * (as the broker sees it) with its executable in exe, or 0. */
-static pid_t socket_owner(const struct capture *cap, unsigned long inode, char *exe, size_t cap_len)
+/* Finds in the /proc/net/{tcp,udp}{,6} of proc_pid's namespace the inode of
+ * the socket bound to a:port (the peer of what we accepted or received). A
+ * datagram socket that never bound is listed with the wildcard address
+ * (0.0.0.0, or :: for an IPv6 socket, which also sends from IPv4 in its
+ * mapped form). Returns it, or 0 when not found. */
+static unsigned long socket_inode(pid_t proc_pid, const struct proto_addr *a, uint16_t port,
+				  bool stream)
+{
+	const char *v4 = stream ? "tcp" : "udp", *v6 = stream ? "tcp6" : "udp6";
+	char want[48];
+	unsigned long inode;
+	uint32_t w[4];
+
+	/* each 32-bit word in host order as hex, then the port */
+	memcpy(w, a->bytes, 16);
+	if (a->family == 4)
+		snprintf(want, sizeof want, "%08X:%04X", w[0], port);
+	else
+		snprintf(want, sizeof want, "%08X%08X%08X%08X:%04X", w[0], w[1], w[2], w[3], port);
+	inode = table_inode(proc_pid, a->family == 4 ? v4 : v6, want, stream);
+	if (inode || stream)
+		return inode;
+	snprintf(want, sizeof want, "%08X:%04X", 0, port);
+	if ((inode = table_inode(proc_pid, v4, want, false)))
+		return inode;
+	snprintf(want, sizeof want, "%032X:%04X", 0, port);
+	return table_inode(proc_pid, v6, want, false);
+}
+
+/* Finds the process of network namespace (ns_dev, ns_ino) holding socket
+ * inode. Returns its pid (as the broker sees it) with its executable in
+ * exe, or 0. */
+static pid_t socket_owner(dev_t ns_dev, ino_t ns_ino, unsigned long inode, char *exe,
+			  size_t cap_len)
 {
 	char want[48], path[300], link[64];
 	DIR *proc;
@@ -126,8 +141,7 @@ static pid_t socket_owner(const struct capture *cap, unsigned long inode, char *
 		DIR *fds;
 		struct dirent *e;
 
-		if (pid <= 0 || capture_netns(pid, &dev, &ino) < 0 || dev != cap->ns_dev ||
-		    ino != cap->ns_ino)
+		if (pid <= 0 || capture_netns(pid, &dev, &ino) < 0 || dev != ns_dev || ino != ns_ino)
 			continue;
 		snprintf(path, sizeof path, "/proc/%ld/fd", (long)pid);
 		fds = opendir(path);
@@ -157,6 +171,18 @@ static pid_t socket_owner(const struct capture *cap, unsigned long inode, char *
 	return found;
 }
 
+pid_t capture_owner(pid_t proc_pid, dev_t ns_dev, ino_t ns_ino, const struct sockaddr *peer,
+		    bool stream, char *exe, size_t cap)
+{
+	struct proto_addr a;
+	uint16_t port;
+
+	exe[0] = 0;
+	if (proto_addr_from_sockaddr(peer, peer->sa_family, &a, &port) < 0)
+		return 0;
+	return socket_owner(ns_dev, ns_ino, socket_inode(proc_pid, &a, port, stream), exe, cap);
+}
+
 /* -------------------------------------------------------------- sockets */
 
 /* Where the redirected connection fd was going. Returns 0 or -1. */
@@ -184,8 +210,6 @@ static void capture_accept(struct capture_sock *cs)
 		struct sockaddr_storage peer;
 		socklen_t plen = sizeof peer;
 		struct capture_conn k = { .fd = -1 };
-		struct proto_addr src;
-		uint16_t sport;
 		int fd = accept4(cs->w.fd, (struct sockaddr *)&peer, &plen,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
@@ -201,9 +225,8 @@ static void capture_accept(struct capture_sock *cs)
 			close(fd);
 			continue;
 		}
-		if (proto_addr_from_sockaddr((struct sockaddr *)&peer, peer.ss_family, &src, &sport) == 0)
-			k.pid = socket_owner(cap, socket_inode(cap, &src, sport, true), k.exe,
-					     sizeof k.exe);
+		k.pid = capture_owner(cap->pid, cap->ns_dev, cap->ns_ino, (struct sockaddr *)&peer,
+				      true, k.exe, sizeof k.exe);
 		k.ns_pid = cap->pid;
 		cap->sink.connection(cap->sink.ctx, &k);
 	}
@@ -216,8 +239,6 @@ static void capture_query(struct capture_sock *cs)
 
 	for (int i = 0; i < CAPTURE_ACCEPTS; i++) {
 		struct capture_query q = { .fd = cs->w.fd };
-		struct proto_addr src;
-		uint16_t sport;
 		ssize_t n;
 
 		q.fromlen = sizeof q.from;
@@ -227,9 +248,8 @@ static void capture_query(struct capture_sock *cs)
 			return;
 		cap->queries++;
 		q.len = (size_t)n;
-		if (proto_addr_from_sockaddr((struct sockaddr *)&q.from, q.from.ss_family, &src, &sport) == 0)
-			q.pid = socket_owner(cap, socket_inode(cap, &src, sport, false), q.exe,
-					     sizeof q.exe);
+		q.pid = capture_owner(cap->pid, cap->ns_dev, cap->ns_ino, (struct sockaddr *)&q.from,
+				      false, q.exe, sizeof q.exe);
 		q.ns_pid = cap->pid;
 		cap->sink.query(cap->sink.ctx, &q);
 	}

@@ -155,6 +155,9 @@ static int cli_verdict(const struct policy *p, const struct ask_result *r, char 
 		buf_printf(&b, "deny %s (rule %s%s%s)", r->err_name ? r->err_name : "EPERM", r->rule,
 			   r->why ? ": " : "", r->why ? r->why : "");
 		rc = 1;
+	} else if (r->to_port) {
+		buf_printf(&b, "rewrite via the lookup stub (rule %s: a DNS query; the name it asks "
+			   "for is judged)", r->rule);
 	} else if (r->action == PROTO_REWRITE) {
 		policy_transport_text(r->transport, t, sizeof t);
 		buf_printf(&b, "rewrite via %s (rule %s)", t, r->rule);
@@ -177,7 +180,9 @@ int cli_check(const struct policy *p, const char *target, bool udp, const char *
 	char name[PROTO_NAME_MAX + 1], err[256];
 	struct proto_ask q = { .op = udp ? PROTO_OP_SEND : PROTO_OP_CONNECT,
 			       .l4 = udp ? PROTO_L4_UDP : PROTO_L4_TCP };
-	struct ask_state st = { .policy = p };
+	/* a daemon's lookup stub, as a datagram to port 53 would find it */
+	static const struct proto_addr stub = { .family = 4, .bytes = { 127, 0, 0, 1 } };
+	struct ask_state st = { .policy = p, .stub = &stub, .nstub = 1, .stub_port = 53 };
 	struct ask_who w = { .pid = getpid(), .exe = exe };
 	struct ask_result r;
 	bool is_addr;

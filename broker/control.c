@@ -300,8 +300,13 @@ size_t control_status_text(const struct control_info *ci, char *out, size_t cap)
 	}
 	if (ci->nconns < relay_of(ci)->active)
 		buf_printf(&b, "  and %lu more\n", relay_of(ci)->active - ci->nconns);
-	buf_printf(&b, "resolver: %lu lookups; %zu synthetic addresses mapped\n", ci->lookups,
+	buf_printf(&b, "resolver: %lu lookups; %zu synthetic addresses mapped; ", ci->lookups,
 		   ci->synthetic);
+	if (ci->stub_port)
+		buf_printf(&b, "lookup stub on 127.0.0.1:%u, %lu queries\n", ci->stub_port,
+			   ci->stub_queries);
+	else
+		buf_printf(&b, "no lookup stub\n");
 	buf_printf(&b, "top denied:%s\n", ntop ? "" : " none");
 	for (size_t i = 0; i < ntop; i++) {
 		int w = (int)(strlen(top[i].dest) + 1 + strlen(proto_l4_name(top[i].l4)));
@@ -363,8 +368,9 @@ size_t control_status_json(const struct control_info *ci, char *out, size_t cap)
 		buf_printf(&b, ",\"age_s\":%ld,\"bytes_sent\":%llu,\"bytes_received\":%llu}",
 			   k->age_s, (unsigned long long)k->sent, (unsigned long long)k->received);
 	}
-	buf_printf(&b, "]},\"resolver\":{\"lookups\":%lu,\"synthetic\":%zu},\"top_denied\":[",
-		   ci->lookups, ci->synthetic);
+	buf_printf(&b, "]},\"resolver\":{\"lookups\":%lu,\"synthetic\":%zu,\"stub_port\":%u,"
+		   "\"stub_queries\":%lu},\"top_denied\":[",
+		   ci->lookups, ci->synthetic, ci->stub_port, ci->stub_queries);
 	for (size_t i = 0; i < ntop; i++) {
 		buf_printf(&b, "%s{\"destination\":", i ? "," : "");
 		buf_json_str(&b, top[i].dest);

@@ -14,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -63,6 +64,10 @@ struct server {
 	bool isolate;                      /* --isolate: one sandbox may hand over its capture */
 	struct capture *capture;           /* the sandbox's sockets, NULL none */
 	uint64_t capture_client;           /* the sandbox's connection: the capture lives as long */
+	struct stub *stub;                 /* the lookup stub (not with --isolate), NULL none */
+	struct proto_addr stub_addrs[2];
+	int nstub;
+	uint16_t stub_port;
 	dev_t ns_dev;                      /* our own network namespace */
 	ino_t ns_ino;
 	unsigned ticks;                    /* timer ticks, one a second */
@@ -368,6 +373,7 @@ static int server_answer(void *ctx, const struct reply *rp)
 	v->action = (uint8_t)rp->action;
 	v->err = rp->err;
 	v->ttl_ms = rp->ttl_ms;
+	v->port = rp->port;
 	snprintf(v->rule, sizeof v->rule, "%s", rp->rule ? rp->rule : "");
 	snprintf(v->name, sizeof v->name, "%s", rp->name ? rp->name : "");
 	v->naddr = (uint8_t)rp->naddr;
@@ -389,7 +395,10 @@ static void server_record_result(struct server *s, const struct ask_result *r, p
 	};
 	char text[300];
 
-	if (r->action == PROTO_REWRITE && r->transport) { /* the transport did not take it */
+	if (r->to_port) {
+		ev.transport = "dns";
+		ev.upstream = "the broker's lookup stub";
+	} else if (r->action == PROTO_REWRITE && r->transport) { /* the transport did not take it */
 		policy_transport_text(r->transport, text, sizeof text);
 		ev.transport = text;
 		if (r->op != PROTO_OP_RESOLVE)
@@ -407,7 +416,8 @@ static void server_decided(struct server *s, struct client *c, uint32_t id,
 		.client = c->serial, .msgid = id, .action = r->answer, .err = r->err,
 		.ttl_ms = r->ttl_ms, .rule = r->rule,
 		.name = r->op == PROTO_OP_RESOLVE ? NULL : r->name, .addrs = r->addrs,
-		.naddr = r->op == PROTO_OP_RESOLVE ? r->naddr : 0, .fd = -1,
+		.naddr = r->op == PROTO_OP_RESOLVE || r->to_port ? r->naddr : 0,
+		.port = r->to_port, .fd = -1,
 	};
 
 	if (r->why && r->op == PROTO_OP_RESOLVE)
@@ -421,7 +431,8 @@ static void server_decided(struct server *s, struct client *c, uint32_t id,
 static struct ask_state server_ask_state(const struct server *s)
 {
 	struct ask_state st = { .policy = s->policy, .addrmap = s->addrmap, .synth = s->synth,
-				.now = mono_now() };
+				.now = mono_now(), .stub = s->nstub ? s->stub_addrs : NULL,
+				.nstub = s->nstub, .stub_port = s->stub_port };
 
 	return st;
 }
@@ -511,6 +522,8 @@ static void server_ask(struct server *s, struct client *c, uint32_t id, const st
 	struct ask_who w = client_who(c);
 	struct ask_result r;
 
+	if (c->isolated)
+		st.stub = NULL; /* the namespace's queries go to the capture's stub */
 	if (q->op == PROTO_OP_RESOLVE)
 		ask_resolve(&st, &w, q, &r);
 	else
@@ -532,6 +545,7 @@ static void server_ask(struct server *s, struct client *c, uint32_t id, const st
 
 static void server_captured(void *ctx, struct capture_conn *k);
 static void server_dns(void *ctx, const struct capture_query *cq);
+static void server_stub_query(void *ctx, const struct capture_query *cq);
 
 /* CONTROL CAPTURE: the sandbox of `egress-run --isolate` hands over its
  * capture sockets. Taken once, from a client in another network namespace
@@ -663,6 +677,106 @@ static void client_readable(struct server *s, struct client *c)
 	}
 }
 
+/* ---------------------------------------------------------- lookup stub */
+
+/* A query at the lookup stub, while its name is looked up. */
+struct stub_job {
+	struct capture_query q;
+	struct dns_question dq;
+	struct ask_result r;
+	struct ask_who w;
+	uid_t uid;
+};
+
+/* Records j's result as a lookup of its asker and answers the query. */
+static void stub_answer(struct server *s, struct stub_job *j)
+{
+	const struct ask_result *r = &j->r;
+	uint8_t out[DNS_MSG_MAX];
+	int rcode = DNS_NOERROR, n;
+
+	if (r->answer == PROTO_DENY || r->err == EAI_NONAME)
+		rcode = DNS_NXDOMAIN;
+	else if (r->err && r->err != EAI_NODATA && r->err != EAI_ADDRFAMILY)
+		rcode = DNS_SERVFAIL;
+	server_record_result(s, r, j->w.pid, j->uid, j->w.exe, false);
+	n = dns_build_answer(j->q.buf, &j->dq, rcode, r->addrs, r->naddr, 60, out, sizeof out);
+	if (n > 0)
+		sendto(j->q.fd, out, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)&j->q.from,
+		       j->q.fromlen);
+}
+
+static void stub_looked_up(void *owner, struct resolver_job *job)
+{
+	struct server *s = owner;
+	struct stub_job *j = job->data;
+	struct ask_state st = server_ask_state(s);
+
+	ask_resolved(&st, &j->w, &j->r, job->addrs, job->naddr, false, job->eai);
+	stub_answer(s, j);
+}
+
+/* A DNS query that the shim sent to the stub instead of a name server: the
+ * name is judged as a lookup of the process that asked (found by its
+ * socket; pid 0 when it could not be), and answered with what getaddrinfo
+ * would have given it. Only A and AAAA are answered with addresses; any
+ * other type of an allowed name gets none. */
+static void server_stub_query(void *ctx, const struct capture_query *cq)
+{
+	struct server *s = ctx;
+	struct ask_state st = server_ask_state(s);
+	struct proto_ask q = { .op = PROTO_OP_RESOLVE, .l4 = PROTO_L4_ANY };
+	struct resolver_job *job = NULL;
+	struct stub_job *j = calloc(1, sizeof *j);
+	unsigned long long starttime;
+	char path[32];
+	struct stat sb;
+
+	if (!j)
+		return;
+	j->q = *cq;
+	if (dns_parse_query(j->q.buf, j->q.len, &j->dq) < 0) {
+		free(j);
+		return; /* not a query: no answer */
+	}
+	j->w.pid = cq->pid;
+	j->w.exe = j->q.exe[0] ? j->q.exe : NULL;
+	if (cq->pid > 0) {
+		proc_stat(cq->pid, &j->w.ppid, &starttime);
+		snprintf(path, sizeof path, "/proc/%ld", (long)cq->pid);
+		if (stat(path, &sb) == 0)
+			j->uid = sb.st_uid;
+	}
+	q.family = j->dq.qtype == DNS_TYPE_AAAA ? 6 : 4;
+	memcpy(q.name, j->dq.name, sizeof q.name);
+	ask_resolve(&st, &j->w, &q, &j->r);
+	if (j->dq.qclass != DNS_CLASS_IN ||
+	    (j->dq.qtype != DNS_TYPE_A && j->dq.qtype != DNS_TYPE_AAAA)) {
+		if (j->r.answer != PROTO_DENY) { /* judged by its name, answered empty */
+			j->r.next = ASK_ANSWER;
+			j->r.naddr = 0;
+			j->r.err = EAI_NODATA;
+			j->r.err_name = audit_eai_name(EAI_NODATA);
+		}
+	} else if (j->r.next == ASK_LOOKUP && (job = calloc(1, sizeof *job))) {
+		job->done = stub_looked_up;
+		job->owner = s;
+		job->holder = (uint64_t)cq->pid;
+		job->family = j->r.family;
+		job->data = j;
+		snprintf(job->name, sizeof job->name, "%s", j->r.name);
+		if (resolver_submit(s->resolver, job) == 0)
+			return;
+		job->data = NULL;
+		resolver_job_free(job);
+		ask_resolved(&st, &j->w, &j->r, NULL, 0, false, EAI_AGAIN);
+	} else if (j->r.next == ASK_LOOKUP) {
+		ask_resolved(&st, &j->w, &j->r, NULL, 0, false, EAI_AGAIN);
+	}
+	stub_answer(s, j);
+	free(j);
+}
+
 /* ----------------------------------------------------------- captured */
 
 /* A connection the isolated namespace made past every shim (a static or
@@ -783,6 +897,8 @@ void server_info(struct server *s, struct control_info *ci)
 	ci->nconns = transport_connections(s->transport, s->conns, TRANSPORT_LIST_MAX);
 	ci->lookups = resolver_lookups(s->resolver);
 	ci->synthetic = synth_entries(s->synth);
+	ci->stub_port = s->stub ? s->stub_port : 0;
+	ci->stub_queries = stub_queries(s->stub);
 }
 
 /* --------------------------------------------------------------- reload */
@@ -998,6 +1114,15 @@ struct server *server_new(const struct server_config *cfg, char *err, size_t err
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	if (!s->isolate) { /* isolated namespaces have the capture's own stub */
+		struct stub_sink ss = { .ctx = s, .query = server_stub_query };
+
+		s->stub = stub_new(s->loop, &ss);
+		s->nstub = stub_addrs(s->stub, s->stub_addrs, &s->stub_port);
+		if (!s->stub)
+			log_warn("no lookup stub on loopback (%s): datagrams to port 53 are judged "
+				 "by their address", strerror(errno));
+	}
 	return s;
 fail:
 	server_free(s);
@@ -1012,6 +1137,8 @@ void server_free(struct server *s)
 		return;
 	capture_free(s->capture);
 	s->capture = NULL;
+	stub_free(s->stub);
+	s->stub = NULL;
 	transport_free(s->transport);
 	s->transport = NULL;
 	HASH_ITER(hh, s->clients, c, tmp)

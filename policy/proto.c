@@ -10,7 +10,7 @@
 #include "proto.h"
 
 #define ASK_FIXED 24     /* op l4 family namelen port(2) addr(17) flags */
-#define VERDICT_FIXED 12 /* action naddr rulelen namelen err(4) ttl(4) */
+#define VERDICT_FIXED 14 /* action naddr rulelen namelen err(4) ttl(4) port(2) */
 #define ADDR_LEN 17      /* family + 16 bytes */
 
 /* ---------------------------------------------------------------- bytes */
@@ -131,6 +131,7 @@ ssize_t proto_encode(const struct proto_msg *m, void *buf, size_t cap)
 		p[3] = (uint8_t)nn;
 		put32(p + 4, (uint32_t)v->err);
 		put32(p + 8, v->ttl_ms);
+		put16(p + 12, v->port);
 		memcpy(p + VERDICT_FIXED, v->rule, n);
 		memcpy(p + VERDICT_FIXED + n, v->name, nn);
 		for (int i = 0; i < v->naddr; i++)
@@ -191,6 +192,7 @@ static int decode_verdict(const uint8_t *p, size_t len, struct proto_verdict *v)
 	v->naddr = p[1];
 	v->err = (int32_t)get32(p + 4);
 	v->ttl_ms = get32(p + 8);
+	v->port = get16(p + 12);
 	memcpy(v->rule, p + VERDICT_FIXED, n);
 	memcpy(v->name, p + VERDICT_FIXED + n, nn);
 	if (memchr(v->rule, 0, n) || memchr(v->name, 0, nn) || v->action < PROTO_ALLOW ||

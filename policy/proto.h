@@ -24,7 +24,8 @@
  * message set or a body layout.
  */
 #define PROTO_MAGIC 'E'
-#define PROTO_VERSION 5 /* 3: the ASK flag PROTO_ASK_INET6; 4: PROTO_CTL_CAPTURE; 5: PROTO_ASK_PASSIVE */
+#define PROTO_VERSION 5 /* 3: the ASK flag PROTO_ASK_INET6; 4: PROTO_CTL_CAPTURE; 5: PROTO_ASK_PASSIVE,
+			 * the verdict's port (a send to a name server goes to the broker's) */
 #define PROTO_HDR_LEN 12
 #define PROTO_NAME_MAX 253  /* longest DNS name, without the trailing dot */
 #define PROTO_RULE_MAX 63   /* longest rule name */
@@ -108,6 +109,9 @@ struct proto_verdict {
 	uint32_t ttl_ms;                         /* how long a datagram verdict may be cached */
 	char rule[PROTO_RULE_MAX + 1];           /* matched rule, NUL-terminated */
 	char name[PROTO_NAME_MAX + 1];           /* CONNECT/SEND: the name the address was attributed to, or "" */
+	uint16_t port;                           /* SEND: non-zero when the datagram goes to
+						  * addrs (one per family) at this port instead:
+						  * a DNS query, to the broker's lookup stub */
 	uint8_t naddr;                           /* RESOLVE: number of addresses */
 	struct proto_addr addrs[PROTO_ADDRS_MAX];
 };

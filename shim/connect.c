@@ -27,7 +27,6 @@ int shim_connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	struct shim_dest d;
 	int obj, op, l4, r, rc = -1;
-	bool rewritten;
 
 	if (!shim_dest_copy(fd, sa, len, true, &d)) /* not IP: AF_UNIX, AF_UNSPEC, ... */
 		return shim_real.connect(fd, shim_dest_sa(&d, sa), len);
@@ -36,14 +35,13 @@ int shim_connect(int fd, const struct sockaddr *sa, socklen_t len)
 		return -1;
 	if (shim_classify(obj, 0, true, &op, &l4) < 0) {
 		rc = shim_real.connect(obj, shim_dest_sa(&d, sa), len); /* the kernel's ENOTSOCK */
-	} else if ((rewritten = shim_rewritten(obj)) && connected(obj)) {
-		errno = EISCONN;
+	} else if (op == PROTO_OP_CONNECT && shim_rewritten(obj) && connected(obj)) {
+		errno = EISCONN; /* a datagram socket may connect again, elsewhere */
 	} else {
-		if (rewritten)
-			shim_rewrite_forget(obj);
+		shim_rewrite_forget(obj);
 		r = shim_judge(fd, obj, op, l4, &d, "connect");
 		if (r == 0)
-			rc = shim_real.connect(obj, shim_dest_sa(&d, sa), len);
+			rc = shim_real.connect(obj, (const struct sockaddr *)&d.ss, d.len);
 		else if (r > 0 && (fcntl(fd, F_GETFL) & O_NONBLOCK))
 			errno = EINPROGRESS;
 		else if (r > 0)

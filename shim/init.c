@@ -70,6 +70,9 @@ static void init_once_fn(void)
 	shim_real.sendmsg = real_symbol("sendmsg", (void *)sendmsg);
 	shim_real.sendmmsg = real_symbol("sendmmsg", (void *)sendmmsg);
 	shim_real.getpeername = real_symbol("getpeername", (void *)getpeername);
+	shim_real.recvfrom = real_symbol("recvfrom", (void *)recvfrom);
+	shim_real.recvmsg = real_symbol("recvmsg", (void *)recvmsg);
+	shim_real.recvmmsg = real_symbol("recvmmsg", (void *)recvmmsg);
 	shim_real.getnameinfo = real_symbol("getnameinfo", (void *)getnameinfo);
 	read_config();
 }

@@ -155,7 +155,28 @@ void shim_unpin(int obj)
 	errno = err;
 }
 
-int shim_judge(int fd, int obj, int op, int l4, const struct shim_dest *d, const char *verb)
+/* The datagram of a SEND verdict with a port goes to the broker's lookup
+ * stub: d becomes the stub's address of the socket's family (or the IPv4
+ * one, mapped), and what was asked is remembered for the answer. */
+static void to_stub(int obj, struct shim_dest *d, const struct proto_ask *ask,
+		    const struct proto_verdict *v)
+{
+	bool v6 = d->family == AF_INET6;
+	const struct proto_addr *a = &v->addrs[0];
+	struct sockaddr_storage asked;
+
+	for (int i = 0; i < v->naddr; i++)
+		if (v->addrs[i].family == (v6 ? 6 : 4)) {
+			a = &v->addrs[i];
+			break;
+		}
+	proto_addr_to_sockaddr(&ask->addr, ask->port, v6, &asked);
+	shim_rewrite_stub(obj, (struct sockaddr *)&asked, v->port);
+	memset(&d->ss, 0, sizeof d->ss);
+	d->len = proto_addr_to_sockaddr(a, v->port, v6, &d->ss);
+}
+
+int shim_judge(int fd, int obj, int op, int l4, struct shim_dest *d, const char *verb)
 {
 	struct proto_ask ask = { .op = (uint8_t)op, .l4 = (uint8_t)l4 };
 	struct proto_verdict v;
@@ -193,6 +214,8 @@ int shim_judge(int fd, int obj, int op, int l4, const struct shim_dest *d, const
 		shim_cache_store(&ask.addr, ask.port, l4, &v);
 	proto_dest_format(v.name, &ask.addr, ask.port, dest, sizeof dest);
 	if (v.action == PROTO_ALLOW) {
+		if (op == PROTO_OP_SEND && v.port && v.naddr > 0)
+			to_stub(obj, d, &ask, &v);
 		if (shim_config.log == SHIM_LOG_ALL)
 			shim_log_line("egress: allowed %s to %s (rule %s)", verb, dest, v.rule);
 		return 0;

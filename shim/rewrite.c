@@ -1,7 +1,9 @@
 /* rewrite.c: puts the socket the broker connected through the mediated
  * transport in place of the program's own, under the same descriptor
  * number, with the options the program had set; and answers getpeername()
- * on it with the destination the program asked for. */
+ * on it with the destination the program asked for. A datagram socket whose
+ * DNS queries went to the broker's lookup stub is remembered the same way,
+ * and the stub's answers are shown as from the name server it asked. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -167,6 +169,46 @@ fail:
 	close(newfd);
 	errno = err;
 	return -1;
+}
+
+/* The lookup stub's port, once a query went there (0: none yet). */
+static uint16_t stub_port;
+
+void shim_rewrite_stub(int fd, const struct sockaddr *asked, uint16_t port)
+{
+	__atomic_store_n(&stub_port, port, __ATOMIC_RELEASE);
+	remember_peer(fd, asked);
+}
+
+bool shim_rewrite_stub_used(void)
+{
+	return __atomic_load_n(&stub_port, __ATOMIC_ACQUIRE) != 0;
+}
+
+void shim_rewrite_source(int fd, struct sockaddr *sa, socklen_t *len, socklen_t cap)
+{
+	uint16_t port = __atomic_load_n(&stub_port, __ATOMIC_ACQUIRE), p;
+	static const uint8_t v6lo[16] = { [15] = 1 };
+	struct sockaddr_storage from;
+	struct sockaddr_in6 asked;
+	struct proto_addr a;
+	socklen_t plen, got;
+
+	if (port == 0 || sa == NULL || len == NULL)
+		return;
+	got = *len < cap ? *len : cap; /* what the kernel wrote */
+	if (got < (socklen_t)sizeof(struct sockaddr_in) || got > (socklen_t)sizeof from)
+		return;
+	memcpy(&from, sa, got);
+	if (proto_addr_from_sockaddr((struct sockaddr *)&from, from.ss_family, &a, &p) < 0 ||
+	    p != port ||
+	    !(a.family == 4 ? a.bytes[0] == 127 : memcmp(a.bytes, v6lo, 16) == 0))
+		return; /* not from the stub */
+	plen = find_peer(fd, &asked);
+	if (plen == 0)
+		return;
+	memcpy(sa, &asked, cap < plen ? cap : plen);
+	*len = plen;
 }
 
 int shim_getpeername(int fd, struct sockaddr *sa, socklen_t *len)

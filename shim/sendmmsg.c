@@ -40,6 +40,7 @@ static int send_chunks(int fd, int obj, bool judged, int op, int l4, struct mmsg
 						      op == PROTO_OP_CONNECT ? "connect" : "send")) < 0)
 				break;
 			m->msg_name = &d[k].ss;
+			m->msg_namelen = d[k].len;
 			if (!judged || r == 1) { /* unjudged, or MSG_FASTOPEN rewritten: none */
 				m->msg_name = NULL;
 				m->msg_namelen = 0;

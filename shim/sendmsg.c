@@ -28,6 +28,7 @@ ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
 	} else if ((r = shim_judge(fd, obj, op, l4, &d,
 				   op == PROTO_OP_CONNECT ? "connect" : "send")) == 0) {
 		m.msg_name = &d.ss;
+		m.msg_namelen = d.len;
 		rc = shim_real.sendmsg(obj, &m, flags);
 	} else if (r > 0) { /* MSG_FASTOPEN, rewritten: connected now, the data goes as a send */
 		m.msg_name = NULL;

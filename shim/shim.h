@@ -23,6 +23,9 @@ struct shim_real {
 	ssize_t (*sendmsg)(int, const struct msghdr *, int);
 	int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
 	int (*getpeername)(int, struct sockaddr *, socklen_t *);
+	ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+	ssize_t (*recvmsg)(int, struct msghdr *, int);
+	int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
 	int (*getnameinfo)(const struct sockaddr *, socklen_t, char *, socklen_t, char *,
 			   socklen_t, int);
 };
@@ -99,10 +102,12 @@ void shim_unpin(int obj);
 /* judge.c: judges an attempt of op/l4 to d (from shim_dest_copy) on the
  * socket obj (fd itself, or its pinned duplicate) of the program's
  * descriptor fd. verb names the call in messages ("connect", "send").
- * Returns 0 when the real call may go ahead on obj, 1 when fd has been
+ * Returns 0 when the real call may go ahead on obj, to *d (which the
+ * verdict may have changed: a DNS query goes to the broker's lookup stub
+ * instead, d->len then its new length), 1 when fd has been
  * replaced by a socket already connected through the mediated transport (a
  * rewrite), else -1 with errno set to what the hooked call returns. */
-int shim_judge(int fd, int obj, int op, int l4, const struct shim_dest *d, const char *verb);
+int shim_judge(int fd, int obj, int op, int l4, struct shim_dest *d, const char *verb);
 
 /* rewrite.c: puts newfd in fd's place (dup3), keeping O_NONBLOCK,
  * FD_CLOEXEC and the socket options set on obj (the judged socket, which
@@ -117,6 +122,18 @@ void shim_rewrite_forget(int fd);
 /* rewrite.c: true when fd's socket is one shim_rewrite_install put in place
  * (already connected through the transport). */
 bool shim_rewritten(int fd);
+
+/* rewrite.c: fd's datagram to asked goes to the broker's lookup stub at
+ * port: remembers asked as fd's peer (getpeername), and as the source of
+ * what the stub answers (shim_rewrite_source). */
+void shim_rewrite_stub(int fd, const struct sockaddr *asked, uint16_t port);
+
+/* rewrite.c: after a receive on fd that wrote the source sa (*len bytes of
+ * it, in a buffer of cap): a datagram from the lookup stub is shown as from
+ * the name server the program asked. */
+void shim_rewrite_source(int fd, struct sockaddr *sa, socklen_t *len, socklen_t cap);
+/* rewrite.c: true once a query of this process went to the lookup stub. */
+bool shim_rewrite_stub_used(void);
 
 /* judge.c: the l4 and op an attempt on socket fd has: returns 0 and sets them,
  * or -1 when fd is not a socket the shim judges (pass it through). A stream
@@ -145,6 +162,11 @@ ssize_t shim_sendto(int fd, const void *buf, size_t n, int flags, const struct s
 ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags);
 int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags);
 int shim_getpeername(int fd, struct sockaddr *sa, socklen_t *len);
+ssize_t shim_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
+		      socklen_t *len);
+ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags);
+int shim_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
+		  struct timespec *timeout);
 int shim_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 		     struct addrinfo **res);
 void shim_freeaddrinfo(struct addrinfo *ai);

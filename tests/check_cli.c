@@ -109,14 +109,16 @@ static const struct {
 	{ "build-cache.internal:8080", false, 0, "allow (rule cache)" },
 	/* its one address is dropped at the lookup, so the name does not resolve */
 	{ "sneaky.example:80", false, 1, "deny EAI_NONAME (rule no-metadata)" },
-	{ "192.0.2.53:53", true, 0, "allow (rule dns)" },
+	/* a datagram to port 53 is a DNS query, whatever its address */
+	{ "192.0.2.53:53", true, 0,
+	  "rewrite via the lookup stub (rule dns: a DNS query; the name it asks for is judged)" },
 	{ "192.0.2.53:53", false, 1, "deny EPERM (rule default)" },
 	{ "bad name", false, 2, NULL },
 	/* the denied address of two is dropped; the program gets the other */
 	{ "multi.example:443", false, 0, "allow (rule multi)" },
 	{ "proxied.example:443", false, 0, "rewrite via direct (rule proxied)" },
 	/* the direct transport sends a datagram as the program would */
-	{ "proxied.example:53", true, 0, "rewrite via direct (rule proxied)" },
+	{ "proxied.example:443", true, 0, "rewrite via direct (rule proxied)" },
 	/* without a port: which ports the matching rule covers */
 	{ "api.example.com", false, 0, "allow (rule model-api) on port 443 only" },
 	{ "git.example", false, 0, "allow (rule ssh) on ports 22, 443, 8000-8100 only" },

@@ -78,6 +78,7 @@ static bool sample(int i, struct proto_msg *m)
 		m->u.verdict.action = PROTO_DENY;
 		m->u.verdict.err = 111;
 		m->u.verdict.ttl_ms = 10000;
+		m->u.verdict.port = 0xfedc;
 		strcpy(m->u.verdict.rule, "no-metadata");
 		strcpy(m->u.verdict.name, "metadata.google.internal");
 		return true;
@@ -484,13 +485,14 @@ START_TEST(test_proto_decode_bad_ask)
 }
 END_TEST
 
-/* A VERDICT body: action naddr rulelen namelen err(4) ttl(4) rule name addrs. */
+/* A VERDICT body: action naddr rulelen namelen err(4) ttl(4) port(2) rule
+ * name addrs. */
 static size_t verdict_body(uint8_t *b, uint8_t action, unsigned naddr, const char *rule,
 			   size_t rlen, const char *name, size_t nlen)
 {
-	size_t n = 12;
+	size_t n = 14;
 
-	memset(b, 0, 12);
+	memset(b, 0, 14);
 	b[0] = action;
 	b[1] = (uint8_t)naddr;
 	b[2] = (uint8_t)rlen;
@@ -528,7 +530,7 @@ START_TEST(test_proto_decode_bad_verdict)
 	}
 	n = verdict_body(body, PROTO_ALLOW, 0, "r", 1, "", 0);
 	body[1] = 255;
-	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, 12 + 1), d), PROTO_BAD_MSG);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, 14 + 1), d), PROTO_BAD_MSG);
 	/* over-long rule and name */
 	n = verdict_body(body, PROTO_ALLOW, 0, longs, PROTO_RULE_MAX + 1, "", 0);
 	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, n), d), PROTO_BAD_MSG);
@@ -548,7 +550,7 @@ START_TEST(test_proto_decode_bad_verdict)
 	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, n), d), PROTO_BAD_MSG);
 	/* bad address family in the list */
 	n = verdict_body(body, PROTO_ALLOW, 3, "", 0, "", 0);
-	body[12 + 17 * 2] = 5;
+	body[14 + 17 * 2] = 5;
 	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, n), d), PROTO_BAD_MSG);
 	free(d);
 }

@@ -115,13 +115,39 @@ START_TEST(test_server_send_deny_carries_ttl)
 	struct proto_msg a;
 
 	fixture_open(&f, server_policy, stub_lookup);
-	ask(&f, 1, PROTO_OP_SEND, PROTO_L4_UDP, 53, "93.184.216.34", &a);
+	ask(&f, 1, PROTO_OP_SEND, PROTO_L4_UDP, 5353, "93.184.216.34", &a);
 	ck_assert_int_eq(a.u.verdict.action, PROTO_DENY);
 	ck_assert_str_eq(a.u.verdict.rule, "default");
 	ck_assert_uint_eq(a.u.verdict.ttl_ms, 7000);
 	ask(&f, 2, PROTO_OP_CONNECT, PROTO_L4_TCP, 443, "93.184.216.34", &a);
 	ck_assert_int_eq(a.u.verdict.action, PROTO_DENY);
 	ck_assert_uint_eq(a.u.verdict.ttl_ms, 0);
+	fixture_close(&f);
+}
+END_TEST
+
+/* A datagram to port 53 is a DNS query: whatever the policy says of its
+ * address, it goes to the lookup stub (the answer names its addresses and
+ * port), which judges the name it asks for; recorded as such. */
+START_TEST(test_server_dns_query_goes_to_the_stub)
+{
+	struct fixture f;
+	struct proto_msg a;
+	char log[4096];
+
+	fixture_open(&f, server_policy, stub_lookup);
+	ask(&f, 1, PROTO_OP_SEND, PROTO_L4_UDP, 53, "93.184.216.34", &a);
+	ck_assert_int_eq(a.u.verdict.action, PROTO_ALLOW);
+	ck_assert_str_eq(a.u.verdict.rule, "dns");
+	ck_assert_uint_gt(a.u.verdict.port, 0);
+	ck_assert_int_ge(a.u.verdict.naddr, 1);
+	ck_assert_int_eq(a.u.verdict.addrs[0].family, 4);
+	ck_assert_int_eq(a.u.verdict.addrs[0].bytes[0], 127);
+	ck_assert_uint_eq(a.u.verdict.ttl_ms, 0); /* asked each time: each query is recorded */
+	ask(&f, 2, PROTO_OP_CONNECT, PROTO_L4_TCP, 53, "93.184.216.34", &a);
+	ck_assert_int_eq(a.u.verdict.action, PROTO_DENY); /* TCP is judged by its address */
+	read_file(f.audit, log, sizeof log);
+	ck_assert_ptr_nonnull(strstr(log, "\"rule\":\"dns\",\"errno\":null,\"transport\":\"dns\""));
 	fixture_close(&f);
 }
 END_TEST
@@ -136,7 +162,7 @@ START_TEST(test_server_resolve_hosts_and_family)
 	ck_assert_int_eq(a.u.verdict.action, PROTO_ALLOW);
 	ck_assert_int_eq(a.u.verdict.naddr, 1);
 	ck_assert_str_eq(a.u.verdict.rule, "cache");
-	ask(&f, 2, PROTO_OP_SEND, PROTO_L4_UDP, 53, "10.0.0.7", &a);
+	ask(&f, 2, PROTO_OP_SEND, PROTO_L4_UDP, 5353, "10.0.0.7", &a);
 	ck_assert_int_eq(a.u.verdict.action, PROTO_ALLOW); /* private, but from [hosts] */
 	ck_assert_str_eq(a.u.verdict.name, "cache.test");
 	ck_assert_uint_eq(a.u.verdict.ttl_ms, 7000);
@@ -450,6 +476,7 @@ Suite *suite_server(void)
 	tcase_add_test(tc, test_server_resolve_deny_and_errors);
 	tcase_add_test(tc, test_server_resolve_hosts_and_family);
 	tcase_add_test(tc, test_server_send_deny_carries_ttl);
+	tcase_add_test(tc, test_server_dns_query_goes_to_the_stub);
 	tcase_add_test(tc, test_server_connect_metadata_errno);
 	tcase_add_test(tc, test_server_control_status);
 	tcase_add_test(tc, test_server_control_reload);

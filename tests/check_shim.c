@@ -747,6 +747,60 @@ START_TEST(denied_datagrams_never_arrive)
 }
 END_TEST
 
+/* A datagram to port 53 with a verdict that names a port goes to that
+ * port of the address of the socket's family (the broker's lookup stub);
+ * its answer is received as from the name server asked, by recvfrom,
+ * recvmsg and recvmmsg, and getpeername of a connected one shows it. */
+START_TEST(dns_queries_go_to_the_stub)
+{
+	struct sockaddr_in stubaddr, ns = { .sin_family = AF_INET, .sin_port = htons(53) }, from;
+	int sfd = bound(SOCK_DGRAM, &stubaddr), fd = socket(AF_INET, SOCK_DGRAM, 0);
+	socklen_t fl = sizeof from;
+	struct sockaddr_storage peer, src;
+	char buf[16];
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof buf };
+	struct msghdr mh = { .msg_name = &src, .msg_namelen = sizeof src, .msg_iov = &iov,
+			     .msg_iovlen = 1 };
+	struct mmsghdr mm = { .msg_hdr = mh };
+
+	inet_pton(AF_INET, "192.0.2.1", &ns.sin_addr);
+	answer(PROTO_ALLOW, 0, "dns", "");
+	stub.answer.ttl_ms = 0;
+	add_addr("::1");
+	add_addr("127.0.0.1");
+	stub.answer.port = ntohs(stubaddr.sin_port);
+	ck_assert_int_eq(shim_sendto(fd, "q", 1, 0, (struct sockaddr *)&ns, sizeof ns), 1);
+	ck_assert_int_eq(recvfrom(sfd, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl), 1);
+	/* the stub answers (sendto is the hook here too: a plain allow for it);
+	 * the program sees the name server */
+	stub.answer.port = 0;
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(sendto(sfd, "a", 1, 0, (struct sockaddr *)&from, fl), 1);
+	fl = sizeof from;
+	ck_assert_int_eq(shim_recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl), 1);
+	ck_assert_int_eq(fl, sizeof ns);
+	ck_assert_int_eq(memcmp(&from, &ns, sizeof ns), 0);
+	ck_assert_int_eq(shim_recvmsg(fd, &mh, 0), 1);
+	ck_assert_int_eq(memcmp(&src, &ns, sizeof ns), 0);
+	memset(&src, 0, sizeof src);
+	ck_assert_int_eq(shim_recvmmsg(fd, &mm, 1, 0, NULL), 1);
+	ck_assert_int_eq(memcmp(&src, &ns, sizeof ns), 0);
+	/* connected: to the stub, its peer the name server */
+	stub.answer.port = ntohs(stubaddr.sin_port);
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&ns, sizeof ns), 0);
+	fl = sizeof peer;
+	ck_assert_int_eq(shim_getpeername(fd, (struct sockaddr *)&peer, &fl), 0);
+	ck_assert_int_eq(memcmp(&peer, &ns, sizeof ns), 0);
+	ck_assert_int_eq(send(fd, "q", 1, 0), 1);
+	ck_assert_int_eq(drain(sfd), 1);
+	/* connected elsewhere again: a datagram socket may */
+	answer(PROTO_ALLOW, 0, "ok", "");
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&stubaddr, sizeof stubaddr), 0);
+	close(fd);
+	close(sfd);
+}
+END_TEST
+
 START_TEST(sendmsg_without_a_name_passes_through)
 {
 	struct sockaddr_in rcv;
@@ -1869,6 +1923,7 @@ Suite *suite_shim(void)
 	tcase_add_test(tc, datagram_verdicts_are_cached_for_their_ttl);
 	tcase_add_test(tc, ttl_zero_is_not_cached);
 	tcase_add_test(tc, denied_datagrams_never_arrive);
+	tcase_add_test(tc, dns_queries_go_to_the_stub);
 	tcase_add_test(tc, sendmsg_without_a_name_passes_through);
 	tcase_add_test(tc, sendmmsg_sends_the_allowed_prefix);
 	tcase_add_test(tc, short_ipv6_address_is_judged);

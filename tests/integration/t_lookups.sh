@@ -5,7 +5,9 @@
 # resolves through the broker ([hosts] names no name server knows); the
 # queries the shim cannot mediate (TXT) are refused; and nothing reaches
 # the name server the helper's resolver points at (helpers/dnslisten.py,
-# which would log every query). Reverse lookups make no query at all;
+# which would log every query); programs with a resolver of their own
+# (node's c-ares, a raw python query) are answered by the broker's lookup
+# stub. Reverse lookups make no query at all;
 # __connect is judged as connect; rcmd and the Sun RPC clients are refused.
 . "$ROOT/tests/integration/lib.sh"
 need_build
@@ -27,8 +29,9 @@ PA=$(port a) PD=$(port d)
 	policy_hosts ghbn.ok.test=127.0.0.7 ghbnr.ok.test=127.0.0.7 v6.ok.test=::1 \
 		gaia.ok.test=127.0.0.8 port0.ok.test=127.0.0.9 resq.ok.test=127.0.0.10 \
 		send.ok.test=127.0.0.10 resd.ok.test=127.0.0.10 py.ok.test=127.0.0.11 \
-		txt.ok.test=127.0.0.12
+		txt.ok.test=127.0.0.12 own.test=127.0.0.1
 	policy_rule ok 'host=*.ok.test' action=allow
+	policy_rule own host=own.test "port=$PD" proto=tcp action=allow
 	policy_rule a cidr=127.0.0.1/32 "port=$PA" proto=tcp action=allow
 } | write_policy
 start_broker || finish
@@ -135,6 +138,31 @@ assert_out py-r "herror 1" "python gethostbyaddr: no reverse lookup, HOST_NOT_FO
 assert_empty "$T/dns.log" "the helper's name server received no query"
 assert_eq "$(audit_count op=resolve name=txt.ok.test)" 0 "the refused TXT query was not asked as a lookup"
 
+# ---- resolvers of their own (c-ares in node, a python socket): a
+# datagram to port 53 is a lookup, answered by the broker's stub, judged by
+# name; the name server it was sent to (here one on 127.0.0.2:53, when the
+# port is free) hears nothing, and the answer comes from its address
+NS=127.0.0.2
+"$PY" "$H/dnslisten.py" "$T/ns53.port" "$T/ns53.log" "$NS" 53 2>"$T/ns53.err" &
+bg_record $!
+wait_for 5 test -s "$T/ns53.port" || NS=192.0.2.1 # TEST-NET-1: leads nowhere
+: >>"$T/ns53.log"
+run_shim own-a "$NODE" "$H/ownresolve.js" "$NS" own.test "$PD"
+assert_out own-a "ok 127.0.0.1
+connected" "node's own resolver: an allowed name resolves, and its connect is judged by the name"
+assert_server d 1 "the connect by name arrived"
+assert_audit 1 "the query is recorded as the node process's lookup" op=resolve name=own.test \
+	action=allow exe=/usr/bin/node
+assert_audit_ge 1 "its datagram went to the stub, not the name server" op=send port=53 \
+	rule=dns transport=dns
+run_shim own-d "$NODE" "$H/ownresolve.js" "$NS" bad.test
+assert_out own-d "err ENOTFOUND" "node's own resolver: a denied name is not found"
+denied bad.test "the denied name is recorded"
+run_shim own-py "$PY" "$H/udpquery.py" "$NS" own.test
+assert_out own-py "rcode=0 from=$NS:53 addrs=127.0.0.1" \
+	"a raw query: the answer, from the address it was sent to"
+assert_empty "$T/ns53.log" "the name server heard no query"
+
 # ---- connects from inside libc
 lk conn-d __connect "$PD"
 assert_out conn-d "err EPERM" "__connect to a denied port: EPERM"
@@ -148,6 +176,6 @@ assert_contains "$T/rcmd.err" "egress: rcmd is not mediated; denied" "rcmd's ref
 lk clnt clnttcp "$PD"
 assert_out clnt "err EPERM" "clnttcp_create (compat symbol): refused, NULL, EPERM"
 assert_contains "$T/clnt.err" "egress: clnttcp_create is not mediated; denied" "clnttcp_create's refusal says so"
-assert_server d 0 "the denied server saw nothing: not __connect, rcmd or clnttcp_create"
+assert_server d 1 "the denied server saw only the connect by name: not __connect, rcmd or clnttcp_create"
 
 finish

@@ -149,7 +149,9 @@ deny~EAI_NONAME~(rule~default) example.org:8011
 deny~EAI_NONAME~(rule~default) badexample.org:443
 deny~EAI_NONAME~(rule~default) example.org.evil.test:443
 allow~(rule~wild)~on~ports~443,~8000-8010~only example.org
-allow~(rule~v6net) [2001:db8::5]:53 --udp
+allow~(rule~v6net) [2001:db8::5]:123 --udp
+deny~EPERM~(rule~default) [2001:db8::5]:123
+rewrite~via~the~lookup~stub~(rule~dns:~a~DNS~query;~the~name~it~asks~for~is~judged) [2001:db8::5]:53 --udp
 deny~EPERM~(rule~default) [2001:db8::5]:53
 deny~ECONNREFUSED~(rule~v4net) 198.51.100.77:80
 deny~EPERM~(rule~default) 198.51.101.1:80

@@ -1,7 +1,7 @@
-"""dnslisten.py PORTFILE LOG: a UDP name server on 127.0.0.1 that answers
-every query NXDOMAIN at once and logs "query NAME TYPE" for each, so a test
-can see whether a program's resolver sent anything. PORTFILE gets the port
-once it listens."""
+"""dnslisten.py PORTFILE LOG [ADDR PORT]: a UDP name server on 127.0.0.1
+(or ADDR:PORT) that answers every query NXDOMAIN at once and logs "query
+NAME TYPE" for each, so a test can see whether a program's resolver sent
+anything. PORTFILE gets the port once it listens."""
 import socket
 import sys
 
@@ -18,7 +18,7 @@ def qname(pkt):
 
 def main():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
+    s.bind((sys.argv[3], int(sys.argv[4])) if len(sys.argv) > 4 else ("127.0.0.1", 0))
     log = open(sys.argv[2], "a", buffering=1)
     with open(sys.argv[1] + ".tmp", "w") as f:
         f.write("%d\n" % s.getsockname()[1])
