@@ -5,7 +5,9 @@
  * and reads them in the broker's loop, recovers where each connection was
  * going (SO_ORIGINAL_DST) and which process made it (the socket's inode,
  * looked up in the namespace's /proc), and hands each to the server, which
- * judges it with the same policy as a shim's request. */
+ * judges it with the same policy as a shim's request. The packets the
+ * namespace drops come with the NFLOG socket, which nflog.c reads; this
+ * file names their senders. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +19,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <linux/netlink.h>
 
 #include "broker.h"
 
@@ -42,7 +46,8 @@ struct capture {
 	pid_t pid;           /* the sandbox (PID 1 inside), as the broker sees it */
 	dev_t ns_dev;        /* its network namespace */
 	ino_t ns_ino;
-	struct capture_sock socks[SANDBOX_CAPTURE_FDS];
+	struct capture_sock socks[SANDBOX_CAPTURE_SOCKS];
+	struct nflog *nflog; /* the packets the namespace drops, NULL when not read */
 	unsigned long connections, queries; /* taken so far */
 };
 
@@ -63,12 +68,13 @@ int capture_netns(pid_t pid, dev_t *dev, ino_t *ino)
 /* ------------------------------------------------------------ attribution */
 
 /* Finds in the namespace's /proc/net/{tcp,udp}{,6} the inode of the socket
- * bound to a:port (the peer of what we accepted or received). Returns it, or
- * 0 when not found. */
+ * bound to a:port (the peer of what we accepted or received), or for a
+ * datagram socket to the wildcard address and port. Returns it, or 0 when
+ * not found. */
 static unsigned long socket_inode(const struct capture *cap, const struct proto_addr *a,
 				  uint16_t port, bool stream)
 {
-	char path[64], line[512], want[40];
+	char path[64], line[512], want[40], any[40];
 	unsigned long inode = 0;
 	FILE *f;
 
@@ -88,6 +94,7 @@ static unsigned long socket_inode(const struct capture *cap, const struct proto_
 		memcpy(w, a->bytes, 16);
 		snprintf(want, sizeof want, "%08X%08X%08X%08X:%04X", w[0], w[1], w[2], w[3], port);
 	}
+	snprintf(any, sizeof any, "%0*X:%04X", a->family == 4 ? 8 : 32, 0, port);
 	while (fgets(line, sizeof line, f)) {
 		char local[64], remote[64];
 		unsigned st;
@@ -95,7 +102,8 @@ static unsigned long socket_inode(const struct capture *cap, const struct proto_
 
 		if (sscanf(line, " %*d: %63s %63s %x %*s %*s %*s %*s %*s %lu", local, remote, &st, &ino) ==
 			    4 &&
-		    strcmp(local, want) == 0 && (!stream || st != 0x0A /* LISTEN */)) {
+		    (strcmp(local, want) == 0 || (!stream && strcmp(local, any) == 0)) &&
+		    (!stream || st != 0x0A /* LISTEN */)) {
 			inode = ino;
 			break;
 		}
@@ -235,6 +243,74 @@ static void capture_query(struct capture_sock *cs)
 	}
 }
 
+/* ------------------------------------------------------ dropped packets */
+
+/* uid of the namespace's user namespace as the broker numbers it, through
+ * the sandbox's uid_map; (uid_t)-1 when it maps to none. */
+static uid_t capture_uid(const struct capture *cap, uint32_t uid)
+{
+	char path[64], line[128];
+	uid_t out = (uid_t)-1;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%ld/uid_map", (long)cap->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return out;
+	for (int i = 0; i < 340 && fgets(line, sizeof line, f); i++) { /* the kernel's most lines */
+		unsigned long in, host, count;
+
+		if (sscanf(line, "%lu %lu %lu", &in, &host, &count) == 3 && uid >= in &&
+		    uid - in < count) {
+			out = (uid_t)(host + (uid - in));
+			break;
+		}
+	}
+	fclose(f);
+	return out;
+}
+
+/* nflog's owner: the process of the namespace whose socket sent p, found
+ * by its source port for UDP and TCP (a dual-stack socket's IPv4 packets
+ * in the IPv6 table); other protocols are not attributed (pid 0). */
+static pid_t capture_sender(void *ctx, const struct nflog_packet *p, uid_t *uid, char *exe,
+			    size_t len)
+{
+	const struct capture *cap = ctx;
+	unsigned long inode = 0;
+
+	exe[0] = 0;
+	if (p->has_uid)
+		*uid = capture_uid(cap, p->uid);
+	if (p->ipproto == IPPROTO_UDP || p->ipproto == IPPROTO_TCP) {
+		bool stream = p->ipproto == IPPROTO_TCP;
+
+		inode = socket_inode(cap, &p->src, p->sport, stream);
+		if (!inode && p->src.family == 4) {
+			struct proto_addr m = { .family = 6 };
+
+			m.bytes[10] = m.bytes[11] = 0xff;
+			memcpy(m.bytes + 12, p->src.bytes, 4);
+			inode = socket_inode(cap, &m, p->sport, stream);
+		}
+	}
+	return inode ? socket_owner(cap, inode, exe, len) : 0;
+}
+
+static void capture_dropped(void *ctx, struct audit_event *ev)
+{
+	const struct capture *cap = ctx;
+
+	cap->sink.dropped(cap->sink.ctx, cap->pid, ev);
+}
+
+static void capture_dropped_count(void *ctx, const struct nflog_counts *n)
+{
+	const struct capture *cap = ctx;
+
+	cap->sink.dropped_count(cap->sink.ctx, n);
+}
+
 static void capture_event(void *ctx, uint32_t events)
 {
 	struct capture_sock *cs = ctx;
@@ -250,24 +326,46 @@ struct capture *capture_new(struct loop *l, const int fds[SANDBOX_CAPTURE_FDS], 
 			    const struct capture_sink *sink)
 {
 	struct capture *cap = calloc(1, sizeof *cap);
+	int nfl = fds[SANDBOX_NFLOG_FD], v = 0;
+	socklen_t vl = sizeof v;
 
 	if (!cap) {
 		for (int i = 0; i < SANDBOX_CAPTURE_FDS; i++)
-			close(fds[i]);
+			if (fds[i] >= 0)
+				close(fds[i]);
 		return NULL;
 	}
 	cap->loop = l;
 	cap->sink = *sink;
 	cap->pid = pid;
-	for (int i = 0; i < SANDBOX_CAPTURE_FDS; i++) {
+	for (int i = 0; i < SANDBOX_CAPTURE_SOCKS; i++) {
 		watch_init(&cap->socks[i].w, fds[i], capture_event, &cap->socks[i]);
 		cap->socks[i].cap = cap;
 	}
-	if (capture_netns(pid, &cap->ns_dev, &cap->ns_ino) < 0) {
+	if (nfl >= 0 && (getsockopt(nfl, SOL_SOCKET, SO_PROTOCOL, &v, &vl) < 0 ||
+			 v != NETLINK_NETFILTER)) {
+		close(nfl); /* not the NFLOG socket */
+		errno = EPROTOTYPE;
 		capture_free(cap);
 		return NULL;
 	}
-	for (int i = 0; i < SANDBOX_CAPTURE_FDS; i++) {
+	if (capture_netns(pid, &cap->ns_dev, &cap->ns_ino) < 0) {
+		if (nfl >= 0)
+			close(nfl);
+		capture_free(cap);
+		return NULL;
+	}
+	if (nfl >= 0) {
+		struct nflog_sink ns = { .ctx = cap, .owner = capture_sender, .record = capture_dropped,
+					 .count = capture_dropped_count };
+
+		cap->nflog = nflog_new(l, nfl, &ns); /* owns nfl */
+		if (!cap->nflog) {
+			capture_free(cap);
+			return NULL;
+		}
+	}
+	for (int i = 0; i < SANDBOX_CAPTURE_SOCKS; i++) {
 		int fd = fds[i], type = 0;
 		socklen_t tl = sizeof type;
 
@@ -286,7 +384,8 @@ void capture_free(struct capture *cap)
 {
 	if (!cap)
 		return;
-	for (int i = 0; i < SANDBOX_CAPTURE_FDS; i++) {
+	nflog_free(cap->nflog);
+	for (int i = 0; i < SANDBOX_CAPTURE_SOCKS; i++) {
 		if (cap->socks[i].w.fd < 0)
 			continue;
 		loop_unwatch(cap->loop, &cap->socks[i].w);
