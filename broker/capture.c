@@ -30,6 +30,7 @@
 #define IP6T_SO_ORIGINAL_DST 80
 
 #define CAPTURE_ACCEPTS 64 /* connections taken per wake-up */
+#define CAPTURE_UID_EXTENTS 16 /* lines of the sandbox's uid_map kept */
 
 struct capture;
 
@@ -48,6 +49,10 @@ struct capture {
 	ino_t ns_ino;
 	struct capture_sock socks[SANDBOX_CAPTURE_SOCKS];
 	struct nflog *nflog; /* the packets the namespace drops, NULL when not read */
+	struct {
+		unsigned long in, out, count;
+	} uids[CAPTURE_UID_EXTENTS]; /* its uid_map, read while the sandbox lives */
+	int nuids;
 	unsigned long connections, queries; /* taken so far */
 };
 
@@ -245,29 +250,36 @@ static void capture_query(struct capture_sock *cs)
 
 /* ------------------------------------------------------ dropped packets */
 
-/* uid of the namespace's user namespace as the broker numbers it, through
- * the sandbox's uid_map; (uid_t)-1 when it maps to none. */
-static uid_t capture_uid(const struct capture *cap, uint32_t uid)
+/* Keeps the sandbox's uid_map (its user namespace's uids, as the broker's
+ * numbers them), read once: the sandbox may be gone when its last packets
+ * are read. */
+static void capture_read_uid_map(struct capture *cap)
 {
 	char path[64], line[128];
-	uid_t out = (uid_t)-1;
 	FILE *f;
 
 	snprintf(path, sizeof path, "/proc/%ld/uid_map", (long)cap->pid);
 	f = fopen(path, "re");
 	if (!f)
-		return out;
-	for (int i = 0; i < 340 && fgets(line, sizeof line, f); i++) { /* the kernel's most lines */
-		unsigned long in, host, count;
+		return;
+	while (cap->nuids < CAPTURE_UID_EXTENTS && fgets(line, sizeof line, f)) {
+		unsigned long in, out, count;
 
-		if (sscanf(line, "%lu %lu %lu", &in, &host, &count) == 3 && uid >= in &&
-		    uid - in < count) {
-			out = (uid_t)(host + (uid - in));
-			break;
-		}
+		if (sscanf(line, "%lu %lu %lu", &in, &out, &count) == 3)
+			cap->uids[cap->nuids].in = in, cap->uids[cap->nuids].out = out,
+			cap->uids[cap->nuids++].count = count;
 	}
 	fclose(f);
-	return out;
+}
+
+/* uid of the namespace's user namespace as the broker numbers it;
+ * (uid_t)-1 when it maps to none. */
+static uid_t capture_uid(const struct capture *cap, uint32_t uid)
+{
+	for (int i = 0; i < cap->nuids; i++)
+		if (uid >= cap->uids[i].in && uid - cap->uids[i].in < cap->uids[i].count)
+			return (uid_t)(cap->uids[i].out + (uid - cap->uids[i].in));
+	return (uid_t)-1;
 }
 
 /* nflog's owner: the process of the namespace whose socket sent p, found
@@ -355,6 +367,7 @@ struct capture *capture_new(struct loop *l, const int fds[SANDBOX_CAPTURE_FDS], 
 		capture_free(cap);
 		return NULL;
 	}
+	capture_read_uid_map(cap);
 	if (nfl >= 0) {
 		struct nflog_sink ns = { .ctx = cap, .owner = capture_sender, .record = capture_dropped,
 					 .count = capture_dropped_count };

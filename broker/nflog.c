@@ -11,6 +11,7 @@
  * flood neither floods the audit log nor spins the broker. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,8 @@
 #define NFLOG_BUF 65536        /* one received datagram */
 #define NFLOG_WINDOW_MS 1000   /* repeats within it make one event */
 #define NFLOG_EXTHDRS 8        /* IPv6 extension headers followed */
+#define NFLOG_TAIL_MS 20       /* at the end, how long to wait for the kernel's last batch */
+#define NFLOG_TAILS 3          /* and for how many batches at most */
 
 /* ------------------------------------------------------------- opening */
 
@@ -523,9 +526,17 @@ struct nflog *nflog_new(struct loop *l, int fd, const struct nflog_sink *sink)
 
 void nflog_free(struct nflog *n)
 {
+	struct pollfd pfd;
+
 	if (!n)
 		return;
-	nflog_readable(n, EPOLLIN); /* what the kernel has logged already */
+	/* The namespace's last packets (a program that sent and exited) may
+	 * still be in a batch the kernel sends within NFLOG_TIMEOUT: wait for
+	 * it, briefly and a bounded number of times. */
+	pfd.fd = n->w.fd;
+	pfd.events = POLLIN;
+	for (int i = 0; i < NFLOG_TAILS && poll(&pfd, 1, NFLOG_TAIL_MS) > 0; i++)
+		nflog_readable(n, EPOLLIN);
 	nflog_repeats(n, true);
 	nflog_flush_counts(n);
 	loop_unwatch(n->loop, &n->w);
