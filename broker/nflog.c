@@ -77,8 +77,9 @@ int nflog_open(uint16_t group, char *err, size_t errlen)
 	what = "socket(NETLINK_NETFILTER)";
 	if (fd < 0)
 		goto fail;
-	/* connected to the kernel: no process can send to it (a program in
-	 * the namespace forging packet messages is refused ECONNREFUSED) */
+	/* connected to the kernel: no process can send to it (sending to
+	 * another socket's port takes CAP_NET_ADMIN, which CMD lacks; this
+	 * refuses, ECONNREFUSED, even one that has it) */
 	what = "binding the NFLOG socket";
 	if (bind(fd, (struct sockaddr *)&kernel, sizeof kernel) < 0 ||
 	    connect(fd, (struct sockaddr *)&kernel, sizeof kernel) < 0)

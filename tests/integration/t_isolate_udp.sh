@@ -145,6 +145,30 @@ assert_out raw "raw EPERM
 raw6 EPERM
 ping EACCES" "isolated: raw sockets are refused (EPERM), ICMP echo sockets too (EACCES)"
 
+# ---- the NFLOG socket hears only the kernel: a program inside (root there)
+# that forges a packet message to it, or tries to take the group, is refused
+iso forge "$PY" -c 'import errno, socket, struct
+def attr(t, d): return struct.pack("=HH", 4 + len(d), t) + d + bytes(-len(d) % 4)
+ip = bytes([0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 192, 0, 2, 66]) + struct.pack(">HHHH", 1, 4242, 8, 0)
+body = bytes([2, 0, 0, 7]) + attr(9, ip) + attr(12, struct.pack(">I", 0))
+pkt = struct.pack("=IHHII", 16 + len(body), 4 << 8, 0, 0, 0) + body
+cfg = bytes([0, 0, 0, 7]) + attr(1, bytes([1]))
+bind = struct.pack("=IHHII", 16 + len(cfg), (4 << 8) | 1, 5, 1, 0) + cfg
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)
+got = set()
+for portid in range(1, 64):  # the sandbox'"'"'s socket is one of them
+    try:
+        s.sendto(pkt, (portid, 0)); got.add("sent")
+    except OSError as e:
+        got.add(errno.errorcode[e.errno])
+print("forge", " ".join(sorted(got)))
+s.sendto(bind, (0, 0))
+err = struct.unpack("=i", s.recv(100)[16:20])[0]
+print("bind", errno.errorcode[-err] if err else "ok")'
+assert_out forge "forge EPERM
+bind EPERM" "isolated: no packet message can be sent to the NFLOG socket, nor the group taken (no CAP_NET_ADMIN)"
+assert_eq "$(audit_count port=4242)" 0 "and a forged packet message reaches no audit line"
+
 # ---- a flood: bounded audit lines, every datagram counted in status
 iso_bg flood "$US" "$FARIP" 9 10000 "$T/hold-flood"
 wait_for 20 grep -q '/10000' "$T/flood.out" || fail "the flood did not end"
