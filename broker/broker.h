@@ -378,7 +378,7 @@ struct nflog_counts {
 int nflog_open(uint16_t group, char *err, size_t errlen);
 /* Reads the netlink datagram buf (len bytes, every length in it checked):
  * calls fn(ctx, p) for each packet message whose attributes are well
- * formed, and counts every other message but NLMSG_DONE and a zero error
+ * formed, and counts every other message but NLMSG_DONE, NLMSG_NOOP and an ack
  * in *malformed. Returns the packets given to fn. */
 int nflog_parse(const void *buf, size_t len, nflog_packet_fn fn, void *ctx, unsigned *malformed);
 

@@ -281,12 +281,12 @@ int nflog_parse(const void *buf, size_t len, nflog_packet_fn fn, void *ctx, unsi
 				(*malformed)++;
 			}
 		} else if (h.nlmsg_type == NLMSG_ERROR) {
-			struct nlmsgerr e;
+			int32_t err = -1; /* too short to say: as an error */
 
-			if (h.nlmsg_len - NLMSG_HDRLEN < sizeof e.error)
-				(*malformed)++;
-			else if (memcpy(&e.error, b + off + NLMSG_HDRLEN, sizeof e.error), e.error != 0)
-				(*malformed)++;
+			if (h.nlmsg_len - NLMSG_HDRLEN >= sizeof err)
+				memcpy(&err, b + off + NLMSG_HDRLEN, sizeof err);
+			if (err != 0)
+				(*malformed)++; /* only an ack (0) is expected */
 		} else if (h.nlmsg_type != NLMSG_DONE && h.nlmsg_type != NLMSG_NOOP) {
 			(*malformed)++;
 		}
@@ -433,13 +433,10 @@ static void nflog_readable(void *ctx, uint32_t events)
 	struct nflog *n = ctx;
 
 	(void)events;
+	/* only the kernel can send here: the socket is connected to it */
 	for (int i = 0; i < NFLOG_READS; i++) {
-		struct sockaddr_nl from;
-		struct iovec iov = { .iov_base = n->buf, .iov_len = sizeof n->buf };
-		struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov,
-				     .msg_iovlen = 1 };
 		unsigned bad = 0;
-		ssize_t len = recvmsg(n->w.fd, &mh, MSG_DONTWAIT);
+		ssize_t len = recv(n->w.fd, n->buf, sizeof n->buf, MSG_DONTWAIT);
 
 		if (len < 0) {
 			if (errno == ENOBUFS)
@@ -452,12 +449,10 @@ static void nflog_readable(void *ctx, uint32_t events)
 			}
 			break;
 		}
-		if (mh.msg_namelen < sizeof from || from.nl_family != AF_NETLINK || from.nl_pid != 0) {
-			n->pending.malformed++; /* not from the kernel */
-			continue;
-		}
+		/* a datagram longer than NFLOG_BUF (none is: NFLOG_NLBUFSIZ) would
+		 * be cut, and its last message counted malformed */
 		nflog_parse(n->buf, (size_t)len, nflog_packet, n, &bad);
-		n->pending.malformed += bad; /* a datagram cut at NFLOG_BUF: its last message */
+		n->pending.malformed += bad;
 	}
 	nflog_flush_counts(n);
 }
