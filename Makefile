@@ -133,13 +133,15 @@ FUZZ_SECONDS ?= 30
 FUZZ_CC ?= clang
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -Ipolicy
-FUZZ_TARGETS := proto policy upstream dns
+FUZZ_TARGETS := proto policy upstream dns nflog
 FUZZ_SRC_proto := policy/proto.c
 FUZZ_SRC_dns := policy/dns.c policy/proto.c
 FUZZ_SRC_policy := $(POLICY_SRC)
 FUZZ_SRC_upstream := broker/upstream.c $(POLICY_SRC)
+FUZZ_SRC_nflog := broker/nflog.c broker/log.c broker/loop.c policy/proto.c
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(POLICY_SRC) broker/upstream.c policy/policy.h broker/broker.h
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(POLICY_SRC) broker/upstream.c broker/nflog.c policy/policy.h \
+		broker/broker.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC_$*) $(INIH_LIBS)
 

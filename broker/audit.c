@@ -138,6 +138,8 @@ int audit_format(const struct audit_event *ev, char *out, size_t cap)
 		buf_printf(&b, ",\"bytes_sent\":%llu,\"bytes_received\":%llu,\"limit_hit\":%s",
 			   (unsigned long long)ev->bytes_sent, (unsigned long long)ev->bytes_received,
 			   ev->limit_hit ? "true" : "false");
+	if (ev->count)
+		buf_printf(&b, ",\"ipproto\":%d,\"count\":%lu", ev->ipproto, ev->count);
 	if (ev->captured)
 		buf_printf(&b, ",\"captured\":true");
 	buf_printf(&b, "}\n");

@@ -1,6 +1,7 @@
 /* broker.h: the modules of egress-broker, one section and one prefix per
  * file (log_, buf_, sha256_, audit_, addrmap_, upstream_, loop_, transport_,
- * synth_, stats_, resolver_, ask_, control_, ctl_, cli_, server_); used by
+ * synth_, nflog_, stats_, resolver_, capture_, sandbox_, ask_, control_, ctl_, cli_,
+ * server_); used by
  * main.c and the unit tests. docs/ARCHITECTURE.md walks through them. */
 #ifndef EGRESS_BROKER_H
 #define EGRESS_BROKER_H
@@ -88,6 +89,9 @@ struct audit_event {
 	bool relayed;                  /* a relayed connection's close: the counts below */
 	bool captured;                 /* caught in an isolated namespace, not asked by a shim */
 	bool limit_hit;                /* it was cut at the rule's limit */
+	unsigned long count;           /* datagrams an isolated namespace dropped: how many this
+					* event stands for (nflog.c); 0: not such an event */
+	int ipproto;                   /* with count: their IP protocol number */
 	uint64_t bytes_sent;           /* program -> destination */
 	uint64_t bytes_received;       /* destination -> program */
 };
@@ -335,6 +339,73 @@ bool synth_lookup(const struct synth *s, pid_t pid, pid_t ppid, const struct pro
 size_t synth_gc(struct synth *s, bool (*alive)(pid_t));
 size_t synth_entries(const struct synth *s); /* names mapped, all processes */
 
+/* ---------------------------------------------------------------- nflog.c */
+
+#define NFLOG_GROUP 7   /* the NFLOG group of the isolated namespace's drop rule */
+#define NFLOG_COPY 128  /* bytes of each dropped packet the kernel copies: its headers */
+#define NFLOG_KEYS 32   /* senders x destinations itemised in the audit log at once */
+#define NFLOG_READS 32  /* netlink datagrams read per wake-up */
+
+/* One packet the namespace's drop rule logged, as far as it could be read. */
+struct nflog_packet {
+	int family;             /* 4 or 6; 0 when the payload is no IP header it could read */
+	int ipproto;            /* IPPROTO_* of the transport header */
+	struct proto_addr src, dst;
+	uint16_t sport, dport;  /* host order; 0 when the protocol has none or they were cut off */
+	bool has_uid;           /* it came from a socket: uid is its owner's, as the namespace's
+				 * user namespace numbers it */
+	uint32_t uid;
+	bool has_seq;
+	uint32_t seq;           /* the group's sequence number: a gap is packets lost */
+};
+
+/* What the kernel sends for one packet: a function of the parser. */
+typedef void (*nflog_packet_fn)(void *ctx, const struct nflog_packet *p);
+
+/* Counts of dropped packets, added up in the broker's stats. */
+struct nflog_counts {
+	unsigned long dropped;    /* packets the namespace dropped, lost ones included */
+	unsigned long lost;       /* of them, logged but lost before the broker read them
+				   * (counted by sequence gaps) */
+	unsigned long unitemised; /* of them, read but in no audit event: more than NFLOG_KEYS
+				   * senders x destinations at once, or no IP header */
+	unsigned long malformed;  /* netlink messages skipped as malformed */
+};
+
+/* Opens, in the calling process's network namespace (it needs CAP_NET_ADMIN
+ * there), a netlink socket bound to NFLOG group with packets copied up to
+ * NFLOG_COPY bytes and numbered, that only the kernel can send to. Returns
+ * it (close-on-exec), or -1 with the reason in err. */
+int nflog_open(uint16_t group, char *err, size_t errlen);
+/* Reads the netlink datagram buf (len bytes, every length in it checked):
+ * calls fn(ctx, p) for each packet message whose attributes are well
+ * formed, and counts every other message but NLMSG_DONE, NLMSG_NOOP and an ack
+ * in *malformed. Returns the packets given to fn. */
+int nflog_parse(const void *buf, size_t len, nflog_packet_fn fn, void *ctx, unsigned *malformed);
+
+/* Where the reader of the NFLOG socket gets attribution and sends records. */
+struct nflog_sink {
+	void *ctx;
+	/* The process that sent p: returns its pid (0 when not found) with its
+	 * executable in exe ("" unknown); *uid, p->uid on entry, becomes the
+	 * uid as the broker numbers it. */
+	pid_t (*owner)(void *ctx, const struct nflog_packet *p, uid_t *uid, char *exe, size_t cap);
+	/* One audit event standing for ev->count dropped packets. */
+	void (*record)(void *ctx, struct audit_event *ev);
+	/* Counts to add. */
+	void (*count)(void *ctx, const struct nflog_counts *n);
+};
+
+struct nflog;
+
+/* Reads the NFLOG socket fd (nflog_open's, which it then owns, closed on
+ * failure too) in loop l: the first packet from a socket to a destination
+ * is recorded at once, the repeats of the next second in one event with
+ * their count. Returns NULL (logged) on failure. */
+struct nflog *nflog_new(struct loop *l, int fd, const struct nflog_sink *sink);
+/* Records the repeats still pending and closes the socket. */
+void nflog_free(struct nflog *n);
+
 /* ---------------------------------------------------------------- stats.c */
 
 #define STATS_DENIED_MAX 1024 /* denied destinations tracked */
@@ -348,6 +419,7 @@ struct stats {
 	unsigned long malformed;              /* connections closed for a bad message */
 	unsigned long clients_now;            /* connected clients */
 	unsigned long clients_total;          /* clients ever accepted */
+	struct nflog_counts dropped;          /* packets isolated namespaces dropped */
 	struct stats_denied *denied;          /* destination -> count */
 	size_t ndenied;                       /* entries in denied */
 };
@@ -366,6 +438,8 @@ void stats_decision(struct stats *s, int op, int action);
  * STATS_DENIED_MAX entries the least counted one makes room. */
 void stats_denied(struct stats *s, const char *name, const struct proto_addr *addr, uint16_t port,
 		  int l4);
+/* Adds the counts of packets an isolated namespace dropped. */
+void stats_dropped(struct stats *s, const struct nflog_counts *n);
 /* Copies the max most denied destinations into out, most first. Returns
  * how many. */
 size_t stats_top_denied(const struct stats *s, struct stats_top *out, size_t max);
@@ -427,7 +501,9 @@ int resolver_getaddrinfo(const char *name, int family, struct proto_addr *out, i
 
 /* -------------------------------------------------------------- capture.c */
 
-#define SANDBOX_CAPTURE_FDS 4 /* TCP v4 and v6 listeners, DNS v4 and v6 sockets */
+#define SANDBOX_CAPTURE_SOCKS 4 /* TCP v4 and v6 listeners, DNS v4 and v6 sockets */
+#define SANDBOX_NFLOG_FD 4      /* then the NFLOG socket, when the sandbox could open one */
+#define SANDBOX_CAPTURE_FDS 5   /* the most a sandbox hands over */
 
 /* One connection the isolated namespace made, caught by a capture listener. */
 struct capture_conn {
@@ -456,12 +532,17 @@ struct capture_sink {
 	void *ctx;
 	void (*connection)(void *ctx, struct capture_conn *k);
 	void (*query)(void *ctx, const struct capture_query *q);
+	/* An event of packets the namespace of the sandbox ns_pid dropped (ev->name unset). */
+	void (*dropped)(void *ctx, pid_t ns_pid, struct audit_event *ev);
+	void (*dropped_count)(void *ctx, const struct nflog_counts *n);
 };
 
 struct capture;
 
 /* Takes the capture sockets fds of the sandbox pid (closing them on
- * failure too) into loop l. Returns NULL (nothing left open) on failure. */
+ * failure too) into loop l; fds[SANDBOX_NFLOG_FD] is -1 when there is no
+ * NFLOG socket (the packets are dropped all the same, unrecorded). Returns
+ * NULL (nothing left open) on failure. */
 struct capture *capture_new(struct loop *l, const int fds[SANDBOX_CAPTURE_FDS], pid_t pid,
 			    const struct capture_sink *sink);
 void capture_free(struct capture *cap);

@@ -5,7 +5,9 @@
  * and reads them in the broker's loop, recovers where each connection was
  * going (SO_ORIGINAL_DST) and which process made it (the socket's inode,
  * looked up in the namespace's /proc), and hands each to the server, which
- * judges it with the same policy as a shim's request. */
+ * judges it with the same policy as a shim's request. The packets the
+ * namespace drops come with the NFLOG socket, which nflog.c reads; this
+ * file names their senders. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <linux/netlink.h>
+
 #include "broker.h"
 
 /* The redirected connection's destination (linux/netfilter_ipv4.h and
@@ -26,6 +30,7 @@
 #define IP6T_SO_ORIGINAL_DST 80
 
 #define CAPTURE_ACCEPTS 64 /* connections taken per wake-up */
+#define CAPTURE_UID_EXTENTS 16 /* lines of the sandbox's uid_map kept */
 
 struct capture;
 
@@ -42,7 +47,12 @@ struct capture {
 	pid_t pid;           /* the sandbox (PID 1 inside), as the broker sees it */
 	dev_t ns_dev;        /* its network namespace */
 	ino_t ns_ino;
-	struct capture_sock socks[SANDBOX_CAPTURE_FDS];
+	struct capture_sock socks[SANDBOX_CAPTURE_SOCKS];
+	struct nflog *nflog; /* the packets the namespace drops, NULL when not read */
+	struct {
+		unsigned long in, out, count;
+	} uids[CAPTURE_UID_EXTENTS]; /* its uid_map, read while the sandbox lives */
+	int nuids;
 	unsigned long connections, queries; /* taken so far */
 };
 
@@ -90,9 +100,10 @@ static unsigned long table_inode(pid_t proc_pid, const char *table, const char *
 
 /* Finds in the /proc/net/{tcp,udp}{,6} of proc_pid's namespace the inode of
  * the socket bound to a:port (the peer of what we accepted or received). A
+ * dual-stack socket's IPv4 address is in the IPv6 table, mapped; a
  * datagram socket that never bound is listed with the wildcard address
- * (0.0.0.0, or :: for an IPv6 socket, which also sends from IPv4 in its
- * mapped form). Returns it, or 0 when not found. */
+ * (0.0.0.0, or :: for an IPv6 socket, which also sends from IPv4). Returns
+ * it, or 0 when not found. */
 static unsigned long socket_inode(pid_t proc_pid, const struct proto_addr *a, uint16_t port,
 				  bool stream)
 {
@@ -108,6 +119,10 @@ static unsigned long socket_inode(pid_t proc_pid, const struct proto_addr *a, ui
 	else
 		snprintf(want, sizeof want, "%08X%08X%08X%08X:%04X", w[0], w[1], w[2], w[3], port);
 	inode = table_inode(proc_pid, a->family == 4 ? v4 : v6, want, stream);
+	if (!inode && a->family == 4) { /* a dual-stack socket, in the mapped form */
+		snprintf(want, sizeof want, "%08X%08X%08X%08X:%04X", 0, 0, htonl(0xffff), w[0], port);
+		inode = table_inode(proc_pid, v6, want, stream);
+	}
 	if (inode || stream)
 		return inode;
 	snprintf(want, sizeof want, "%08X:%04X", 0, port);
@@ -255,6 +270,74 @@ static void capture_query(struct capture_sock *cs)
 	}
 }
 
+/* ------------------------------------------------------ dropped packets */
+
+/* Keeps the sandbox's uid_map (its user namespace's uids, as the broker's
+ * numbers them), read once: the sandbox may be gone when its last packets
+ * are read. */
+static void capture_read_uid_map(struct capture *cap)
+{
+	char path[64], line[128];
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%ld/uid_map", (long)cap->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (cap->nuids < CAPTURE_UID_EXTENTS && fgets(line, sizeof line, f)) {
+		unsigned long in, out, count;
+
+		if (sscanf(line, "%lu %lu %lu", &in, &out, &count) == 3)
+			cap->uids[cap->nuids].in = in, cap->uids[cap->nuids].out = out,
+			cap->uids[cap->nuids++].count = count;
+	}
+	fclose(f);
+}
+
+/* uid of the namespace's user namespace as the broker numbers it;
+ * (uid_t)-1 when it maps to none. */
+static uid_t capture_uid(const struct capture *cap, uint32_t uid)
+{
+	for (int i = 0; i < cap->nuids; i++)
+		if (uid >= cap->uids[i].in && uid - cap->uids[i].in < cap->uids[i].count)
+			return (uid_t)(cap->uids[i].out + (uid - cap->uids[i].in));
+	return (uid_t)-1;
+}
+
+/* nflog's owner: the process of the namespace whose socket sent p, found
+ * by its source port for UDP and TCP (a dual-stack socket's IPv4 packets
+ * in the IPv6 table); other protocols are not attributed (pid 0). */
+static pid_t capture_sender(void *ctx, const struct nflog_packet *p, uid_t *uid, char *exe,
+			    size_t len)
+{
+	const struct capture *cap = ctx;
+	unsigned long inode = 0;
+
+	exe[0] = 0;
+	if (p->has_uid)
+		*uid = capture_uid(cap, p->uid);
+	if (p->ipproto == IPPROTO_UDP || p->ipproto == IPPROTO_TCP) {
+		bool stream = p->ipproto == IPPROTO_TCP;
+
+		inode = socket_inode(cap->pid, &p->src, p->sport, stream);
+	}
+	return inode ? socket_owner(cap->ns_dev, cap->ns_ino, inode, exe, len) : 0;
+}
+
+static void capture_dropped(void *ctx, struct audit_event *ev)
+{
+	const struct capture *cap = ctx;
+
+	cap->sink.dropped(cap->sink.ctx, cap->pid, ev);
+}
+
+static void capture_dropped_count(void *ctx, const struct nflog_counts *n)
+{
+	const struct capture *cap = ctx;
+
+	cap->sink.dropped_count(cap->sink.ctx, n);
+}
+
 static void capture_event(void *ctx, uint32_t events)
 {
 	struct capture_sock *cs = ctx;
@@ -270,24 +353,47 @@ struct capture *capture_new(struct loop *l, const int fds[SANDBOX_CAPTURE_FDS], 
 			    const struct capture_sink *sink)
 {
 	struct capture *cap = calloc(1, sizeof *cap);
+	int nfl = fds[SANDBOX_NFLOG_FD], v = 0;
+	socklen_t vl = sizeof v;
 
 	if (!cap) {
 		for (int i = 0; i < SANDBOX_CAPTURE_FDS; i++)
-			close(fds[i]);
+			if (fds[i] >= 0)
+				close(fds[i]);
 		return NULL;
 	}
 	cap->loop = l;
 	cap->sink = *sink;
 	cap->pid = pid;
-	for (int i = 0; i < SANDBOX_CAPTURE_FDS; i++) {
+	for (int i = 0; i < SANDBOX_CAPTURE_SOCKS; i++) {
 		watch_init(&cap->socks[i].w, fds[i], capture_event, &cap->socks[i]);
 		cap->socks[i].cap = cap;
 	}
-	if (capture_netns(pid, &cap->ns_dev, &cap->ns_ino) < 0) {
+	if (nfl >= 0 && (getsockopt(nfl, SOL_SOCKET, SO_PROTOCOL, &v, &vl) < 0 ||
+			 v != NETLINK_NETFILTER)) {
+		close(nfl); /* not the NFLOG socket */
+		errno = EPROTOTYPE;
 		capture_free(cap);
 		return NULL;
 	}
-	for (int i = 0; i < SANDBOX_CAPTURE_FDS; i++) {
+	if (capture_netns(pid, &cap->ns_dev, &cap->ns_ino) < 0) {
+		if (nfl >= 0)
+			close(nfl);
+		capture_free(cap);
+		return NULL;
+	}
+	capture_read_uid_map(cap);
+	if (nfl >= 0) {
+		struct nflog_sink ns = { .ctx = cap, .owner = capture_sender, .record = capture_dropped,
+					 .count = capture_dropped_count };
+
+		cap->nflog = nflog_new(l, nfl, &ns); /* owns nfl */
+		if (!cap->nflog) {
+			capture_free(cap);
+			return NULL;
+		}
+	}
+	for (int i = 0; i < SANDBOX_CAPTURE_SOCKS; i++) {
 		int fd = fds[i], type = 0;
 		socklen_t tl = sizeof type;
 
@@ -306,7 +412,8 @@ void capture_free(struct capture *cap)
 {
 	if (!cap)
 		return;
-	for (int i = 0; i < SANDBOX_CAPTURE_FDS; i++) {
+	nflog_free(cap->nflog);
+	for (int i = 0; i < SANDBOX_CAPTURE_SOCKS; i++) {
 		if (cap->socks[i].w.fd < 0)
 			continue;
 		loop_unwatch(cap->loop, &cap->socks[i].w);

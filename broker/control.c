@@ -307,6 +307,11 @@ size_t control_status_text(const struct control_info *ci, char *out, size_t cap)
 			   ci->stub_queries);
 	else
 		buf_printf(&b, "no lookup stub\n");
+	buf_printf(&b,
+		   "dropped datagrams: %lu in isolated namespaces (%lu lost before they were read, "
+		   "%lu not itemised in the audit log); %lu malformed NFLOG messages\n",
+		   st->dropped.dropped, st->dropped.lost, st->dropped.unitemised,
+		   st->dropped.malformed);
 	buf_printf(&b, "top denied:%s\n", ntop ? "" : " none");
 	for (size_t i = 0; i < ntop; i++) {
 		int w = (int)(strlen(top[i].dest) + 1 + strlen(proto_l4_name(top[i].l4)));
@@ -369,8 +374,10 @@ size_t control_status_json(const struct control_info *ci, char *out, size_t cap)
 			   k->age_s, (unsigned long long)k->sent, (unsigned long long)k->received);
 	}
 	buf_printf(&b, "]},\"resolver\":{\"lookups\":%lu,\"synthetic\":%zu,\"stub_port\":%u,"
-		   "\"stub_queries\":%lu},\"top_denied\":[",
-		   ci->lookups, ci->synthetic, ci->stub_port, ci->stub_queries);
+		   "\"stub_queries\":%lu},\"dropped\":{\"datagrams\":%lu,"
+		   "\"lost\":%lu,\"unitemised\":%lu,\"malformed\":%lu},\"top_denied\":[",
+		   ci->lookups, ci->synthetic, ci->stub_port, ci->stub_queries, st->dropped.dropped,
+		   st->dropped.lost, st->dropped.unitemised, st->dropped.malformed);
 	for (size_t i = 0; i < ntop; i++) {
 		buf_printf(&b, "%s{\"destination\":", i ? "," : "");
 		buf_json_str(&b, top[i].dest);

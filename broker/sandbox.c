@@ -2,8 +2,9 @@
  * `egress-run --isolate` makes (network, mount, PID, and user when not
  * root): PID 1 there. It brings loopback up with the default routes through
  * it, makes the capture sockets (TCP listeners that every outbound
- * connection is redirected to, UDP sockets for DNS) and hands them to the
- * broker outside, installs the nftables rules that redirect, points
+ * connection is redirected to, UDP sockets for DNS) and the NFLOG socket
+ * (nflog.c) and hands them to the broker outside, installs the nftables
+ * rules that redirect, and drop and log everything else, points
  * /etc/resolv.conf at the DNS stub, puts the broker's files out of reach,
  * drops the capabilities that could undo any of it, and runs CMD as its
  * child: signals are passed on, orphans reaped, and everything ends (PID 1
@@ -161,9 +162,10 @@ static uint16_t sandbox_port(int fd)
 }
 
 /* Connects to the broker and hands it the capture sockets (CONTROL
- * CAPTURE, the descriptors as SCM_RIGHTS). Returns the connection, which
- * stays open while the sandbox lives, or -1. */
-static int sandbox_hand_over(const char *path, const int fds[SANDBOX_CAPTURE_FDS])
+ * CAPTURE, the nfds descriptors as SCM_RIGHTS: the capture sockets, then
+ * the NFLOG socket if there is one). Returns the connection, which stays
+ * open while the sandbox lives, or -1. */
+static int sandbox_hand_over(const char *path, const int fds[SANDBOX_CAPTURE_FDS], int nfds)
 {
 	union {
 		struct cmsghdr align;
@@ -174,7 +176,7 @@ static int sandbox_hand_over(const char *path, const int fds[SANDBOX_CAPTURE_FDS
 	uint8_t buf[PROTO_MSG_MAX];
 	struct iovec iov = { .iov_base = buf };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space,
-			     .msg_controllen = sizeof ctl.space };
+			     .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds) };
 	struct cmsghdr *cm;
 	ssize_t n;
 	int fd;
@@ -193,8 +195,8 @@ static int sandbox_hand_over(const char *path, const int fds[SANDBOX_CAPTURE_FDS
 	cm = CMSG_FIRSTHDR(&mh);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int) * SANDBOX_CAPTURE_FDS);
-	memcpy(CMSG_DATA(cm), fds, sizeof(int) * SANDBOX_CAPTURE_FDS);
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
 	if (sendmsg(fd, &mh, MSG_NOSIGNAL) != n)
 		return sandbox_fail("handing the capture sockets to the broker");
 	n = recv(fd, buf, sizeof buf, 0);
@@ -210,11 +212,15 @@ static int sandbox_hand_over(const char *path, const int fds[SANDBOX_CAPTURE_FDS
 }
 
 /* The nftables rules: every TCP connection that does not stay on loopback
- * goes to the capture listener, and every DNS query to the stub. */
+ * goes to the capture listener, and every DNS query to the stub; after
+ * them (filter, at priority 0, sees the redirected packets bound for
+ * loopback) every other packet that would leave loopback is logged to
+ * NFLOG_GROUP and dropped, so that its sendto() fails at once (EPERM).
+ * The drop holds whether or not anything reads the group. */
 static int sandbox_rules(uint16_t tcp4, uint16_t tcp6)
 {
 	static char *const nft[] = { "nft", "-f", "-", NULL };
-	char rules[1024];
+	char rules[2048];
 
 	snprintf(rules, sizeof rules,
 		 "table ip egress {\n"
@@ -223,6 +229,10 @@ static int sandbox_rules(uint16_t tcp4, uint16_t tcp6)
 		 "    udp dport 53 redirect to :53\n"
 		 "    meta l4proto tcp redirect to :%u\n"
 		 "  }\n"
+		 "  chain gate { type filter hook output priority 0; policy drop;\n"
+		 "    ip daddr 127.0.0.0/8 accept\n"
+		 "    log group %u drop\n"
+		 "  }\n"
 		 "}\n"
 		 "table ip6 egress {\n"
 		 "  chain out { type nat hook output priority -100; policy accept;\n"
@@ -230,8 +240,12 @@ static int sandbox_rules(uint16_t tcp4, uint16_t tcp6)
 		 "    udp dport 53 redirect to :53\n"
 		 "    meta l4proto tcp redirect to :%u\n"
 		 "  }\n"
+		 "  chain gate { type filter hook output priority 0; policy drop;\n"
+		 "    ip6 daddr ::1 accept\n"
+		 "    log group %u drop\n"
+		 "  }\n"
 		 "}\n",
-		 tcp4, tcp6);
+		 tcp4, NFLOG_GROUP, tcp6, NFLOG_GROUP);
 	return sandbox_run(nft, rules);
 }
 
@@ -439,7 +453,8 @@ int sandbox_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sandbox sb = { 0 };
-	int fds[SANDBOX_CAPTURE_FDS], broker, c;
+	int fds[SANDBOX_CAPTURE_FDS], nfds = SANDBOX_CAPTURE_FDS, broker, c;
+	char err[200];
 	sigset_t set;
 	pid_t child;
 
@@ -475,17 +490,23 @@ int sandbox_main(int argc, char **argv)
 	fds[1] = sandbox_socket(AF_INET6, SOCK_STREAM, 0);
 	fds[2] = sandbox_socket(AF_INET, SOCK_DGRAM, 53);
 	fds[3] = sandbox_socket(AF_INET6, SOCK_DGRAM, 53);
-	for (int i = 0; i < SANDBOX_CAPTURE_FDS; i++) {
+	for (int i = 0; i < SANDBOX_CAPTURE_SOCKS; i++) {
 		if (fds[i] < 0) {
 			sandbox_fail("capture socket");
 			return 125;
 		}
 	}
-	broker = sandbox_hand_over(sb.socket, fds);
+	/* without it the packets are dropped all the same, but not audited */
+	fds[SANDBOX_NFLOG_FD] = nflog_open(NFLOG_GROUP, err, sizeof err);
+	if (fds[SANDBOX_NFLOG_FD] < 0) {
+		fprintf(stderr, "egress-broker sandbox: %s; dropped datagrams are not audited\n", err);
+		nfds = SANDBOX_CAPTURE_SOCKS;
+	}
+	broker = sandbox_hand_over(sb.socket, fds, nfds);
 	if (broker < 0 || sandbox_rules(sandbox_port(fds[0]), sandbox_port(fds[1])) < 0 ||
 	    sandbox_mounts(&sb) < 0)
 		return 125;
-	for (int i = 0; i < SANDBOX_CAPTURE_FDS; i++)
+	for (int i = 0; i < nfds; i++)
 		close(fds[i]); /* the broker has them; none stays in here */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);

@@ -546,6 +546,8 @@ static void server_ask(struct server *s, struct client *c, uint32_t id, const st
 static void server_captured(void *ctx, struct capture_conn *k);
 static void server_dns(void *ctx, const struct capture_query *cq);
 static void server_stub_query(void *ctx, const struct capture_query *cq);
+static void server_dropped(void *ctx, pid_t ns_pid, struct audit_event *ev);
+static void server_dropped_count(void *ctx, const struct nflog_counts *n);
 
 /* CONTROL CAPTURE: the sandbox of `egress-run --isolate` hands over its
  * capture sockets. Taken once, from a client in another network namespace
@@ -553,9 +555,11 @@ static void server_stub_query(void *ctx, const struct capture_query *cq);
  * the fds are the broker's then (closed on refusal). */
 static void server_capture(struct server *s, struct client *c, uint32_t id, int *fds, int nfds)
 {
-	struct capture_sink sink = { .ctx = s, .connection = server_captured, .query = server_dns };
+	struct capture_sink sink = { .ctx = s, .connection = server_captured, .query = server_dns,
+				     .dropped = server_dropped, .dropped_count = server_dropped_count };
 	struct proto_text *t = &s->ans.u.text;
 	const char *why = NULL;
+	bool nflog = nfds == SANDBOX_CAPTURE_FDS;
 
 	if (!s->isolate)
 		why = "this broker was not started with --isolate";
@@ -563,9 +567,11 @@ static void server_capture(struct server *s, struct client *c, uint32_t id, int 
 		why = "a sandbox has handed over its sockets already";
 	else if (!c->isolated || (c->uid != geteuid() && c->uid != 0))
 		why = "not from the sandbox of this broker's run";
-	else if (nfds != SANDBOX_CAPTURE_FDS)
+	else if (nfds != SANDBOX_CAPTURE_FDS && nfds != SANDBOX_CAPTURE_SOCKS)
 		why = "not the capture sockets";
 	if (!why) {
+		if (nfds == SANDBOX_CAPTURE_SOCKS)
+			fds[SANDBOX_NFLOG_FD] = -1; /* the sandbox could not open NFLOG */
 		s->capture = capture_new(s->loop, fds, c->pid, &sink);
 		nfds = 0; /* capture_new owns them now, whatever it returns */
 		if (!s->capture)
@@ -582,6 +588,9 @@ static void server_capture(struct server *s, struct client *c, uint32_t id, int 
 	t->len = (uint32_t)strlen(t->text);
 	if (why)
 		log_warn("client pid %ld: capture refused: %s", (long)c->pid, why);
+	else if (!nflog)
+		log_warn("capturing the network namespace of pid %ld without its NFLOG socket: the "
+			 "packets it drops (UDP but DNS, other IP) are not audited", (long)c->pid);
 	else
 		log_info("capturing the network namespace of pid %ld", (long)c->pid);
 	client_send(s, c, &s->ans, -1);
@@ -868,6 +877,25 @@ static void server_dns(void *ctx, const struct capture_query *cq)
 	if (n > 0)
 		sendto(cq->fd, out, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)&cq->from,
 		       cq->fromlen);
+}
+
+/* A record of packets the isolated namespace of ns_pid dropped (nflog.c),
+ * named by the synthetic address its stub gave, when it is one. */
+static void server_dropped(void *ctx, pid_t ns_pid, struct audit_event *ev)
+{
+	struct server *s = ctx;
+	char name[PROTO_NAME_MAX + 1];
+
+	if (ev->addr && synth_lookup(s->synth, ns_pid, ns_pid, ev->addr, name, sizeof name))
+		ev->name = name;
+	server_record(s, ev);
+}
+
+static void server_dropped_count(void *ctx, const struct nflog_counts *n)
+{
+	struct server *s = ctx;
+
+	stats_dropped(&s->stats, n);
 }
 
 /* --------------------------------------------------------------- status */

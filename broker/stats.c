@@ -32,6 +32,14 @@ void stats_free(struct stats *s)
 	s->ndenied = 0;
 }
 
+void stats_dropped(struct stats *s, const struct nflog_counts *n)
+{
+	s->dropped.dropped += n->dropped;
+	s->dropped.lost += n->lost;
+	s->dropped.unitemised += n->unitemised;
+	s->dropped.malformed += n->malformed;
+}
+
 void stats_decision(struct stats *s, int op, int action)
 {
 	switch (action) {

@@ -2,6 +2,7 @@
  * its recreation, the names of codes. */
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,23 @@ START_TEST(test_audit_format_ipv6_udp)
 	ck_assert_int_gt(audit_format(&ev, line, sizeof line), 0);
 	ck_assert_ptr_nonnull(strstr(line, "\"addr\":\"2001:db8::1\",\"port\":53,\"proto\":\"udp\""));
 	ck_assert_ptr_nonnull(strstr(line, "\"op\":\"send\""));
+}
+END_TEST
+
+START_TEST(test_audit_format_dropped_packets)
+{
+	struct proto_addr a = A("10.9.9.9");
+	struct audit_event ev = {
+		.time = { 0, 0 }, .pid = 0, .uid = 65534, .op = PROTO_OP_SEND, .addr = &a,
+		.port = 444, .l4 = PROTO_L4_ANY, .action = PROTO_DENY, .rule = "isolated",
+		.err = "EPERM", .captured = true, .count = 12, .ipproto = IPPROTO_UDPLITE,
+	};
+	char line[1024];
+
+	ck_assert_int_gt(audit_format(&ev, line, sizeof line), 0);
+	ck_assert_ptr_nonnull(strstr(line, "\"proto\":\"any\",\"action\":\"deny\",\"rule\":\"isolated\","
+					   "\"errno\":\"EPERM\",\"ipproto\":136,\"count\":12,"
+					   "\"captured\":true}\n"));
 }
 END_TEST
 
@@ -161,6 +179,7 @@ Suite *suite_audit(void)
 
 	tcase_add_test(tc, test_audit_format_connect_deny);
 	tcase_add_test(tc, test_audit_format_resolve_nulls);
+	tcase_add_test(tc, test_audit_format_dropped_packets);
 	tcase_add_test(tc, test_audit_format_ipv6_udp);
 	tcase_add_test(tc, test_audit_write_appends_lines);
 	tcase_add_test(tc, test_audit_write_failure_counted);

@@ -50,6 +50,8 @@ static void sample_info(struct control_info *ci, struct stats *st)
 	for (int i = 0; i < 4; i++)
 		stats_denied(st, NULL, &a, 22, PROTO_L4_TCP);
 	stats_denied(st, "evil.example.com", NULL, 443, PROTO_L4_TCP);
+	stats_dropped(st, &(struct nflog_counts){ .dropped = 100, .lost = 2, .unitemised = 30 });
+	stats_dropped(st, &(struct nflog_counts){ .dropped = 1, .malformed = 1 });
 	memset(ci, 0, sizeof *ci);
 	ci->pid = 1234;
 	ci->uptime_s = 192;
@@ -81,6 +83,9 @@ START_TEST(test_control_status_text_lines)
 	ck_assert_ptr_nonnull(strstr(out, "clients:  3 connected, 17 total\n"));
 	ck_assert_ptr_nonnull(strstr(out, "decisions: 40 allow, 5 deny, 0 rewrite (12 resolve, 30 "
 					  "connect, 3 send); 0 malformed messages\n"));
+	ck_assert_ptr_nonnull(strstr(out, "dropped datagrams: 101 in isolated namespaces (2 lost "
+					  "before they were read, 30 not itemised in the audit log); "
+					  "1 malformed NFLOG messages\n"));
 	ck_assert_ptr_nonnull(strstr(out, "top denied:\n  10.1.2.3:22 tcp          4\n"
 					  "  evil.example.com:443 tcp 1\n"));
 	stats_free(&st);
@@ -102,6 +107,8 @@ START_TEST(test_control_status_json_keys)
 					  "\"last_error\":\"p.ini:3: bad \\\"key\\\"\"}"));
 	ck_assert_ptr_nonnull(strstr(out, "\"clients\":{\"connected\":3,\"total\":17}"));
 	ck_assert_ptr_nonnull(strstr(out, "\"malformed\":0}"));
+	ck_assert_ptr_nonnull(strstr(out, "\"dropped\":{\"datagrams\":101,\"lost\":2,"
+					  "\"unitemised\":30,\"malformed\":1}"));
 	ck_assert_ptr_nonnull(strstr(out, "\"top_denied\":[{\"destination\":\"10.1.2.3:22\","
 					  "\"proto\":\"tcp\",\"count\":4},"));
 	ck_assert_ptr_nonnull(strstr(out, "]}\n"));

@@ -29,6 +29,7 @@ int main(void)
 	srunner_add_suite(sr, suite_synth());
 	srunner_add_suite(sr, suite_upstream());
 	srunner_add_suite(sr, suite_transport());
+	srunner_add_suite(sr, suite_nflog());
 #endif
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

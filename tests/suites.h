@@ -20,6 +20,7 @@ Suite *suite_server(void);
 Suite *suite_synth(void);
 Suite *suite_upstream(void);
 Suite *suite_transport(void);
+Suite *suite_nflog(void);
 Suite *suite_shim(void);
 
 #endif

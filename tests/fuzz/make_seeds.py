@@ -104,3 +104,42 @@ write("upstream", "http-bare-lf", "HTTP/1.1 407 Proxy Authentication Required\nX
 write("upstream", "socks-v4", bytes([5, 0, 0, 1, 127, 0, 0, 1, 4, 56]))
 write("upstream", "socks-domain", bytes([5, 5, 0, 3, 4]) + b"host" + bytes([0, 80]))
 write("upstream", "socks-v6", bytes([5, 4, 0, 4]) + bytes(16) + bytes([1, 187]))
+
+# NFLOG (broker/nflog.c): netlink datagrams of packet messages, as the
+# kernel sends them for packets an isolated namespace drops
+
+
+def nlattr(atype, data):
+    pad = (4 - len(data) % 4) % 4
+    return struct.pack("<HH", 4 + len(data), atype) + data + bytes(pad)
+
+
+def nlmsg(mtype, body, flags=2):
+    return struct.pack("<IHHII", 16 + len(body), mtype, flags, 0, 0) + body
+
+
+def nflog_packet(family, payload, uid=None, seq=None):
+    body = bytes([family, 0]) + struct.pack(">H", 7)
+    body += nlattr(1, struct.pack(">HBB", 0x0800 if family == 2 else 0x86DD, 3, 0))
+    body += nlattr(5, struct.pack(">I", 1))
+    body += nlattr(9, payload)
+    if uid is not None:
+        body += nlattr(11, struct.pack(">I", uid)) + nlattr(14, struct.pack(">I", uid))
+    if seq is not None:
+        body += nlattr(12, struct.pack(">I", seq))
+    return nlmsg((4 << 8) | 0, body)
+
+
+udp4 = (bytes([0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 10, 9, 9, 9])
+        + struct.pack(">HHHH", 40000, 443, 20, 0))
+udp6 = (bytes([0x60, 0, 0, 0, 0, 8, 60, 64]) + bytes(15) + b"\x01"
+        + bytes.fromhex("20010db8000000000000000000000001")
+        + bytes([17, 0, 1, 4, 0, 0, 0, 0]) + struct.pack(">HHHH", 40000, 123, 8, 0))
+lite4 = udp4[:9] + bytes([136]) + udp4[10:]
+done = nlmsg(3, struct.pack("<i", 0))
+write("nflog", "udp4", nflog_packet(2, udp4, uid=0, seq=0))
+write("nflog", "udp6-dstopts", nflog_packet(10, udp6, uid=65534, seq=1))
+write("nflog", "batch", nflog_packet(2, udp4, 0, 2) + nflog_packet(2, lite4, 0, 3)
+      + nflog_packet(10, udp6, None, 4) + done)
+write("nflog", "ack", nlmsg(2, struct.pack("<i", 0) + bytes(16), flags=0))
+write("nflog", "truncated", nflog_packet(2, udp4, uid=0, seq=5)[:50])
