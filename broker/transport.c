@@ -361,10 +361,19 @@ static void relay(struct transport *t, struct conduit *c, int side, uint32_t eve
 {
 	uint64_t s0 = c->sent, r0 = c->received;
 	bool we_shut = side ? c->in.shut : c->out.shut;
-	int rc = (events & EPOLLERR) || ((events & EPOLLHUP) && !we_shut)
-			 ? -1
-			 : pump(c, &c->out, c->relay, c->up, &c->sent);
+	int rc = 0;
 
+	if ((events & EPOLLERR) || ((events & EPOLLHUP) && !we_shut)) {
+		/* what the failed end sent before it failed goes on first, as a
+		 * direct connection would deliver it before the reset */
+		if (side)
+			pump(c, &c->out, c->relay, c->up, &c->sent);
+		else
+			pump(c, &c->in, c->up, c->relay, &c->received);
+		rc = -1;
+	}
+	if (rc == 0)
+		rc = pump(c, &c->out, c->relay, c->up, &c->sent);
 	if (rc == 0)
 		rc = pump(c, &c->in, c->up, c->relay, &c->received);
 	t->stats.sent += c->sent - s0;

@@ -28,6 +28,7 @@ fake s4 socks:4
 fake s5 socks:5
 fake silent silent
 fake slow slow:2 "$PA"
+fake rst reset
 fake halting halting:2 "$PA"
 DOWN=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
@@ -138,6 +139,14 @@ run_shim limdirect "$PY" "$H/rwclient.py" flood limdirect.egress.test "$(fport s
 assert_not_contains "$T/limdirect.out" "end EOF" "limit on direct: the connection was cut"
 assert_audit 1 "limit on direct: exactly 64K got through, the limit hit" op=close \
 	name=limdirect.egress.test bytes_sent=65536 bytes_received=0 limit_hit=true transport=direct
+
+# a destination that sends, then resets: the bytes come first, as over a
+# direct connection, through the relay as through the program's own socket
+for via in relay direct; do
+	run_shim "rst-$via" "$PY" "$H/rwclient.py" reset "$via.egress.test" "$(fport rst)"
+	assert_out "rst-$via" "got before-reset
+end ECONNRESET" "$via: the data sent before a reset arrives, then the reset"
+done
 
 # ---- the broker does not spin: CPU ticks it used (utime + stime) over a
 # wait of 2 s, against the 200 a busy loop takes; a bound on a bug, not a

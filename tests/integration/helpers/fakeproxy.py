@@ -13,6 +13,8 @@ connection according to MODE:
   halting:SECONDS  like slow:0, but sends its status line, waits SECONDS,
                 then ends the header (an answer that arrives in parts)
   silent        accepts and never answers
+  reset         a destination, not a proxy: reads what comes, sends
+                "before-reset", then resets the connection (SO_LINGER 0)
 LOGFILE gets "request <first line>" (HTTP) or "socks <name>:<port>" per
 connection, and "answered <unix time>" when it answered.
 """
@@ -64,6 +66,12 @@ def serve(c):
     try:
         if kind == "silent":
             time.sleep(600)
+        elif kind == "reset":
+            c.recv(4096)
+            c.sendall(b"before-reset")  # and at once:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+            c.close()
+            return
         elif kind == "http":
             read_request(c)
             c.sendall(b"HTTP/1.1 %s Scripted\r\nContent-Length: 0\r\n\r\n" % arg.encode())

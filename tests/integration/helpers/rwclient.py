@@ -27,6 +27,9 @@ results on stdout per subcommand; errors as "err ERRNONAME".
   bound NAME PORT           binds to 127.0.0.1, port 0, then connects: "ok
                             kept=0|1" (getsockname after the connect is the
                             address bound before it)
+  reset NAME PORT           sends a line, waits 1 s, then reads until EOF or
+                            error: "got DATA" for what came, then "end
+                            EOF|ERRNO"
   udp NAME PORT             sendto of one datagram: "ok" or "err ERRNO"
   resolve6 NAME             getaddrinfo AF_INET6: "ok ..." or "gaierror NAME"
 """
@@ -152,6 +155,19 @@ try:
         print("sent", flush=True)
         time.sleep(float(sys.argv[5]))
         print("ok")
+    elif cmd == "reset":
+        s = socket.create_connection(addr(name, int(sys.argv[3])))
+        s.sendall(b"hi\n")
+        time.sleep(1)
+        try:
+            while True:
+                data = s.recv(4096)
+                if not data:
+                    print("end EOF")
+                    break
+                print("got %s" % data.decode(errors="replace"))
+        except OSError as e:
+            print("end %s" % ename(e))
     elif cmd == "bound":
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
