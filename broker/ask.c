@@ -67,11 +67,14 @@ static bool name_localhost(const char *name)
  * The direct and relay transports reach the destination from here: their
  * names are looked up now, as a direct program's would be, and a name that
  * does not exist fails now. A lookup for binding (q's PROTO_ASK_PASSIVE)
- * and the names of loopback are for this machine: always looked up. */
-static bool deferred(const struct policy_transport *t, const struct proto_ask *q, const char *name)
+ * and the names of loopback (localhost, and a name the hosts file gives
+ * loopback addresses only) are for this machine: always looked up. */
+static bool deferred(const struct ask_state *st, const struct policy_transport *t,
+		     const struct proto_ask *q, const char *name)
 {
 	return t && (t->kind == POLICY_HTTP || t->kind == POLICY_SOCKS5) &&
-	       !(q->flags & PROTO_ASK_PASSIVE) && !name_localhost(name);
+	       !(q->flags & PROTO_ASK_PASSIVE) && !name_localhost(name) &&
+	       !(st->loopback_name && st->loopback_name(name));
 }
 
 void ask_resolve(const struct ask_state *st, const struct ask_who *w, const struct proto_ask *q,
@@ -100,7 +103,7 @@ void ask_resolve(const struct ask_state *st, const struct ask_who *w, const stru
 	}
 	r->action = v.action;
 	r->transport = v.action == PROTO_REWRITE ? v.transport : NULL;
-	if (v.action == PROTO_REWRITE && deferred(v.transport, q, r->name)) {
+	if (v.action == PROTO_REWRITE && deferred(st, v.transport, q, r->name)) {
 		/* Never looked up here: the proxy resolves it. The answer is the
 		 * name's synthetic address, which the connect maps back. An
 		 * IPv6-only lookup gets none, so that the program falls back to

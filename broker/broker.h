@@ -496,6 +496,11 @@ void resolver_dispatch(struct resolver *r);
 void resolver_job_free(struct resolver_job *job);
 /* Lookups the workers have made so far (every DNS query the broker makes). */
 unsigned long resolver_lookups(const struct resolver *r);
+/* True when the hosts file at path (/etc/hosts) names name, and gives it
+ * loopback addresses only (127.0.0.0/8, ::1). */
+bool resolver_hosts_loopback(const char *path, const char *name);
+/* resolver_hosts_loopback of /etc/hosts. */
+bool resolver_etc_hosts_loopback(const char *name);
 /* The default lookup: getaddrinfo without AI_ADDRCONFIG. */
 int resolver_getaddrinfo(const char *name, int family, struct proto_addr *out, int max, int *n);
 
@@ -600,6 +605,9 @@ struct ask_state {
 	struct addrmap *addrmap; /* names processes resolved; NULL: none known */
 	struct synth *synth;     /* synthetic addresses; NULL: a rewritten name gets none */
 	time_t now;              /* monotonic seconds, for the addrmap */
+	/* true for a name this machine's hosts file gives loopback addresses
+	 * only; NULL: none is */
+	bool (*loopback_name)(const char *name);
 	const struct proto_addr *stub; /* the lookup stub's addresses (nstub), NULL none */
 	int nstub;
 	uint16_t stub_port;

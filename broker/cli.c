@@ -182,7 +182,8 @@ int cli_check(const struct policy *p, const char *target, bool udp, const char *
 			       .l4 = udp ? PROTO_L4_UDP : PROTO_L4_TCP };
 	/* a daemon's lookup stub, as a datagram to port 53 would find it */
 	static const struct proto_addr stub = { .family = 4, .bytes = { 127, 0, 0, 1 } };
-	struct ask_state st = { .policy = p, .stub = &stub, .nstub = 1, .stub_port = 53 };
+	struct ask_state st = { .policy = p, .loopback_name = resolver_etc_hosts_loopback, .stub = &stub,
+				.nstub = 1, .stub_port = 53 };
 	struct ask_who w = { .pid = getpid(), .exe = exe };
 	struct ask_result r;
 	bool is_addr;

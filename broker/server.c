@@ -428,10 +428,12 @@ static void server_decided(struct server *s, struct client *c, uint32_t id,
 
 /* ------------------------------------------------------------- decisions */
 
+
 static struct ask_state server_ask_state(const struct server *s)
 {
 	struct ask_state st = { .policy = s->policy, .addrmap = s->addrmap, .synth = s->synth,
-				.now = mono_now(), .stub = s->nstub ? s->stub_addrs : NULL,
+				.now = mono_now(), .loopback_name = resolver_etc_hosts_loopback,
+				.stub = s->nstub ? s->stub_addrs : NULL,
 				.nstub = s->nstub, .stub_port = s->stub_port };
 
 	return st;
