@@ -10,6 +10,7 @@
  * child: signals are passed on, orphans reaped, and everything ends (PID 1
  * exits, the kernel kills the namespace's processes) when CMD ends or the
  * broker goes away. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -36,6 +37,9 @@
 
 #define SANDBOX_PROTECT_MAX 16
 #define SANDBOX_COVER_MAX 8
+#define SANDBOX_SHOWN_MAX 32    /* sockets under covered directories the policy names */
+#define SANDBOX_SCAN_DEPTH 3    /* levels looked into below a --hide-sockets directory */
+#define SANDBOX_SCAN_MAX 20000  /* entries looked at under one of them */
 
 /* Capabilities CMD keeps (root inside may still change user, own files,
  * bind low ports, signal its own processes); every other one leaves the
@@ -53,7 +57,17 @@ struct sandbox {
 	int ncover;
 	const char *protect[SANDBOX_PROTECT_MAX]; /* files made read-only */
 	int nprotect;
+	const char *hide[SANDBOX_COVER_MAX];   /* directories whose UNIX sockets are hidden */
+	int nhide;
+	struct policy *policy;                 /* its [egress] unix names the sockets left */
 	char **cmd;
+};
+
+/* A socket the policy names under a covered directory, held open while
+ * the directory is covered, then shown again. */
+struct shown {
+	int fd;
+	char path[PATH_MAX];
 };
 
 /* Prints "egress-broker sandbox: MSG: strerror(errno)". Returns -1. */
@@ -282,18 +296,115 @@ static int sandbox_mkdirs(const char *path)
 	return mkdir(p, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* ------------------------------------------------------- UNIX sockets */
+
+/* Calls fn(sb, path, ctx) for each UNIX socket under dir, depth levels
+ * down, symbolic links not followed, at most *budget entries looked at.
+ * Returns 0, or fn's -1. */
+static int sandbox_sockets(const struct sandbox *sb, const char *dir, int depth, long *budget,
+			   int (*fn)(const struct sandbox *, const char *, void *), void *ctx)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int rc = 0;
+
+	if (!d)
+		return 0; /* gone, or not ours to read: nothing to hide in it from us either */
+	while (rc == 0 && (*budget)-- > 0 && (e = readdir(d))) {
+		char path[PATH_MAX];
+		struct stat st;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+		    snprintf(path, sizeof path, "%s/%s", strcmp(dir, "/") ? dir : "", e->d_name) >=
+			    (int)sizeof path ||
+		    lstat(path, &st) < 0)
+			continue;
+		if (S_ISSOCK(st.st_mode) && strcmp(path, sb->socket) != 0)
+			rc = fn(sb, path, ctx);
+		else if (S_ISDIR(st.st_mode) && depth > 0)
+			rc = sandbox_sockets(sb, path, depth - 1, budget, fn, ctx);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* sandbox_sockets' fn: holds a socket the policy names, to show it again. */
+static int sandbox_hold(const struct sandbox *sb, const char *path, void *ctx)
+{
+	struct shown *shown = ctx;
+	int n = 0;
+
+	if (!sb->policy || !policy_unix_allowed(sb->policy, path))
+		return 0;
+	while (n < SANDBOX_SHOWN_MAX && shown[n].fd >= 0)
+		n++;
+	if (n == SANDBOX_SHOWN_MAX) {
+		fprintf(stderr, "egress-broker sandbox: more than %d sockets named by the policy "
+				"under covered directories; %s stays covered\n",
+			SANDBOX_SHOWN_MAX, path);
+		return 0;
+	}
+	shown[n].fd = open(path, O_PATH | O_CLOEXEC);
+	snprintf(shown[n].path, sizeof shown[n].path, "%s", path);
+	return 0;
+}
+
+/* sandbox_sockets' fn: covers a socket the policy does not name with
+ * /dev/null, so that a connect to it is refused. */
+static int sandbox_hide(const struct sandbox *sb, const char *path, void *ctx)
+{
+	(void)ctx;
+	if (sb->policy && policy_unix_allowed(sb->policy, path))
+		return 0;
+	if (mount("/dev/null", path, NULL, MS_BIND, NULL) < 0)
+		return sandbox_fail(path);
+	return 0;
+}
+
+/* Shows the held sockets again where they were, in what covers them. */
+static int sandbox_show(struct shown *shown)
+{
+	char fdpath[64], dir[PATH_MAX], *slash;
+
+	for (int i = 0; i < SANDBOX_SHOWN_MAX && shown[i].fd >= 0; i++) {
+		int fd;
+
+		snprintf(dir, sizeof dir, "%s", shown[i].path);
+		slash = strrchr(dir, '/');
+		if (slash && slash != dir)
+			*slash = 0;
+		snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", shown[i].fd);
+		if (sandbox_mkdirs(dir) < 0 ||
+		    ((fd = open(shown[i].path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) < 0 &&
+		     errno != EEXIST))
+			return sandbox_fail(shown[i].path);
+		if (fd >= 0)
+			close(fd);
+		if (mount(fdpath, shown[i].path, NULL, MS_BIND, NULL) < 0)
+			return sandbox_fail(shown[i].path);
+	}
+	return 0;
+}
+
 /* Mount namespace: a PID namespace's own /proc, the files the broker reads
  * made read-only, the socket's directory read-only (a program can neither
  * remove the broker's socket nor put a broker of its own in its place),
  * and the covered directories (the broker's private one; /run, where the
  * host's daemons keep their sockets) emptied. The socket's directory and
  * the name server file, when they were under a covered directory, are
- * shown again where they were. */
+ * shown again where they were, and so are the UNIX sockets there that the
+ * policy names ([egress] unix); every other UNIX socket under the
+ * --hide-sockets directories is covered with /dev/null. */
 static int sandbox_mounts(const struct sandbox *sb)
 {
 	char sockdir[PATH_MAX], resolv[PATH_MAX], fdpath[64], *slash;
+	struct shown shown[SANDBOX_SHOWN_MAX];
 	bool hidden = false;
 	int keep, rfd = -1, rc = -1;
+	long budget;
+
+	for (int i = 0; i < SANDBOX_SHOWN_MAX; i++)
+		shown[i].fd = -1;
 
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return sandbox_fail("making mounts private");
@@ -321,6 +432,10 @@ static int sandbox_mounts(const struct sandbox *sb)
 	if (sb->resolv && (rfd = open(sb->resolv, O_PATH | O_CLOEXEC)) < 0) {
 		sandbox_fail(sb->resolv);
 		goto out;
+	}
+	for (int i = 0; i < sb->ncover; i++) {
+		budget = SANDBOX_SCAN_MAX;
+		sandbox_sockets(sb, sb->cover[i], SANDBOX_SCAN_DEPTH + 2, &budget, sandbox_hold, shown);
 	}
 	for (int i = 0; i < sb->ncover; i++) {
 		struct stat st;
@@ -358,11 +473,24 @@ static int sandbox_mounts(const struct sandbox *sb)
 		if (sandbox_bind_ro(fdpath, resolv) < 0)
 			goto out;
 	}
+	if (sandbox_show(shown) < 0)
+		goto out;
+	for (int i = 0; i < sb->nhide; i++) {
+		budget = SANDBOX_SCAN_MAX;
+		if (sandbox_sockets(sb, sb->hide[i], SANDBOX_SCAN_DEPTH, &budget, sandbox_hide, NULL) < 0)
+			goto out;
+		if (budget <= 0)
+			fprintf(stderr, "egress-broker sandbox: %s: more than %d entries; UNIX sockets "
+					"past them are not hidden\n",
+				sb->hide[i], SANDBOX_SCAN_MAX);
+	}
 	rc = 0;
 out:
 	close(keep);
 	if (rfd >= 0)
 		close(rfd);
+	for (int i = 0; i < SANDBOX_SHOWN_MAX && shown[i].fd >= 0; i++)
+		close(shown[i].fd);
 	return rc;
 }
 
@@ -440,7 +568,8 @@ static int sandbox_wait(pid_t child, int broker)
 static int sandbox_usage(void)
 {
 	fprintf(stderr, "usage: egress-broker sandbox --socket PATH [--resolv FILE] [--cover DIR]...\n"
-			"                             [--protect FILE]... -- CMD [ARGS...]\n"
+			"                             [--protect FILE]... [--hide-sockets DIR]...\n"
+			"                             [--policy FILE] -- CMD [ARGS...]\n"
 			"(run by egress-run --isolate as PID 1 of new namespaces)\n");
 	return 2;
 }
@@ -450,11 +579,13 @@ int sandbox_main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' }, { "resolv", required_argument, NULL, 'r' },
 		{ "cover", required_argument, NULL, 'c' },  { "protect", required_argument, NULL, 'p' },
+		{ "hide-sockets", required_argument, NULL, 'h' },
+		{ "policy", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sandbox sb = { 0 };
 	int fds[SANDBOX_CAPTURE_FDS], nfds = SANDBOX_CAPTURE_FDS, broker, c;
-	char err[200];
+	char err[POLICY_ERR_MAX];
 	sigset_t set;
 	pid_t child;
 
@@ -471,6 +602,21 @@ int sandbox_main(int argc, char **argv)
 			if (sb.nprotect == SANDBOX_PROTECT_MAX)
 				return sandbox_usage();
 			sb.protect[sb.nprotect++] = optarg;
+			break;
+		case 'h':
+			if (sb.nhide == SANDBOX_COVER_MAX)
+				return sandbox_usage();
+			sb.hide[sb.nhide++] = optarg;
+			break;
+		case 'P':
+			if (sb.policy) {
+				fprintf(stderr, "egress-broker sandbox: --policy given twice\n");
+				return sandbox_usage();
+			}
+			if (!(sb.policy = policy_load(optarg, err, sizeof err))) {
+				fprintf(stderr, "egress-broker sandbox: %s\n", err);
+				return 125;
+			}
 			break;
 		default: return sandbox_usage();
 		}
@@ -506,6 +652,8 @@ int sandbox_main(int argc, char **argv)
 	if (broker < 0 || sandbox_rules(sandbox_port(fds[0]), sandbox_port(fds[1])) < 0 ||
 	    sandbox_mounts(&sb) < 0)
 		return 125;
+	policy_free(sb.policy); /* read for the mounts only: the broker judges */
+	sb.policy = NULL;
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]); /* the broker has them; none stays in here */
 	sigemptyset(&set);

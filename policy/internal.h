@@ -109,6 +109,8 @@ struct policy {
 	bool cidr_len6[129];        /* the same, IPv6 */
 	struct idx_list any;        /* rules with neither host nor cidr */
 	struct hosts_entry *hosts;  /* [hosts] */
+	char **unix_globs;          /* [egress] unix: sockets an isolated program may reach */
+	unsigned nunix;
 };
 
 /* Sets the bits of net beyond len to zero. */

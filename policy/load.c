@@ -1,6 +1,7 @@
 /* load.c: reads a policy file (INI, through inih) and compiles it into a
  * rule set with its indexes; frees it; the [egress] accessors. */
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,9 @@ enum {
 	EG_ERRNO = 1 << 5,
 	EG_TIMEOUT = 1 << 6,
 };
+
+#define UNIX_PATH_MAX 107 /* sizeof sun_path, less its NUL */
+#define UNIX_GLOBS_MAX 64
 
 struct rule_name {
 	char *name;
@@ -414,6 +418,29 @@ static int egress_once(struct loader *l, unsigned bit, const char *key)
 	return 1;
 }
 
+/* One entry of [egress] unix: an absolute path, or a glob of one. */
+static int unix_item(struct loader *l, const char *key, char *item)
+{
+	struct policy *p = l->p;
+	char **grown;
+
+	(void)key;
+	if (item[0] != '/')
+		return fail(l, l->lineno, "unix: \"%s\" is not an absolute path", item);
+	if (strlen(item) > UNIX_PATH_MAX)
+		return fail(l, l->lineno, "unix: \"%s\" is longer than a socket path can be", item);
+	if (p->nunix == UNIX_GLOBS_MAX)
+		return fail(l, l->lineno, "unix: more than %d paths", UNIX_GLOBS_MAX);
+	grown = realloc(p->unix_globs, (p->nunix + 1) * sizeof *grown);
+	if (!grown)
+		return fail(l, l->lineno, "out of memory");
+	p->unix_globs = grown;
+	if (!(p->unix_globs[p->nunix] = strdup(item)))
+		return fail(l, l->lineno, "out of memory");
+	p->nunix++;
+	return 1;
+}
+
 /* One key of [egress]. Returns 1, or 0 after reporting. */
 static int egress_key(struct loader *l, const char *key, const char *value)
 {
@@ -460,6 +487,9 @@ static int egress_key(struct loader *l, const char *key, const char *value)
 			return fail(l, l->lineno, "cache_ttl must be 0..3600 seconds, not \"%s\"",
 				    value);
 		p->ttl_ms = (uint32_t)ul * 1000;
+	} else if (strcmp(key, "unix") == 0) {
+		if (!each_item(l, key, value, unix_item))
+			return 0;
 	} else if (strcmp(key, "errno") == 0) {
 		if (!egress_once(l, EG_ERRNO, key))
 			return 0;
@@ -966,9 +996,20 @@ void policy_free(struct policy *p)
 		free(h);
 	}
 	list_free(&p->any);
+	for (unsigned i = 0; i < p->nunix; i++)
+		free(p->unix_globs[i]);
+	free(p->unix_globs);
 	free(p->audit);
 	free(p->path);
 	free(p);
+}
+
+bool policy_unix_allowed(const struct policy *p, const char *path)
+{
+	for (unsigned i = 0; i < p->nunix; i++)
+		if (fnmatch(p->unix_globs[i], path, FNM_PATHNAME) == 0)
+			return true;
+	return false;
 }
 
 const char *policy_audit_path(const struct policy *p)

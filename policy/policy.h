@@ -75,6 +75,10 @@ int policy_hosts_lookup(const struct policy *p, const char *name,
 
 /* Accessors of the [egress] section. */
 const char *policy_audit_path(const struct policy *p); /* NULL when unset */
+/* True when [egress] unix names path (an absolute path, or a glob matched
+ * with FNM_PATHNAME): a UNIX socket of the host that programs in an
+ * isolated namespace may reach. */
+bool policy_unix_allowed(const struct policy *p, const char *path);
 const char *policy_path(const struct policy *p);       /* the file loaded */
 unsigned policy_rule_count(const struct policy *p);
 uint32_t policy_ttl_ms(const struct policy *p);        /* [egress] cache_ttl */

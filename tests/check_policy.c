@@ -389,6 +389,8 @@ static const struct {
 	{ "[egress]\ndefault = maybe\n", 2, "default must be allow, deny or rewrite" },
 	{ "[egress]\ndefault = deny\ndefault = allow\n", 3, "duplicate key default" },
 	{ "[egress]\nprivate = open\n", 2, "private must be allow or deny" },
+	{ "[egress]\nunix = run/x.sock\n", 2, "unix: \"run/x.sock\" is not an absolute path" },
+	{ "[egress]\nunix = /a,,/b\n", 2, "empty entry in unix" },
 	{ "[egress]\ntransport = tunnel\n", 2, "transport must be direct, relay, http://" },
 	{ "[egress]\ntransport = https://p:443\n", 2, "transport must be direct" },
 	{ "[egress]\ntransport = socks5://127.0.0.1\n", 2, "needs host:port" },
@@ -1248,6 +1250,35 @@ END_TEST
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
+/* [egress] unix: the host sockets an isolated program may reach, by path
+ * or glob (a * does not cross a /); the key may be given more than once. */
+START_TEST(test_policy_unix_globs)
+{
+	char err[POLICY_ERR_MAX], *path;
+	struct policy *p;
+
+	path = tmp_write("[egress]\nunix = /run/user/*/gnupg/S.gpg-agent, /tmp/ssh-*/agent.*\n"
+			 "unix = /var/run/app.sock\n");
+	p = policy_load(path, err, sizeof err);
+	ck_assert_msg(p != NULL, "%s", err);
+	ck_assert(policy_unix_allowed(p, "/run/user/1000/gnupg/S.gpg-agent"));
+	ck_assert(policy_unix_allowed(p, "/tmp/ssh-XXXXabc/agent.123"));
+	ck_assert(policy_unix_allowed(p, "/var/run/app.sock"));
+	ck_assert(!policy_unix_allowed(p, "/run/user/1000/x/gnupg/S.gpg-agent"));
+	ck_assert(!policy_unix_allowed(p, "/run/docker.sock"));
+	ck_assert(!policy_unix_allowed(p, "/var/run/app.sock2"));
+	policy_free(p);
+	unlink(path);
+	free(path);
+	path = tmp_write("[egress]\ndefault = deny\n");
+	p = policy_load(path, err, sizeof err);
+	ck_assert(!policy_unix_allowed(p, "/run/docker.sock")); /* none named: none */
+	policy_free(p);
+	unlink(path);
+	free(path);
+}
+END_TEST
+
 Suite *suite_policy(void)
 {
 	Suite *s = suite_create("policy");
@@ -1274,6 +1305,7 @@ Suite *suite_policy(void)
 	tcase_add_test(tc, test_policy_load_egress_keys);
 	tcase_add_test(tc, test_policy_load_example);
 	tcase_add_loop_test(tc, test_policy_load_bad, 0, N(bad_cases));
+	tcase_add_test(tc, test_policy_unix_globs);
 	tcase_add_test(tc, test_policy_load_bad_never_shows_password);
 	tcase_add_test(tc, test_policy_load_many_line_ends);
 	tcase_add_loop_test(tc, test_policy_transport_parse, 0,
