@@ -225,12 +225,28 @@ static void judge(const struct ask_state *st, struct policy_request *req, bool s
 		r->ttl_ms = r->op == PROTO_OP_SEND ? policy_ttl_ms(st->policy) : 0;
 		return;
 	}
+	if (v.action == PROTO_REWRITE && !synthetic && r->op == PROTO_OP_SEND &&
+	    r->l4 == PROTO_L4_UDP && v.transport && v.transport->kind == POLICY_RELAY) {
+		/* the relay carries datagrams too, counted, to its limit */
+		r->transport = v.transport;
+		result_set(r, PROTO_REWRITE, PROTO_ALLOW, 0, v.rule);
+		r->next = ASK_DGRAM;
+		r->limit = v.limit;
+		r->ttl_ms = policy_ttl_ms(st->policy);
+		return;
+	}
 	if (v.action == PROTO_REWRITE || by_broker) {
 		r->transport = v.transport;
 		if (r->op != PROTO_OP_CONNECT || r->l4 != PROTO_L4_TCP) {
 			r->why = by_broker ? "a synthetic address carries TCP only"
-					   : "rewrite carries TCP only";
-			result_set(r, PROTO_DENY, PROTO_DENY, EPERM, v.rule);
+				 : v.transport && v.transport->kind == POLICY_HTTP
+					 ? "an HTTP proxy carries no datagrams"
+				 : v.transport && v.transport->kind == POLICY_SOCKS5
+					 ? "datagrams through SOCKS5 (UDP ASSOCIATE) are not supported"
+					 : "the transport carries TCP only";
+			/* a datagram the transport cannot carry is said as such */
+			result_set(r, PROTO_DENY, PROTO_DENY, by_broker ? EPERM : EPROTONOSUPPORT,
+				   v.rule);
 			return;
 		}
 		result_set(r, v.action, PROTO_REWRITE, 0, v.rule);
@@ -314,6 +330,11 @@ static bool addr_loopback(const struct proto_addr *a)
 
 void ask_isolated(const struct ask_state *st, struct ask_result *r)
 {
+	if (r->next == ASK_DGRAM) { /* its association is on the host's loopback, not here */
+		r->why = "datagrams do not leave an isolated namespace";
+		result_set(r, PROTO_DENY, PROTO_DENY, ENETUNREACH, r->rule);
+		return;
+	}
 	if (r->op == PROTO_OP_RESOLVE || r->next != ASK_ANSWER)
 		return;
 	if (addr_loopback(&r->addr)) {

@@ -564,6 +564,41 @@ bool capture_owns_netns(const struct capture *cap, dev_t dev, ino_t ino);
 /* Connections caught and queries read so far (0 without a capture). */
 void capture_counts(const struct capture *cap, unsigned long *connections, unsigned long *queries);
 
+/* ---------------------------------------------------------------- dgram.c */
+
+/* A datagram association to make: for pid's datagrams to addr:port under
+ * rule, through transport (relay), held to limit bytes (0 none). */
+struct dgram_request {
+	pid_t pid;
+	uid_t uid;
+	const char *exe;
+	const char *name;   /* attributed name, NULL none */
+	struct proto_addr addr;
+	uint16_t port;
+	const char *rule;
+	const struct policy_transport *transport;
+	uint64_t limit;
+	uint32_t ttl_ms;    /* how long the shim may keep the verdict that sends there */
+};
+
+/* Where an association's close is recorded (the server). */
+struct dgram_sink {
+	void *ctx;
+	void (*record)(void *ctx, const struct audit_event *ev);
+};
+
+struct dgrams;
+
+struct dgrams *dgrams_new(struct loop *l, const struct dgram_sink *sink);
+void dgrams_free(struct dgrams *m);
+/* The loopback port of r's association, made now if there is none; 0 with
+ * errno when it cannot be made. */
+uint16_t dgrams_open(struct dgrams *m, const struct dgram_request *r);
+/* Ends the associations idle too long; call about once a second. */
+void dgrams_tick(struct dgrams *m);
+/* Associations now and in all (0 without m). */
+void dgrams_counts(const struct dgrams *m, unsigned long *active, unsigned long *total);
+
 /* ----------------------------------------------------------------- stub.c */
 
 /* Where the stub's queries go (the server), each with its asker found. */
@@ -617,6 +652,7 @@ enum ask_next {
 	ASK_ANSWER = 1, /* answer and record the result as it is */
 	ASK_LOOKUP,     /* a resolve: look name up, then ask_resolved() */
 	ASK_TRANSPORT,  /* a rewritten connect: hand it to the transport */
+	ASK_DGRAM,      /* a datagram through the relay: to its association (dgram.c) */
 };
 
 /* The outcome of one decision. */
@@ -707,6 +743,8 @@ struct control_info {
 	unsigned long lookups;        /* resolver lookups */
 	size_t synthetic;             /* rewritten names mapped to synthetic addresses */
 	uint16_t stub_port;           /* the lookup stub's, 0 none */
+	unsigned long dgram_active;   /* datagram associations (dgram.c) now */
+	unsigned long dgram_total;    /* and in all */
 	unsigned long stub_queries;   /* queries it took */
 };
 

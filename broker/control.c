@@ -307,6 +307,8 @@ size_t control_status_text(const struct control_info *ci, char *out, size_t cap)
 			   ci->stub_queries);
 	else
 		buf_printf(&b, "no lookup stub\n");
+	buf_printf(&b, "datagram relays: %lu active, %lu total\n", ci->dgram_active,
+		   ci->dgram_total);
 	buf_printf(&b,
 		   "dropped datagrams: %lu in isolated namespaces (%lu lost before they were read, "
 		   "%lu not itemised in the audit log); %lu malformed NFLOG messages\n",
@@ -374,9 +376,11 @@ size_t control_status_json(const struct control_info *ci, char *out, size_t cap)
 			   k->age_s, (unsigned long long)k->sent, (unsigned long long)k->received);
 	}
 	buf_printf(&b, "]},\"resolver\":{\"lookups\":%lu,\"synthetic\":%zu,\"stub_port\":%u,"
-		   "\"stub_queries\":%lu},\"dropped\":{\"datagrams\":%lu,"
+		   "\"stub_queries\":%lu},\"datagram_relays\":{\"active\":%lu,\"total\":%lu},"
+		   "\"dropped\":{\"datagrams\":%lu,"
 		   "\"lost\":%lu,\"unitemised\":%lu,\"malformed\":%lu},\"top_denied\":[",
-		   ci->lookups, ci->synthetic, ci->stub_port, ci->stub_queries, st->dropped.dropped,
+		   ci->lookups, ci->synthetic, ci->stub_port, ci->stub_queries, ci->dgram_active,
+		   ci->dgram_total, st->dropped.dropped,
 		   st->dropped.lost, st->dropped.unitemised, st->dropped.malformed);
 	for (size_t i = 0; i < ntop; i++) {
 		buf_printf(&b, "%s{\"destination\":", i ? "," : "");

@@ -65,6 +65,7 @@ struct server {
 	struct capture *capture;           /* the sandbox's sockets, NULL none */
 	uint64_t capture_client;           /* the sandbox's connection: the capture lives as long */
 	struct stub *stub;                 /* the lookup stub (not with --isolate), NULL none */
+	struct dgrams *dgrams;             /* datagrams through the relay */
 	struct proto_addr stub_addrs[2];
 	int nstub;
 	uint16_t stub_port;
@@ -395,14 +396,14 @@ static void server_record_result(struct server *s, const struct ask_result *r, p
 	};
 	char text[300];
 
-	if (r->to_port) {
+	if (r->to_port && !r->transport) {
 		ev.transport = "dns";
 		ev.upstream = "the broker's lookup stub";
 	} else if (r->action == PROTO_REWRITE && r->transport) { /* the transport did not take it */
 		policy_transport_text(r->transport, text, sizeof text);
 		ev.transport = text;
 		if (r->op != PROTO_OP_RESOLVE)
-			ev.upstream = "the program's own socket";
+			ev.upstream = r->to_port ? "datagram relay" : "the program's own socket";
 	}
 	real_now(&ev.time);
 	server_record(s, &ev);
@@ -517,6 +518,35 @@ static void server_rewrite(struct server *s, struct client *c, uint32_t id, stru
 	server_decided(s, c, id, r);
 }
 
+/* A datagram through the relay: to its association, whose loopback port
+ * the answer names (made on the first datagram of a process to the
+ * destination). One that cannot be made is denied. */
+static void server_dgram(struct server *s, struct client *c, uint32_t id, struct ask_result *r)
+{
+	struct dgram_request dr = {
+		.pid = c->pid, .uid = c->uid, .exe = client_exe(c),
+		.name = r->name[0] ? r->name : NULL, .addr = r->addr, .port = r->port,
+		.rule = r->rule, .transport = r->transport, .limit = r->limit, .ttl_ms = r->ttl_ms,
+	};
+	uint16_t port = dgrams_open(s->dgrams, &dr);
+
+	if (port) {
+		memset(&r->addrs[0], 0, sizeof r->addrs[0]);
+		r->addrs[0].family = 4;
+		r->addrs[0].bytes[0] = 127;
+		r->addrs[0].bytes[3] = 1;
+		r->naddr = 1;
+		r->to_port = port;
+	} else {
+		r->action = PROTO_DENY;
+		r->answer = PROTO_DENY;
+		r->err = errno == EAGAIN ? EAGAIN : ENOMEM;
+		r->err_name = policy_errno_name(r->err);
+		r->why = "no datagram relay could be made";
+	}
+	server_decided(s, c, id, r);
+}
+
 /* ASK: decided by ask.c; then answered, looked up, or rewritten. */
 static void server_ask(struct server *s, struct client *c, uint32_t id, const struct proto_ask *q)
 {
@@ -538,6 +568,9 @@ static void server_ask(struct server *s, struct client *c, uint32_t id, const st
 		break;
 	case ASK_TRANSPORT:
 		server_rewrite(s, c, id, &r);
+		break;
+	case ASK_DGRAM:
+		server_dgram(s, c, id, &r);
 		break;
 	default:
 		server_decided(s, c, id, &r);
@@ -929,6 +962,7 @@ void server_info(struct server *s, struct control_info *ci)
 	ci->synthetic = synth_entries(s->synth);
 	ci->stub_port = s->stub ? s->stub_port : 0;
 	ci->stub_queries = stub_queries(s->stub);
+	dgrams_counts(s->dgrams, &ci->dgram_active, &ci->dgram_total);
 }
 
 /* --------------------------------------------------------------- reload */
@@ -1042,6 +1076,7 @@ static void server_tick(void *ctx, uint32_t events)
 	if (read(s->timer_w.fd, &ticks, sizeof ticks) <= 0)
 		return;
 	transport_tick(s->transport);
+	dgrams_tick(s->dgrams);
 	audit_check(&s->audit);
 	s->ticks += (unsigned)ticks;
 	if (s->ticks >= SERVER_GC_S / SERVER_TICK_S) {
@@ -1144,6 +1179,14 @@ struct server *server_new(const struct server_config *cfg, char *err, size_t err
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	{
+		struct dgram_sink ds = { .ctx = s, .record = server_record };
+
+		if (!(s->dgrams = dgrams_new(s->loop, &ds))) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+	}
 	if (!s->isolate) { /* isolated namespaces have the capture's own stub */
 		struct stub_sink ss = { .ctx = s, .query = server_stub_query };
 
@@ -1169,6 +1212,8 @@ void server_free(struct server *s)
 	s->capture = NULL;
 	stub_free(s->stub);
 	s->stub = NULL;
+	dgrams_free(s->dgrams);
+	s->dgrams = NULL;
 	transport_free(s->transport);
 	s->transport = NULL;
 	HASH_ITER(hh, s->clients, c, tmp)

@@ -23,6 +23,9 @@ struct slot {
 	uint8_t l4;
 	uint8_t action;  /* 0: empty */
 	int32_t err;
+	uint16_t to_port;          /* an allow's: the broker's port to send to instead, 0 none */
+	uint8_t nto;
+	struct proto_addr to[2];   /* and its addresses */
 	long expires_ms; /* shim_cache_clock */
 };
 
@@ -60,6 +63,9 @@ bool shim_cache_lookup(const struct proto_addr *a, uint16_t port, int l4,
 		return false;
 	v->action = copy.action;
 	v->err = copy.err;
+	v->port = copy.to_port;
+	v->naddr = copy.nto;
+	memcpy(v->addrs, copy.to, sizeof copy.to);
 	return true;
 }
 
@@ -79,6 +85,9 @@ void shim_cache_store(const struct proto_addr *a, uint16_t port, int l4,
 	s->l4 = (uint8_t)l4;
 	s->action = v->action;
 	s->err = v->err;
+	s->to_port = v->port;
+	s->nto = v->port ? (uint8_t)(v->naddr < 2 ? v->naddr : 2) : 0;
+	memcpy(s->to, v->addrs, sizeof s->to);
 	s->expires_ms = shim_cache_clock() + v->ttl_ms;
 	__atomic_store_n(&s->seq, seq + 2, __ATOMIC_RELEASE);
 }

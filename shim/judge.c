@@ -155,11 +155,12 @@ void shim_unpin(int obj)
 	errno = err;
 }
 
-/* The datagram of a SEND verdict with a port goes to the broker's lookup
- * stub: d becomes the stub's address of the socket's family (or the IPv4
- * one, mapped), and what was asked is remembered for the answer. */
-static void to_stub(int obj, struct shim_dest *d, const struct proto_ask *ask,
-		    const struct proto_verdict *v)
+/* The datagram of a SEND verdict with a port goes to the broker at that
+ * port (its lookup stub, a datagram relay): d becomes the broker's address
+ * of the socket's family (or the IPv4 one, mapped), and what was asked is
+ * remembered for the answers. */
+static void to_broker(int obj, struct shim_dest *d, const struct proto_ask *ask,
+		      const struct proto_verdict *v)
 {
 	bool v6 = d->family == AF_INET6;
 	const struct proto_addr *a = &v->addrs[0];
@@ -171,7 +172,7 @@ static void to_stub(int obj, struct shim_dest *d, const struct proto_ask *ask,
 			break;
 		}
 	proto_addr_to_sockaddr(&ask->addr, ask->port, v6, &asked);
-	shim_rewrite_stub(obj, (struct sockaddr *)&asked, v->port);
+	shim_rewrite_via(obj, (struct sockaddr *)&asked, v->port);
 	memset(&d->ss, 0, sizeof d->ss);
 	d->len = proto_addr_to_sockaddr(a, v->port, v6, &d->ss);
 }
@@ -189,8 +190,11 @@ int shim_judge(int fd, int obj, int op, int l4, struct shim_dest *d, const char 
 		return -1;
 	}
 	if (op == PROTO_OP_SEND && shim_cache_lookup(&ask.addr, ask.port, l4, &v)) {
-		if (v.action == PROTO_ALLOW)
+		if (v.action == PROTO_ALLOW) {
+			if (v.port && v.naddr > 0)
+				to_broker(obj, d, &ask, &v);
 			return 0;
+		}
 		errno = deny_errno(v.err);
 		return -1;
 	}
@@ -215,7 +219,7 @@ int shim_judge(int fd, int obj, int op, int l4, struct shim_dest *d, const char 
 	proto_dest_format(v.name, &ask.addr, ask.port, dest, sizeof dest);
 	if (v.action == PROTO_ALLOW) {
 		if (op == PROTO_OP_SEND && v.port && v.naddr > 0)
-			to_stub(obj, d, &ask, &v);
+			to_broker(obj, d, &ask, &v);
 		if (shim_config.log == SHIM_LOG_ALL)
 			shim_log_line("egress: allowed %s to %s (rule %s)", verb, dest, v.rule);
 		return 0;
@@ -241,7 +245,10 @@ int shim_judge(int fd, int obj, int op, int l4, struct shim_dest *d, const char 
 		return -1;
 	}
 	if (shim_config.log != SHIM_LOG_OFF) {
-		if (v.action == PROTO_DENY)
+		if (v.action == PROTO_DENY && op == PROTO_OP_SEND && v.err == EPROTONOSUPPORT)
+			shim_log_line("egress: denied %s to %s (rule %s: its transport carries no "
+				      "datagrams)", verb, dest, v.rule);
+		else if (v.action == PROTO_DENY)
 			shim_log_line("egress: denied %s to %s (rule %s)", verb, dest, v.rule);
 		else /* a rewrite without its socket, or an action this shim does not know */
 			shim_log_line("egress: denied %s to %s (rule %s: unusable broker answer)",

@@ -20,7 +20,7 @@ int shim_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
 	unsigned int n = vlen < 64 ? vlen : 64; /* the rest next time, as a short read */
 	int rc;
 
-	if (vec == NULL || !shim_rewrite_stub_used())
+	if (vec == NULL || !shim_rewrite_via_used())
 		return shim_real.recvmmsg(fd, vec, vlen, flags, timeout);
 	for (unsigned int i = 0; i < n; i++)
 		cap[i] = vec[i].msg_hdr.msg_namelen;

@@ -37,6 +37,8 @@ struct peer {
 	ino_t ino;              /* 0: empty */
 	socklen_t len;
 	struct sockaddr_in6 sa; /* room for either family */
+	uint16_t via;           /* a datagram socket's: the broker's loopback port its
+				 * datagrams go to instead (the lookup stub, a relay), 0 none */
 };
 
 static struct peer peers[PEERS];
@@ -79,7 +81,7 @@ static void copy_options(int from, int to)
 	close(fresh);
 }
 
-static void remember_peer(int fd, const struct sockaddr *sa)
+static void remember_peer(int fd, const struct sockaddr *sa, uint16_t via)
 {
 	struct stat st;
 	struct peer *p;
@@ -92,13 +94,14 @@ static void remember_peer(int fd, const struct sockaddr *sa)
 	p->ino = st.st_ino;
 	p->len = sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 	memcpy(&p->sa, sa, p->len);
+	p->via = via;
 	__atomic_store_n(&npeers, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&peers_lock);
 }
 
 /* Copies the destination remembered for fd's socket into *sa and returns
  * its length, or 0 when fd is not a rewritten socket. */
-static socklen_t find_peer(int fd, struct sockaddr_in6 *sa)
+static socklen_t find_peer(int fd, struct sockaddr_in6 *sa, uint16_t *via)
 {
 	struct stat st;
 	struct peer *p;
@@ -111,6 +114,8 @@ static socklen_t find_peer(int fd, struct sockaddr_in6 *sa)
 	if (p->ino == st.st_ino && p->dev == st.st_dev) {
 		len = p->len;
 		memcpy(sa, &p->sa, len);
+		if (via)
+			*via = p->via;
 	}
 	pthread_mutex_unlock(&peers_lock);
 	return len;
@@ -134,7 +139,7 @@ bool shim_rewritten(int fd)
 {
 	struct sockaddr_in6 sa;
 
-	return find_peer(fd, &sa) != 0;
+	return find_peer(fd, &sa, NULL) != 0;
 }
 
 /* True when a and b are the same kernel object. */
@@ -162,7 +167,7 @@ int shim_rewrite_install(int fd, int obj, int newfd, const struct sockaddr *sa)
 	if (dup3(newfd, fd, fdfl & FD_CLOEXEC ? O_CLOEXEC : 0) < 0)
 		goto fail;
 	close(newfd);
-	remember_peer(fd, sa);
+	remember_peer(fd, sa, 0);
 	return 0;
 fail:
 	err = errno;
@@ -171,41 +176,40 @@ fail:
 	return -1;
 }
 
-/* The lookup stub's port, once a query went there (0: none yet). */
-static uint16_t stub_port;
+/* Set once a datagram of this process went to the broker instead. */
+static int any_via;
 
-void shim_rewrite_stub(int fd, const struct sockaddr *asked, uint16_t port)
+void shim_rewrite_via(int fd, const struct sockaddr *asked, uint16_t port)
 {
-	__atomic_store_n(&stub_port, port, __ATOMIC_RELEASE);
-	remember_peer(fd, asked);
+	remember_peer(fd, asked, port);
+	__atomic_store_n(&any_via, 1, __ATOMIC_RELEASE);
 }
 
-bool shim_rewrite_stub_used(void)
+bool shim_rewrite_via_used(void)
 {
-	return __atomic_load_n(&stub_port, __ATOMIC_ACQUIRE) != 0;
+	return __atomic_load_n(&any_via, __ATOMIC_ACQUIRE) != 0;
 }
 
 void shim_rewrite_source(int fd, struct sockaddr *sa, socklen_t *len, socklen_t cap)
 {
-	uint16_t port = __atomic_load_n(&stub_port, __ATOMIC_ACQUIRE), p;
 	static const uint8_t v6lo[16] = { [15] = 1 };
 	struct sockaddr_storage from;
 	struct sockaddr_in6 asked;
 	struct proto_addr a;
 	socklen_t plen, got;
+	uint16_t p, via = 0;
 
-	if (port == 0 || sa == NULL || len == NULL)
+	if (!shim_rewrite_via_used() || sa == NULL || len == NULL)
 		return;
 	got = *len < cap ? *len : cap; /* what the kernel wrote */
 	if (got < (socklen_t)sizeof(struct sockaddr_in) || got > (socklen_t)sizeof from)
 		return;
 	memcpy(&from, sa, got);
 	if (proto_addr_from_sockaddr((struct sockaddr *)&from, from.ss_family, &a, &p) < 0 ||
-	    p != port ||
 	    !(a.family == 4 ? a.bytes[0] == 127 : memcmp(a.bytes, v6lo, 16) == 0))
-		return; /* not from the stub */
-	plen = find_peer(fd, &asked);
-	if (plen == 0)
+		return; /* not from the broker */
+	plen = find_peer(fd, &asked, &via);
+	if (plen == 0 || via != p)
 		return;
 	memcpy(sa, &asked, cap < plen ? cap : plen);
 	*len = plen;
@@ -214,7 +218,7 @@ void shim_rewrite_source(int fd, struct sockaddr *sa, socklen_t *len, socklen_t 
 int shim_getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 {
 	struct sockaddr_in6 copy;
-	socklen_t plen = sa != NULL && len != NULL ? find_peer(fd, &copy) : 0;
+	socklen_t plen = sa != NULL && len != NULL ? find_peer(fd, &copy, NULL) : 0;
 	socklen_t cap = len != NULL ? *len : 0;
 
 	if (plen == 0)

@@ -123,17 +123,18 @@ void shim_rewrite_forget(int fd);
  * (already connected through the transport). */
 bool shim_rewritten(int fd);
 
-/* rewrite.c: fd's datagram to asked goes to the broker's lookup stub at
- * port: remembers asked as fd's peer (getpeername), and as the source of
- * what the stub answers (shim_rewrite_source). */
-void shim_rewrite_stub(int fd, const struct sockaddr *asked, uint16_t port);
+/* rewrite.c: fd's datagram to asked goes to the broker at port of its
+ * loopback instead (the lookup stub, a datagram relay): remembers asked as
+ * fd's peer (getpeername), and as the source of what comes back from that
+ * port (shim_rewrite_source). */
+void shim_rewrite_via(int fd, const struct sockaddr *asked, uint16_t port);
 
 /* rewrite.c: after a receive on fd that wrote the source sa (*len bytes of
- * it, in a buffer of cap): a datagram from the lookup stub is shown as from
- * the name server the program asked. */
+ * it, in a buffer of cap): a datagram from the broker's port that fd's
+ * datagrams go to is shown as from the destination the program asked. */
 void shim_rewrite_source(int fd, struct sockaddr *sa, socklen_t *len, socklen_t cap);
-/* rewrite.c: true once a query of this process went to the lookup stub. */
-bool shim_rewrite_stub_used(void);
+/* rewrite.c: true once a datagram of this process went to the broker. */
+bool shim_rewrite_via_used(void);
 
 /* judge.c: the l4 and op an attempt on socket fd has: returns 0 and sets them,
  * or -1 when fd is not a socket the shim judges (pass it through). A stream

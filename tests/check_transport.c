@@ -167,11 +167,11 @@ START_TEST(test_rewrite_resolve_is_synthetic)
 	ck_assert_int_eq(m.u.verdict.action, PROTO_DENY);
 	ck_assert_int_eq(m.u.verdict.err, ENETUNREACH);
 	ck_assert_str_eq(m.u.verdict.rule, "synthetic");
-	/* a datagram to a name an HTTP proxy carries */
-	send_ask(&f, 4, PROTO_OP_SEND, PROTO_L4_UDP, 53, a, 0, 0);
+	/* a datagram to a name an HTTP proxy carries: one it cannot */
+	send_ask(&f, 4, PROTO_OP_SEND, PROTO_L4_UDP, 443, a, 0, 0);
 	next_answer(&f, &m, &fd);
 	ck_assert_int_eq(m.u.verdict.action, PROTO_DENY);
-	ck_assert_int_eq(m.u.verdict.err, EPERM);
+	ck_assert_int_eq(m.u.verdict.err, EPROTONOSUPPORT);
 	ck_assert_uint_eq(server_lookups(f.s), 0); /* px.test never went to DNS */
 	fixture_close(&f);
 }

@@ -232,12 +232,31 @@ run_shim udp "$PY" "$H/rwclient.py" udp direct.egress.test "$(port u)"
 assert_out udp "ok" "a datagram to a name rewritten through the direct transport goes"
 assert_server u 1 "and arrives"
 assert_audit 1 "recorded as a rewrite" op=send action=rewrite name=direct.egress.test transport=direct
-run_shim udp-relay "$PY" "$H/rwclient.py" udp relay.egress.test "$(port u)"
-assert_out udp-relay "err EPERM" "the relay carries no datagrams: denied"
-assert_audit 1 "the datagram denial is recorded" op=send action=deny name=relay.egress.test
+# through the relay: the broker's association carries them both ways,
+# counted, held to the limit, the answers shown as from the destination
+run_shim udp-relay "$PY" "$H/rwclient.py" ping relay.egress.test "$(port u)" 3 100
+assert_out udp-relay "pongs 3 from 127.0.0.1:$(port u)" \
+	"relay: three datagrams there and their answers back, from the destination's address"
+assert_audit_ge 1 "recorded as a rewrite through the datagram relay" op=send action=rewrite \
+	name=relay.egress.test transport=relay "upstream=datagram relay"
+run_shim udp-lim "$PY" "$H/rwclient.py" ping limited.egress.test "$(port u)" 640 100
+assert_out udp-lim "pongs 630 from 127.0.0.1:$(port u)" \
+	"relay limit 64K: 630 exchanges of 104 bytes get through, then nothing"
+# through an HTTP proxy, which cannot carry datagrams: refused, said so
+run_shim udp-http "$PY" "$H/rwclient.py" udp slow.egress.test "$(port u)"
+assert_out udp-http "err EPROTONOSUPPORT" "an HTTP proxy's datagram: EPROTONOSUPPORT"
+assert_contains "$T/udp-http.err" "its transport carries no datagrams" "and one line that says why"
+assert_audit 1 "the refusal is recorded" op=send action=deny name=slow.egress.test
 run_shim v6 "$PY" "$H/rwclient.py" resolve6 h403.egress.test
 assert_contains "$T/v6.out" "gaierror" "an IPv6-only lookup of a name a proxy resolves gets no address"
 
 broker_status st2
 assert_eq "$(jget "$T/st2.json" resolver.lookups)" 1 "the broker's only DNS lookup was localhost's"
+assert_eq "$(jget "$T/st2.json" datagram_relays.active)" 2 "status: two datagram relays active"
+# an association's end (idle, or the broker stopping) is recorded with its bytes
+stop_broker
+assert_audit 1 "relay: the association's close has its byte counts" op=close \
+	name=relay.egress.test proto=udp bytes_sent=300 bytes_received=12
+assert_audit 1 "limit: the association's close says the limit was hit" op=close \
+	name=limited.egress.test proto=udp limit_hit=true
 finish

@@ -31,6 +31,9 @@ results on stdout per subcommand; errors as "err ERRNONAME".
                             error: "got DATA" for what came, then "end
                             EOF|ERRNO"
   udp NAME PORT             sendto of one datagram: "ok" or "err ERRNO"
+  ping NAME PORT N SIZE     N datagrams of SIZE bytes starting "ping", each
+                            answer awaited 0.2 s: "pongs K from ADDR:PORT" (the
+                            source recvfrom showed), or "err ERRNO"
   resolve6 NAME             getaddrinfo AF_INET6: "ok ..." or "gaierror NAME"
 """
 import errno
@@ -179,6 +182,19 @@ try:
         u.sendto(b"x", socket.getaddrinfo(name, int(sys.argv[3]), socket.AF_INET,
                                           socket.SOCK_DGRAM)[0][4])
         print("ok")
+    elif cmd == "ping":
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.settimeout(0.2)
+        dest = socket.getaddrinfo(name, int(sys.argv[3]), socket.AF_INET, socket.SOCK_DGRAM)[0][4]
+        pongs, src = 0, None
+        for _ in range(int(sys.argv[4])):
+            u.sendto(b"ping".ljust(int(sys.argv[5]), b"."), dest)
+            try:
+                data, src = u.recvfrom(100)
+                pongs += data == b"pong"
+            except socket.timeout:
+                pass
+        print("pongs %d from %s:%d" % (pongs, src[0], src[1]) if src else "pongs 0")
     elif cmd == "resolve6":
         print("ok", socket.getaddrinfo(name, 80, socket.AF_INET6))
 except socket.gaierror as e:

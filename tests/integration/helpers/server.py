@@ -10,7 +10,8 @@ per event to LOGFILE, flushed at once:
   http: "conn <peer>" for every accepted connection (logged in the accepting
         thread, so in accept order) and "req <path>" for every request;
         GET answers 200 with body "egress-it <path>\n".
-  udp:  "dgram <payload>" for every datagram received.
+  udp:  "dgram <payload>" for every datagram received; one that starts
+        with "ping" is answered "pong".
   unix: BIND is a path; an AF_UNIX stream server answering "pong" to each
         connection, logging "conn"; PORTFILE gets 0.
   files: http, but GET and HEAD serve the files under DIR (a small Debian
@@ -108,6 +109,8 @@ elif kind == "udp":
     while True:
         data, peer = s.recvfrom(65536)
         note("dgram " + data.decode("ascii", "replace"))
+        if data.startswith(b"ping"):
+            s.sendto(b"pong", peer)
 elif kind == "unix":
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.bind(bind)
