@@ -612,7 +612,7 @@ static void server_capture(struct server *s, struct client *c, uint32_t id, int 
 	if (why[0])
 		log_warn("client pid %ld: capture refused: %s", (long)c->pid, why);
 	else
-		log_info("capturing the network namespace of sandbox pid %ld (%u sandboxes)",
+		log_info("capturing the network namespace of sandbox pid %ld (%u capturing now)",
 			 (long)c->pid, HASH_CNT(nh, s->sandboxes));
 	client_send(s, c, &s->ans, -1);
 }
