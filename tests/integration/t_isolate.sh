@@ -273,6 +273,17 @@ ish sh-wdir sh -c 'touch "$1/x" 2>/dev/null && echo written || echo refused' sh 
 assert_out sh-wdir "refused" "shared: its socket's directory is read-only"
 ish sh-ctl "$BROKER_BIN" status
 assert_rc_nonzero "shared: egress-broker status is refused from inside"
+# nor from a network namespace made inside (a user namespace needs no
+# capability), which no capture holds
+cat >"$T/nested.sh" <<'EOF'
+outer=$(readlink /proc/self/ns/net)
+exec unshare -Un sh -c '[ "$(readlink /proc/self/ns/net)" != "$1" ] && echo nested
+env -u LD_PRELOAD "$2" status --socket "$3" >/dev/null 2>&1 && echo answered || echo refused' \
+	sh "$outer" "$1" "$2"
+EOF
+ish sh-nested sh "$T/nested.sh" "$BROKER_BIN" "$SOCK"
+assert_out sh-nested "nested
+refused" "shared: a network namespace made inside a sandbox is refused status too"
 ish sh-unix "$PY" -c "$unixtry" "$USOCK"
 assert_contains "$T/sh-unix.out" "refused" "shared: the host's UNIX socket under /run is not there"
 
