@@ -36,7 +36,7 @@ echo "# denied by rule block-b"
 run_shim denied "$CURL" -sS --max-time 10 "http://127.0.0.1:$PB/hello-b"
 assert_rc 7 "curl to denied server fails to connect"
 assert_out denied "" "curl printed no body"
-if not_isolated "a denied connect to 127.0.0.1 goes to the namespace's own loopback (allowed, rule namespace), which refuses it: no egress line"; then
+if not_isolated "a denied connect to 127.0.0.1 is refused by the namespace's own loopback, not the shim: no egress line"; then
 	assert_contains "$T/denied.err" "egress: denied connect to 127.0.0.1:$PB (rule block-b)" "stderr has the egress denial line"
 	assert_lines "$T/denied.err" "egress: denied connect" 1 "one denial line for one attempt"
 fi
