@@ -337,6 +337,8 @@ bool synth_lookup(const struct synth *s, pid_t pid, pid_t ppid, const struct pro
 		  char *name, size_t cap);
 /* Forgets the maps of processes no longer alive. Returns how many. */
 size_t synth_gc(struct synth *s, bool (*alive)(pid_t));
+/* Forgets pid's map now (an isolated namespace's, when its capture ends). */
+void synth_forget(struct synth *s, pid_t pid);
 size_t synth_entries(const struct synth *s); /* names mapped, all processes */
 
 /* ---------------------------------------------------------------- nflog.c */
@@ -546,10 +548,11 @@ struct capture;
 
 /* Takes the capture sockets fds of the sandbox pid (closing them on
  * failure too) into loop l; fds[SANDBOX_NFLOG_FD] is -1 when there is no
- * NFLOG socket (the packets are dropped all the same, unrecorded). Returns
- * NULL (nothing left open) on failure. */
+ * NFLOG socket (the packets are dropped all the same, unrecorded). Each
+ * must live in pid's network namespace. Returns NULL (nothing left open)
+ * on failure, with the reason in err. */
 struct capture *capture_new(struct loop *l, const int fds[SANDBOX_CAPTURE_FDS], pid_t pid,
-			    const struct capture_sink *sink);
+			    const struct capture_sink *sink, char *err, size_t errlen);
 void capture_free(struct capture *cap);
 /* Reads the identity of pid's network namespace. Returns 0 or -1. */
 int capture_netns(pid_t pid, dev_t *dev, ino_t *ino);
@@ -561,6 +564,8 @@ pid_t capture_owner(pid_t proc_pid, dev_t ns_dev, ino_t ns_ino, const struct soc
 		    bool stream, char *exe, size_t cap);
 /* True when the network namespace dev/ino is the captured one. */
 bool capture_owns_netns(const struct capture *cap, dev_t dev, ino_t ino);
+/* The sandbox whose sockets these are (as the broker sees its pid). */
+pid_t capture_pid(const struct capture *cap);
 /* Connections caught and queries read so far (0 without a capture). */
 void capture_counts(const struct capture *cap, unsigned long *connections, unsigned long *queries);
 
@@ -720,6 +725,15 @@ bool ask_upstream_ok(const struct policy *p, const char *name, const struct prot
 
 struct server;
 
+#define CONTROL_SANDBOX_LIST_MAX 20 /* sandboxes that status lists */
+
+/* One sandbox whose capture the broker holds, as status shows it. */
+struct control_sandbox {
+	pid_t pid;                 /* the sandbox, PID 1 of its namespaces, as the broker sees it */
+	unsigned long connections; /* captured connections so far */
+	unsigned long queries;     /* DNS queries to its stub so far */
+};
+
 /* What STATUS reports; filled in by the server. */
 struct control_info {
 	pid_t pid;
@@ -743,9 +757,14 @@ struct control_info {
 	unsigned long lookups;        /* resolver lookups */
 	size_t synthetic;             /* rewritten names mapped to synthetic addresses */
 	uint16_t stub_port;           /* the lookup stub's, 0 none */
+	unsigned long stub_queries;   /* queries it took */
 	unsigned long dgram_active;   /* datagram associations (dgram.c) now */
 	unsigned long dgram_total;    /* and in all */
-	unsigned long stub_queries;   /* queries it took */
+	bool isolate;                 /* --isolate: sandboxes may hand over their capture */
+	size_t sandboxes_active;      /* captures held now */
+	unsigned long sandboxes_total; /* captures taken since start */
+	const struct control_sandbox *sandboxes; /* the first nsandboxes of those held now */
+	size_t nsandboxes;
 };
 
 /* The listening socket, and what tells it is still ours at exit. */
@@ -813,7 +832,7 @@ struct server_config {
 	const char *socket_path;   /* shown in status; server_listen() binds it */
 	const char *audit_path;    /* --audit; NULL: the policy's audit key */
 	resolver_lookup_fn lookup; /* NULL: getaddrinfo */
-	bool isolate;              /* --isolate: take one sandbox's capture sockets */
+	bool isolate;              /* --isolate: take the capture sockets of sandboxes */
 };
 
 /* Loads the policy and sets up the loop (epoll, resolver, GC timer, audit),

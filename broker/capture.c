@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -349,8 +351,24 @@ static void capture_event(void *ctx, uint32_t events)
 		capture_query(cs);
 }
 
+/* True when socket fd lives in the network namespace dev/ino (SIOCGSKNS
+ * gives that namespace; the broker holds CAP_NET_ADMIN over a sandbox's,
+ * as root or as the owner of its user namespace). */
+static bool socket_in_netns(int fd, dev_t dev, ino_t ino)
+{
+	struct stat st;
+	int ns = ioctl(fd, SIOCGSKNS);
+	bool same;
+
+	if (ns < 0)
+		return false;
+	same = fstat(ns, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+	close(ns);
+	return same;
+}
+
 struct capture *capture_new(struct loop *l, const int fds[SANDBOX_CAPTURE_FDS], pid_t pid,
-			    const struct capture_sink *sink)
+			    const struct capture_sink *sink, char *err, size_t errlen)
 {
 	struct capture *cap = calloc(1, sizeof *cap);
 	int nfl = fds[SANDBOX_NFLOG_FD], v = 0;
@@ -360,6 +378,7 @@ struct capture *capture_new(struct loop *l, const int fds[SANDBOX_CAPTURE_FDS], 
 		for (int i = 0; i < SANDBOX_CAPTURE_FDS; i++)
 			if (fds[i] >= 0)
 				close(fds[i]);
+		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	cap->loop = l;
@@ -372,11 +391,13 @@ struct capture *capture_new(struct loop *l, const int fds[SANDBOX_CAPTURE_FDS], 
 	if (nfl >= 0 && (getsockopt(nfl, SOL_SOCKET, SO_PROTOCOL, &v, &vl) < 0 ||
 			 v != NETLINK_NETFILTER)) {
 		close(nfl); /* not the NFLOG socket */
-		errno = EPROTOTYPE;
+		snprintf(err, errlen, "the NFLOG descriptor is not a netfilter netlink socket");
 		capture_free(cap);
 		return NULL;
 	}
 	if (capture_netns(pid, &cap->ns_dev, &cap->ns_ino) < 0) {
+		snprintf(err, errlen, "cannot read the network namespace of pid %ld: %s", (long)pid,
+			 strerror(errno));
 		if (nfl >= 0)
 			close(nfl);
 		capture_free(cap);
@@ -389,6 +410,7 @@ struct capture *capture_new(struct loop *l, const int fds[SANDBOX_CAPTURE_FDS], 
 
 		cap->nflog = nflog_new(l, nfl, &ns); /* owns nfl */
 		if (!cap->nflog) {
+			snprintf(err, errlen, "NFLOG: %s", strerror(errno));
 			capture_free(cap);
 			return NULL;
 		}
@@ -397,9 +419,20 @@ struct capture *capture_new(struct loop *l, const int fds[SANDBOX_CAPTURE_FDS], 
 		int fd = fds[i], type = 0;
 		socklen_t tl = sizeof type;
 
-		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
-		    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
+		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0) {
+			snprintf(err, errlen, "capture socket %d is not a socket: %s", i, strerror(errno));
+			capture_free(cap);
+			return NULL;
+		}
+		if (!socket_in_netns(fd, cap->ns_dev, cap->ns_ino)) {
+			snprintf(err, errlen, "capture socket %d is not in the sandbox's network namespace",
+				 i);
+			capture_free(cap);
+			return NULL;
+		}
+		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
 		    loop_watch(l, &cap->socks[i].w, EPOLLIN) < 0) {
+			snprintf(err, errlen, "capture socket %d: %s", i, strerror(errno));
 			capture_free(cap);
 			return NULL;
 		}
@@ -425,6 +458,11 @@ void capture_free(struct capture *cap)
 bool capture_owns_netns(const struct capture *cap, dev_t dev, ino_t ino)
 {
 	return cap && cap->ns_dev == dev && cap->ns_ino == ino;
+}
+
+pid_t capture_pid(const struct capture *cap)
+{
+	return cap->pid;
 }
 
 void capture_counts(const struct capture *cap, unsigned long *connections, unsigned long *queries)

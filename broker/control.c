@@ -314,6 +314,18 @@ size_t control_status_text(const struct control_info *ci, char *out, size_t cap)
 		   "%lu not itemised in the audit log); %lu malformed NFLOG messages\n",
 		   st->dropped.dropped, st->dropped.lost, st->dropped.unitemised,
 		   st->dropped.malformed);
+	if (!ci->isolate)
+		buf_printf(&b, "isolation: off (not started with --isolate)\n");
+	else
+		buf_printf(&b, "isolation: %zu sandbox%s capturing, %lu since start\n",
+			   ci->sandboxes_active, ci->sandboxes_active == 1 ? "" : "es",
+			   ci->sandboxes_total);
+	for (size_t i = 0; i < ci->nsandboxes; i++)
+		buf_printf(&b, "  sandbox pid %ld: %lu connections, %lu queries captured\n",
+			   (long)ci->sandboxes[i].pid, ci->sandboxes[i].connections,
+			   ci->sandboxes[i].queries);
+	if (ci->nsandboxes < ci->sandboxes_active)
+		buf_printf(&b, "  and %zu more\n", ci->sandboxes_active - ci->nsandboxes);
 	buf_printf(&b, "top denied:%s\n", ntop ? "" : " none");
 	for (size_t i = 0; i < ntop; i++) {
 		int w = (int)(strlen(top[i].dest) + 1 + strlen(proto_l4_name(top[i].l4)));
@@ -339,7 +351,7 @@ size_t control_status_json(const struct control_info *ci, char *out, size_t cap)
 	buf_printf(&b, "{\"version\":\"%s\",\"pid\":%ld,\"uptime_s\":%ld,\"socket\":", BROKER_VERSION,
 		   (long)ci->pid, ci->uptime_s);
 	buf_json_str(&b, ci->socket);
-	buf_printf(&b, ",\"policy\":{\"path\":");
+	buf_printf(&b, ",\"isolate\":%s,\"policy\":{\"path\":", ci->isolate ? "true" : "false");
 	buf_json_str(&b, ci->policy_path);
 	buf_printf(&b, ",\"sha256\":");
 	buf_json_str(&b, ci->sha256);
@@ -378,10 +390,17 @@ size_t control_status_json(const struct control_info *ci, char *out, size_t cap)
 	buf_printf(&b, "]},\"resolver\":{\"lookups\":%lu,\"synthetic\":%zu,\"stub_port\":%u,"
 		   "\"stub_queries\":%lu},\"datagram_relays\":{\"active\":%lu,\"total\":%lu},"
 		   "\"dropped\":{\"datagrams\":%lu,"
-		   "\"lost\":%lu,\"unitemised\":%lu,\"malformed\":%lu},\"top_denied\":[",
+		   "\"lost\":%lu,\"unitemised\":%lu,\"malformed\":%lu}",
 		   ci->lookups, ci->synthetic, ci->stub_port, ci->stub_queries, ci->dgram_active,
 		   ci->dgram_total, st->dropped.dropped,
 		   st->dropped.lost, st->dropped.unitemised, st->dropped.malformed);
+	buf_printf(&b, ",\"sandboxes\":{\"active\":%zu,\"total\":%lu,\"list\":[",
+		   ci->sandboxes_active, ci->sandboxes_total);
+	for (size_t i = 0; i < ci->nsandboxes; i++)
+		buf_printf(&b, "%s{\"pid\":%ld,\"connections\":%lu,\"queries\":%lu}", i ? "," : "",
+			   (long)ci->sandboxes[i].pid, ci->sandboxes[i].connections,
+			   ci->sandboxes[i].queries);
+	buf_printf(&b, "]},\"top_denied\":[");
 	for (size_t i = 0; i < ntop; i++) {
 		buf_printf(&b, "%s{\"destination\":", i ? "," : "");
 		buf_json_str(&b, top[i].dest);

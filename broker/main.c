@@ -16,14 +16,16 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: egress-broker --policy FILE [--socket PATH] [--socket-mode MODE] [--audit FILE]\n"
-		"                     [--isolate]\n"
+		"                     [--isolate] [--exit-with-parent]\n"
 		"       egress-broker status [--json] [--socket PATH]\n"
 		"       egress-broker reload [--socket PATH]\n"
 		"       egress-broker check --policy FILE [HOST[:PORT] | URL] [--udp] [--exe PATH]\n"
 		"       egress-broker sandbox --socket PATH ... -- CMD   (egress-run --isolate)\n"
 		"       egress-broker --help | --version\n"
 		"The socket is --socket, else $EGRESS_SOCKET, else %s;\n"
-		"its mode is 0660, or --socket-mode (octal, such as 0666).\n",
+		"its mode is 0660, or --socket-mode (octal, such as 0666).\n"
+		"--isolate takes the capture of each sandbox (egress-run --isolate) that hands\n"
+		"one over; --exit-with-parent ends the broker when the process that started it ends.\n",
 		PROTO_DEFAULT_SOCKET);
 }
 
@@ -35,11 +37,13 @@ static int run_daemon(int argc, char **argv)
 		{ "audit", required_argument, NULL, 'a' },  { "socket-mode", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
 		{ "isolate", no_argument, NULL, 'I' },
+		{ "exit-with-parent", no_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct server_config cfg = { 0 };
 	const char *sock_opt = NULL;
 	char sock[PATH_MAX], err[POLICY_ERR_MAX + 256];
+	bool with_parent = false;
 	struct server *s;
 	int c, rc;
 
@@ -49,6 +53,7 @@ static int run_daemon(int argc, char **argv)
 		case 's': sock_opt = optarg; break;
 		case 'a': cfg.audit_path = optarg; break;
 		case 'I': cfg.isolate = true; break;
+		case 'P': with_parent = true; break;
 		case 'm':
 			if (control_socket_mode(optarg, err, sizeof err) < 0) {
 				fprintf(stderr, "egress-broker: %s\n", err);
@@ -71,10 +76,11 @@ static int run_daemon(int argc, char **argv)
 	if (control_socket_path(sock_opt, sock, sizeof sock) < 0)
 		return 1;
 	cfg.socket_path = sock;
-	/* The broker of one isolated run (egress-run --isolate) ends with the
-	 * egress-run that started it, killed or not: the sandbox then sees its
-	 * connection close and ends the namespace. */
-	if (cfg.isolate && prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+	/* A private broker (egress-run's) ends with the egress-run that started
+	 * it, killed or not: the sandbox of an isolated run then sees its
+	 * connection close and ends the namespace. A shared broker, --isolate
+	 * or not, outlives whoever started it. */
+	if (with_parent && prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
 		fprintf(stderr, "egress-broker: PR_SET_PDEATHSIG: %s\n", strerror(errno));
 	/* Before the resolver threads start, so that they inherit the mask. */
 	if (server_signals_block() < 0)

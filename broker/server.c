@@ -1,8 +1,9 @@
 /* server.c: the daemon's loop and everything it owns (policy, address
  * maps, stats, audit): the clients and their requests, which ask.c decides
  * and this file answers and records (the one verdict path and the one
- * record path, which the transport uses too), reload, signals and the
- * timer. The listening socket and CONTROL requests live in control.c. */
+ * record path, which the transport uses too), the sandboxes' captures
+ * (one per isolated network namespace), reload, signals and the timer.
+ * The listening socket and CONTROL requests live in control.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -28,6 +29,12 @@
 #define SERVER_ACCEPTS 64    /* accepts per wake-up, so clients are served too */
 #define SERVER_FIRST_SERIAL 16 /* client serials start here; 0 means none */
 
+/* A network namespace, as /proc/PID/ns/net names it: a hash key. */
+struct netns {
+	dev_t dev;
+	ino_t ino;
+};
+
 struct client {
 	struct server *s;
 	uint64_t serial;          /* never reused: the client's id and generation in one */
@@ -37,9 +44,14 @@ struct client {
 	gid_t gid;
 	char exe[PATH_MAX];       /* /proc/<pid>/exe, "" when unreadable */
 	unsigned lookups;         /* resolves waiting for the resolver */
-	bool isolated;            /* in another network namespace (egress-run --isolate) */
+	struct netns ns;          /* its network namespace when it connected (zeroes: unknown) */
+	bool ns_known;            /* ns could be read */
+	bool foreign;             /* not known to be in the broker's own network namespace */
+	bool isolated;            /* ns is a captured one: see client_isolated() */
 	bool paused;              /* reading stopped while lookups is at its bound */
+	struct capture *capture;  /* a sandbox's connection: the capture it handed over */
 	UT_hash_handle hh;        /* serial -> client */
+	UT_hash_handle nh;        /* ns -> the sandbox's connection, in s->sandboxes */
 };
 
 struct server {
@@ -61,16 +73,16 @@ struct server {
 	struct stats stats;
 	struct resolver *resolver;
 	struct transport *transport;       /* rewritten connections */
-	bool isolate;                      /* --isolate: one sandbox may hand over its capture */
-	struct capture *capture;           /* the sandbox's sockets, NULL none */
-	uint64_t capture_client;           /* the sandbox's connection: the capture lives as long */
+	bool isolate;                      /* --isolate: sandboxes may hand over their capture */
+	struct client *sandboxes;          /* netns -> the connection of the sandbox capturing it */
+	unsigned long sandboxes_total;     /* captures taken since start */
+	struct control_sandbox sbinfo[CONTROL_SANDBOX_LIST_MAX]; /* for status */
+	struct netns ns;                   /* our own network namespace */
 	struct stub *stub;                 /* the lookup stub (not with --isolate), NULL none */
 	struct dgrams *dgrams;             /* datagrams through the relay */
 	struct proto_addr stub_addrs[2];
 	int nstub;
 	uint16_t stub_port;
-	dev_t ns_dev;                      /* our own network namespace */
-	ino_t ns_ino;
 	unsigned ticks;                    /* timer ticks, one a second */
 	char transport_text[300];          /* for status */
 	struct transport_conn conns[TRANSPORT_LIST_MAX]; /* for status */
@@ -157,13 +169,39 @@ static struct client *client_find(struct server *s, uint64_t serial)
 	return c;
 }
 
+/* The connection of the sandbox whose capture holds network namespace
+ * ns, NULL when none does. */
+static struct client *sandbox_of(struct server *s, const struct netns *ns)
+{
+	struct client *sb;
+
+	HASH_FIND(nh, s->sandboxes, ns, sizeof *ns, sb);
+	return sb;
+}
+
+/* True when c is a program in an isolated network namespace: one that a
+ * sandbox's capture came from. Decided when c connects; a client of another
+ * namespace that connected before that namespace's capture arrived is
+ * looked up again whenever it asks, until it is found. Once isolated, c
+ * stays so for as long as it is connected (fail closed: its namespace is
+ * never taken for the broker's own again). */
+static bool client_isolated(struct server *s, struct client *c)
+{
+	if (!c->isolated && c->ns_known && c->foreign && sandbox_of(s, &c->ns))
+		c->isolated = true;
+	return c->isolated;
+}
+
 static void client_close(struct server *s, struct client *c)
 {
 	if (s->transport)
 		transport_client_gone(s->transport, c->serial);
-	if (s->capture && c->serial == s->capture_client) {
-		capture_free(s->capture); /* the sandbox is gone, and its namespace with it */
-		s->capture = NULL;
+	if (c->capture) { /* the sandbox is gone, and its namespace with it */
+		log_info("sandbox pid %ld gone: capture of its network namespace ended", (long)c->pid);
+		HASH_DELETE(nh, s->sandboxes, c);
+		synth_forget(s->synth, capture_pid(c->capture));
+		capture_free(c->capture);
+		c->capture = NULL;
 	}
 	loop_unwatch(s->loop, &c->w);
 	close(c->w.fd);
@@ -278,16 +316,11 @@ int server_add_client(struct server *s, int fd)
 	n = readlink(path, c->exe, sizeof c->exe - 1);
 	c->exe[n > 0 ? n : 0] = 0;
 	proc_stat(cr.pid, &c->ppid, &starttime);
-	{
-		dev_t dev;
-		ino_t ino;
-
-		/* Only a broker of an isolated run treats clients of another
-		 * network namespace as its sandbox's: a shared broker's clients
-		 * in namespaces of their own connect from where they are. */
-		c->isolated = s->isolate && capture_netns(cr.pid, &dev, &ino) == 0 &&
-			      (dev != s->ns_dev || ino != s->ns_ino);
-	}
+	/* A namespace that cannot be read counts as foreign (control refused
+	 * by an --isolate broker) and as not captured (it cannot hand one over). */
+	c->ns_known = capture_netns(cr.pid, &c->ns.dev, &c->ns.ino) == 0;
+	c->foreign = !c->ns_known || memcmp(&c->ns, &s->ns, sizeof c->ns) != 0;
+	client_isolated(s, c);
 	if (loop_watch(s->loop, &c->w, EPOLLIN) < 0) {
 		log_error("epoll_ctl: %s", strerror(errno));
 		close(fd);
@@ -560,7 +593,7 @@ static void server_ask(struct server *s, struct client *c, uint32_t id, const st
 		ask_resolve(&st, &w, q, &r);
 	else
 		ask_addr(&st, &w, q, &r);
-	if (c->isolated)
+	if (client_isolated(s, c))
 		ask_isolated(&st, &r);
 	switch (r.next) {
 	case ASK_LOOKUP:
@@ -584,50 +617,68 @@ static void server_stub_query(void *ctx, const struct capture_query *cq);
 static void server_dropped(void *ctx, pid_t ns_pid, struct audit_event *ev);
 static void server_dropped_count(void *ctx, const struct nflog_counts *n);
 
-/* CONTROL CAPTURE: the sandbox of `egress-run --isolate` hands over its
- * capture sockets. Taken once, from a client in another network namespace
- * of the broker's own uid (or root), by a broker started with --isolate;
- * the fds are the broker's then (closed on refusal). */
+/* CONTROL CAPTURE: the sandbox of an `egress-run --isolate` hands over its
+ * capture sockets. A broker started with --isolate takes one capture per
+ * network namespace, from a client of the broker's own uid (or root) in a
+ * namespace other than the broker's that no capture holds yet; the capture
+ * lasts as long as that client's connection. The fds are the broker's then
+ * (closed on refusal); the answer is TEXT "capturing", or status 1 and the
+ * reason. */
 static void server_capture(struct server *s, struct client *c, uint32_t id, int *fds, int nfds)
 {
 	struct capture_sink sink = { .ctx = s, .connection = server_captured, .query = server_dns,
 				     .dropped = server_dropped, .dropped_count = server_dropped_count };
 	struct proto_text *t = &s->ans.u.text;
-	const char *why = NULL;
+	char why[256] = "";
 	bool nflog = nfds == SANDBOX_CAPTURE_FDS;
+	struct client *sb;
 
 	if (!s->isolate)
-		why = "this broker was not started with --isolate";
-	else if (s->capture)
-		why = "a sandbox has handed over its sockets already";
-	else if (!c->isolated || (c->uid != geteuid() && c->uid != 0))
-		why = "not from the sandbox of this broker's run";
+		snprintf(why, sizeof why, "this broker was not started with --isolate");
+	else if (c->uid != geteuid() && c->uid != 0)
+		snprintf(why, sizeof why, "uid %ld may not hand over a capture (only root and uid %ld)",
+			 (long)c->uid, (long)geteuid());
+	else if (!c->ns_known)
+		snprintf(why, sizeof why, "cannot read the network namespace of pid %ld", (long)c->pid);
+	else if (!c->foreign)
+		snprintf(why, sizeof why, "pid %ld is in the broker's own network namespace",
+			 (long)c->pid);
+	else if ((sb = sandbox_of(s, &c->ns)))
+		snprintf(why, sizeof why, "its network namespace is captured already (sandbox pid %ld)",
+			 (long)sb->pid);
 	else if (nfds != SANDBOX_CAPTURE_FDS && nfds != SANDBOX_CAPTURE_SOCKS)
-		why = "not the capture sockets";
-	if (!why) {
+		snprintf(why, sizeof why, "not the capture sockets (%d descriptors, not %d or %d)",
+			 nfds, SANDBOX_CAPTURE_SOCKS, SANDBOX_CAPTURE_FDS);
+	if (!why[0]) {
 		if (nfds == SANDBOX_CAPTURE_SOCKS)
 			fds[SANDBOX_NFLOG_FD] = -1; /* the sandbox could not open NFLOG */
-		s->capture = capture_new(s->loop, fds, c->pid, &sink);
+		c->capture = capture_new(s->loop, fds, c->pid, &sink, why, sizeof why);
 		nfds = 0; /* capture_new owns them now, whatever it returns */
-		if (!s->capture)
-			why = strerror(errno);
-		else
-			s->capture_client = c->serial;
+		if (c->capture && !capture_owns_netns(c->capture, c->ns.dev, c->ns.ino)) {
+			snprintf(why, sizeof why, "pid %ld changed network namespace", (long)c->pid);
+			capture_free(c->capture);
+			c->capture = NULL;
+		}
+		if (c->capture) {
+			HASH_ADD(nh, s->sandboxes, ns, sizeof c->ns, c);
+			s->sandboxes_total++;
+		}
 	}
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
 	s->ans.type = PROTO_TEXT;
 	s->ans.id = id;
-	t->status = why ? 1 : 0;
-	snprintf(t->text, sizeof t->text, "%s", why ? why : "capturing");
+	t->status = why[0] ? 1 : 0;
+	snprintf(t->text, sizeof t->text, "%s", why[0] ? why : "capturing");
 	t->len = (uint32_t)strlen(t->text);
-	if (why)
+	if (why[0])
 		log_warn("client pid %ld: capture refused: %s", (long)c->pid, why);
 	else if (!nflog)
 		log_warn("capturing the network namespace of pid %ld without its NFLOG socket: the "
 			 "packets it drops (UDP but DNS, other IP) are not audited", (long)c->pid);
 	else
-		log_info("capturing the network namespace of pid %ld", (long)c->pid);
+		log_info("capturing the network namespace of sandbox pid %ld (%u capturing now)",
+			 (long)c->pid, HASH_CNT(nh, s->sandboxes));
 	client_send(s, c, &s->ans, -1);
 }
 
@@ -707,7 +758,11 @@ static void client_readable(struct server *s, struct client *c)
 		server_ask(s, c, s->msg.id, &s->msg.u.ask);
 		break;
 	case PROTO_CONTROL:
-		if (c->isolated) { /* a program under --isolate may not steer its broker */
+		/* A program under --isolate may not steer its broker; nor may
+		 * anything else outside the broker's network namespace once it
+		 * takes captures (a namespace made inside a sandbox is not a
+		 * captured one, but no less the sandbox's). */
+		if (client_isolated(s, c) || (s->isolate && c->foreign)) {
 			client_send_error(s, c, s->msg.id, PROTO_E_DENIED);
 			break;
 		}
@@ -963,6 +1018,17 @@ void server_info(struct server *s, struct control_info *ci)
 	ci->stub_port = s->stub ? s->stub_port : 0;
 	ci->stub_queries = stub_queries(s->stub);
 	dgrams_counts(s->dgrams, &ci->dgram_active, &ci->dgram_total);
+	ci->isolate = s->isolate;
+	ci->sandboxes_total = s->sandboxes_total;
+	ci->sandboxes_active = HASH_CNT(nh, s->sandboxes);
+	ci->sandboxes = s->sbinfo;
+	for (struct client *sb = s->sandboxes; sb && ci->nsandboxes < CONTROL_SANDBOX_LIST_MAX;
+	     sb = sb->nh.next) {
+		struct control_sandbox *o = &s->sbinfo[ci->nsandboxes++];
+
+		o->pid = sb->pid;
+		capture_counts(sb->capture, &o->connections, &o->queries);
+	}
 }
 
 /* --------------------------------------------------------------- reload */
@@ -1128,7 +1194,7 @@ struct server *server_new(const struct server_config *cfg, char *err, size_t err
 	audit_init(&s->audit);
 	s->next_serial = SERVER_FIRST_SERIAL;
 	s->isolate = cfg->isolate;
-	if (capture_netns(getpid(), &s->ns_dev, &s->ns_ino) < 0) {
+	if (capture_netns(getpid(), &s->ns.dev, &s->ns.ino) < 0) {
 		snprintf(err, errlen, "cannot read /proc/self/ns/net: %s", strerror(errno));
 		goto fail;
 	}
@@ -1208,8 +1274,6 @@ void server_free(struct server *s)
 
 	if (!s)
 		return;
-	capture_free(s->capture);
-	s->capture = NULL;
 	stub_free(s->stub);
 	s->stub = NULL;
 	dgrams_free(s->dgrams);

@@ -178,6 +178,15 @@ size_t synth_gc(struct synth *s, bool (*alive)(pid_t))
 	return dropped;
 }
 
+void synth_forget(struct synth *s, pid_t pid)
+{
+	struct synth_pid *p;
+
+	HASH_FIND(hh, s->pids, &pid, sizeof pid, p);
+	if (p)
+		pid_free(s, p);
+}
+
 size_t synth_entries(const struct synth *s)
 {
 	return s->entries;

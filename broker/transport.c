@@ -152,12 +152,14 @@ static void flow_close(struct flow *f)
 }
 
 /* Writes the audit event of c: its outcome (op connect) or, for a relayed
- * connection, its close with the byte counts. */
+ * connection, its close with the byte counts. The address asked for is
+ * recorded unless it is a name's synthetic one, which says nothing more. */
 static void record(struct transport *t, struct conduit *c, int op, int err)
 {
+	bool named = c->name[0] && synth_is(&c->r.addr);
 	struct audit_event ev = {
 		.pid = c->r.pid, .uid = c->r.uid, .exe = c->exe[0] ? c->exe : NULL, .op = op,
-		.name = c->name[0] ? c->name : NULL, .addr = c->name[0] ? NULL : &c->r.addr,
+		.name = c->name[0] ? c->name : NULL, .addr = named ? NULL : &c->r.addr,
 		.port = c->r.port, .l4 = PROTO_L4_TCP, .action = c->r.action ? c->r.action : PROTO_REWRITE,
 		.rule = c->rule, .captured = c->r.captured,
 		.err = err ? policy_errno_name(err) : NULL, .transport = c->text,

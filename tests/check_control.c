@@ -88,6 +88,39 @@ START_TEST(test_control_status_text_lines)
 					  "1 malformed NFLOG messages\n"));
 	ck_assert_ptr_nonnull(strstr(out, "top denied:\n  10.1.2.3:22 tcp          4\n"
 					  "  evil.example.com:443 tcp 1\n"));
+	ck_assert_ptr_nonnull(strstr(out, "isolation: off (not started with --isolate)\n"));
+	stats_free(&st);
+}
+END_TEST
+
+/* The sandboxes of an --isolate broker: how many, each listed up to the
+ * list's length, the rest counted. */
+START_TEST(test_control_status_sandboxes)
+{
+	static const struct control_sandbox sb[2] = { { 41, 3, 2 }, { 42, 0, 1 } };
+	struct control_info ci;
+	struct stats st;
+	char out[4096];
+
+	sample_info(&ci, &st);
+	ci.isolate = true;
+	ci.sandboxes = sb;
+	ci.nsandboxes = 2;
+	ci.sandboxes_active = 3;
+	ci.sandboxes_total = 7;
+	control_status_text(&ci, out, sizeof out);
+	ck_assert_ptr_nonnull(strstr(out, "isolation: 3 sandboxes capturing, 7 since start\n"
+					  "  sandbox pid 41: 3 connections, 2 queries captured\n"
+					  "  sandbox pid 42: 0 connections, 1 queries captured\n"
+					  "  and 1 more\n"));
+	control_status_json(&ci, out, sizeof out);
+	ck_assert_ptr_nonnull(strstr(out, "\"socket\":\"/tmp/b.sock\",\"isolate\":true,\"policy\":"));
+	ck_assert_ptr_nonnull(strstr(out, "\"sandboxes\":{\"active\":3,\"total\":7,\"list\":["
+					  "{\"pid\":41,\"connections\":3,\"queries\":2},"
+					  "{\"pid\":42,\"connections\":0,\"queries\":1}]}"));
+	ci.sandboxes_active = ci.nsandboxes = 1;
+	control_status_text(&ci, out, sizeof out);
+	ck_assert_ptr_nonnull(strstr(out, "isolation: 1 sandbox capturing, 7 since start\n"));
 	stats_free(&st);
 }
 END_TEST
@@ -169,6 +202,7 @@ Suite *suite_control(void)
 	tcase_add_test(tc, test_control_socket_path_lookup);
 	tcase_add_test(tc, test_control_status_text_lines);
 	tcase_add_test(tc, test_control_status_json_keys);
+	tcase_add_test(tc, test_control_status_sandboxes);
 	tcase_add_loop_test(tc, test_control_socket_mode_table, 0,
 			    sizeof mode_cases / sizeof mode_cases[0]);
 	tcase_add_test(tc, test_control_listen_applies_the_mode);

@@ -1,18 +1,25 @@
 /* check_server.c: unit tests of broker/server.c: request handling through a
  * socketpair client (the fixture in testlib.c), control requests, malformed
- * clients, the listening socket. */
+ * clients, the listening socket; and the captures of sandboxes, made by
+ * child processes in network namespaces of their own. */
 #include <errno.h>
+#include <net/if.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "suites.h"
 #include "testlib.h"
 #include "../broker/broker.h"
+#include "dns.h"
 
 static const char *server_policy = "[egress]\n"
 				   "default = deny\n"
@@ -465,6 +472,392 @@ START_TEST(test_server_new_bad_policy)
 }
 END_TEST
 
+/* ------------------------------------------------------------- isolation */
+
+/* The descriptors an nschild makes in its network namespace and hands over,
+ * in this order. */
+enum {
+	NS_SANDBOX, NS_SANDBOX_PEER, /* a socketpair: the sandbox's connection and its end */
+	NS_EARLY, NS_EARLY_PEER,     /* a program's, added before the capture */
+	NS_LATE, NS_LATE_PEER,       /* a program's, added after it */
+	NS_CAP,                      /* SANDBOX_CAPTURE_SOCKS capture sockets (no NFLOG): TCP, TCP, UDP :53, UDP */
+	NS_UDP = NS_CAP + SANDBOX_CAPTURE_SOCKS, /* a program's UDP socket, for a DNS query */
+	NS_TCP,                      /* a program's TCP socket, for a captured connection */
+	NS_FDS
+};
+
+/* A process in a network namespace of its own (inside a user namespace too
+ * when not root) that made the descriptors above there and lives until
+ * ctl is closed. */
+struct nschild {
+	pid_t pid;
+	int ctl;
+	int fd[NS_FDS]; /* -1 once handed on or closed */
+};
+
+/* A socket of type on 127.0.0.1:port, listening when a stream; -1 on failure. */
+static int lo_socket(int type, uint16_t port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, 8) < 0))
+		return -1;
+	return fd;
+}
+
+/* The child: its namespace, loopback up, the descriptors (the capture
+ * sockets as root inside, the rest as uid when uid is not 0), handed over
+ * in one message; then it waits for ctl to close. */
+static void nschild_main(int ctl, uid_t uid)
+{
+	union {
+		struct cmsghdr align;
+		char space[CMSG_SPACE(sizeof(int) * NS_FDS)];
+	} cm;
+	struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.space,
+			     .msg_controllen = sizeof cm.space };
+	struct ifreq ifr;
+	int fd[NS_FDS], s;
+	char c;
+
+	/* what the test holds (another child's ends) is not the child's to keep open */
+	for (int i = 3; i < 1024; i++)
+		if (i != ctl)
+			close(i);
+	if (unshare(geteuid() == 0 ? CLONE_NEWNET : CLONE_NEWUSER | CLONE_NEWNET) < 0)
+		_exit(2);
+	memset(&ifr, 0, sizeof ifr);
+	strcpy(ifr.ifr_name, "lo");
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0 ||
+	    (ifr.ifr_flags |= IFF_UP, ioctl(s, SIOCSIFFLAGS, &ifr) < 0))
+		_exit(3);
+	close(s);
+	fd[NS_CAP] = lo_socket(SOCK_STREAM, 0);
+	fd[NS_CAP + 1] = lo_socket(SOCK_STREAM, 0);
+	fd[NS_CAP + 2] = lo_socket(SOCK_DGRAM, 53);
+	fd[NS_CAP + 3] = lo_socket(SOCK_DGRAM, 0);
+	if (uid && setresuid(uid, uid, uid) < 0)
+		_exit(4);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, &fd[NS_SANDBOX]) < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, &fd[NS_EARLY]) < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, &fd[NS_LATE]) < 0)
+		_exit(5);
+	fd[NS_UDP] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	fd[NS_TCP] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	for (int i = 0; i < NS_FDS; i++)
+		if (fd[i] < 0)
+			_exit(6);
+	memset(&cm, 0, sizeof cm);
+	CMSG_FIRSTHDR(&mh)->cmsg_level = SOL_SOCKET;
+	CMSG_FIRSTHDR(&mh)->cmsg_type = SCM_RIGHTS;
+	CMSG_FIRSTHDR(&mh)->cmsg_len = CMSG_LEN(sizeof(int) * NS_FDS);
+	memcpy(CMSG_DATA(CMSG_FIRSTHDR(&mh)), fd, sizeof fd);
+	if (sendmsg(ctl, &mh, 0) != 1)
+		_exit(7);
+	for (int i = 0; i < NS_FDS; i++)
+		close(fd[i]);
+	while (read(ctl, &c, 1) > 0)
+		;
+	_exit(0);
+}
+
+/* Starts k (its descriptors made as uid, 0: root inside). Returns false,
+ * with the reason on stderr, when this system gives no network namespace
+ * to the test. */
+static bool nschild_start(struct nschild *k, uid_t uid)
+{
+	union {
+		struct cmsghdr align;
+		char space[CMSG_SPACE(sizeof(int) * NS_FDS)];
+	} cm;
+	char c;
+	struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.space,
+			     .msg_controllen = sizeof cm.space };
+	int sv[2], st;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	k->pid = fork();
+	ck_assert_int_ge(k->pid, 0);
+	if (k->pid == 0) {
+		close(sv[0]);
+		nschild_main(sv[1], uid);
+	}
+	close(sv[1]);
+	k->ctl = sv[0];
+	if (recvmsg(k->ctl, &mh, MSG_CMSG_CLOEXEC) != 1) {
+		close(k->ctl);
+		waitpid(k->pid, &st, 0);
+		fprintf(stderr, "check_server: no network namespace for the test (child status %d): "
+				"isolation cases skipped\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+		return false;
+	}
+	ck_assert_ptr_nonnull(CMSG_FIRSTHDR(&mh));
+	memcpy(k->fd, CMSG_DATA(CMSG_FIRSTHDR(&mh)), sizeof k->fd);
+	return true;
+}
+
+/* Closes what k handed over and is still here, and ends k. */
+static void nschild_end(struct nschild *k)
+{
+	for (int i = 0; i < NS_FDS; i++)
+		if (k->fd[i] >= 0)
+			close(k->fd[i]);
+	close(k->ctl);
+	waitpid(k->pid, NULL, 0);
+}
+
+/* Adds k's socket end i to the broker as a client, whose pid is k's. */
+static void nschild_connect(struct fixture *f, struct nschild *k, int i)
+{
+	ck_assert_int_eq(server_add_client(f->s, k->fd[i]), 0);
+	k->fd[i] = -1;
+}
+
+/* Runs the loop until a message arrives on fd (a client's end other than
+ * f->fd), into m. Returns 0, or -1 when the broker closed fd. */
+static int pump_from(struct fixture *f, int fd, struct proto_msg *m)
+{
+	int own = f->fd, rc;
+
+	f->fd = fd;
+	rc = pump(f, m);
+	f->fd = own;
+	return rc;
+}
+
+/* ask() from the client whose end is fd. */
+static void ask_from(struct fixture *f, int fd, uint32_t id, int op, int l4, uint16_t port,
+		     const char *target, struct proto_msg *ans)
+{
+	int own = f->fd;
+
+	f->fd = fd;
+	ask(f, id, op, l4, port, target, ans);
+	f->fd = own;
+}
+
+/* Sends CONTROL what on fd, with the n descriptors fds as SCM_RIGHTS (the
+ * sandbox's CAPTURE), and waits for the answer in m. */
+static void control_from(struct fixture *f, int fd, int what, const int *fds, int n,
+			 struct proto_msg *m)
+{
+	union {
+		struct cmsghdr align;
+		char space[CMSG_SPACE(sizeof(int) * SANDBOX_CAPTURE_FDS)];
+	} cm;
+	uint8_t buf[PROTO_MSG_MAX];
+	struct iovec iov = { .iov_base = buf };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct proto_msg q;
+	ssize_t len;
+
+	memset(&q, 0, sizeof q);
+	q.type = PROTO_CONTROL;
+	q.id = 5;
+	q.u.control.what = (uint8_t)what;
+	len = proto_encode(&q, buf, sizeof buf);
+	ck_assert_int_gt(len, 0);
+	iov.iov_len = (size_t)len;
+	if (n > 0) {
+		memset(&cm, 0, sizeof cm);
+		mh.msg_control = cm.space;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+		CMSG_FIRSTHDR(&mh)->cmsg_level = SOL_SOCKET;
+		CMSG_FIRSTHDR(&mh)->cmsg_type = SCM_RIGHTS;
+		CMSG_FIRSTHDR(&mh)->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+		memcpy(CMSG_DATA(CMSG_FIRSTHDR(&mh)), fds, sizeof(int) * (size_t)n);
+	}
+	ck_assert_int_eq(sendmsg(fd, &mh, 0), len);
+	ck_assert_int_eq(pump_from(f, fd, m), 0);
+}
+
+/* The sandbox k hands over its capture sockets; the answer's text. */
+static const char *hand_over(struct fixture *f, struct nschild *k, struct proto_msg *m)
+{
+	control_from(f, k->fd[NS_SANDBOX_PEER], PROTO_CTL_CAPTURE, &k->fd[NS_CAP],
+		     SANDBOX_CAPTURE_SOCKS, m);
+	ck_assert_int_eq(m->type, PROTO_TEXT);
+	return m->u.text.text;
+}
+
+/* The broker's status --json, asked from the test's own namespace. */
+static const char *status_json(struct fixture *f, struct proto_msg *m)
+{
+	control_from(f, f->fd, PROTO_CTL_STATUS_JSON, NULL, 0, m);
+	ck_assert_int_eq(m->type, PROTO_TEXT);
+	return m->u.text.text;
+}
+
+static const char *iso_policy = "[egress]\n"
+				"default = deny\n"
+				"[rule \"pub\"]\n"
+				"host = pub.test\n"
+				"action = allow\n";
+
+/* A query for pub.test, A, IN. */
+static const uint8_t pub_query[] = {
+	0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0,
+	3, 'p', 'u', 'b', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1,
+};
+
+START_TEST(test_server_capture_per_netns)
+{
+	struct fixture f;
+	struct nschild a, b;
+	struct proto_msg m;
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(53),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in lst;
+	socklen_t len = sizeof lst;
+	uint8_t reply[512];
+	char want[256], text[8192];
+	ssize_t n = -1;
+
+	if (!nschild_start(&a, 0))
+		return;
+	ck_assert(nschild_start(&b, 0));
+	fixture_open_isolated(&f, iso_policy, stub_lookup);
+	nschild_connect(&f, &a, NS_SANDBOX);
+	nschild_connect(&f, &a, NS_EARLY);
+	nschild_connect(&f, &b, NS_SANDBOX);
+
+	/* before its namespace is captured, a program there is not isolated */
+	ask_from(&f, a.fd[NS_EARLY_PEER], 1, PROTO_OP_CONNECT, PROTO_L4_TCP, 9, "127.0.0.1", &m);
+	ck_assert_int_eq(m.u.verdict.action, PROTO_DENY);
+	ck_assert_str_eq(m.u.verdict.rule, "default");
+
+	ck_assert_str_eq(hand_over(&f, &a, &m), "capturing");
+	ck_assert_int_eq(m.u.text.status, 0);
+	/* a second capture of the same namespace is refused, with why */
+	control_from(&f, a.fd[NS_SANDBOX_PEER], PROTO_CTL_CAPTURE, NULL, 0, &m);
+	ck_assert_int_eq(m.u.text.status, 1);
+	snprintf(want, sizeof want, "its network namespace is captured already (sandbox pid %ld)",
+		 (long)a.pid);
+	ck_assert_str_eq(m.u.text.text, want);
+	/* and one from the broker's own namespace */
+	control_from(&f, f.fd, PROTO_CTL_CAPTURE, NULL, 0, &m);
+	ck_assert_int_eq(m.u.text.status, 1);
+	ck_assert_ptr_nonnull(strstr(m.u.text.text, "is in the broker's own network namespace"));
+	/* sockets of another namespace than the sandbox's */
+	control_from(&f, b.fd[NS_SANDBOX_PEER], PROTO_CTL_CAPTURE, &a.fd[NS_CAP],
+		     SANDBOX_CAPTURE_SOCKS, &m);
+	ck_assert_int_eq(m.u.text.status, 1);
+	ck_assert_str_eq(m.u.text.text, "capture socket 0 is not in the sandbox's network namespace");
+	/* another namespace, not captured (one made inside a sandbox would be
+	 * such), may not ask for status of a broker that takes captures */
+	nschild_connect(&f, &b, NS_EARLY);
+	control_from(&f, b.fd[NS_EARLY_PEER], PROTO_CTL_STATUS, NULL, 0, &m);
+	ck_assert_int_eq(m.type, PROTO_ERROR);
+	ck_assert_int_eq(m.u.error, PROTO_E_DENIED);
+	/* a second sandbox, in a namespace of its own, is taken too */
+	ck_assert_str_eq(hand_over(&f, &b, &m), "capturing");
+
+	/* the program that connected before the capture is isolated now (the
+	 * denied loopback connect stays in its namespace), and so is one that
+	 * connects after; neither may ask for status */
+	ask_from(&f, a.fd[NS_EARLY_PEER], 2, PROTO_OP_CONNECT, PROTO_L4_TCP, 9, "127.0.0.1", &m);
+	ck_assert_int_eq(m.u.verdict.action, PROTO_ALLOW);
+	ck_assert_str_eq(m.u.verdict.rule, "namespace");
+	nschild_connect(&f, &a, NS_LATE);
+	ask_from(&f, a.fd[NS_LATE_PEER], 3, PROTO_OP_CONNECT, PROTO_L4_TCP, 9, "127.0.0.1", &m);
+	ck_assert_str_eq(m.u.verdict.rule, "namespace");
+	control_from(&f, a.fd[NS_LATE_PEER], PROTO_CTL_STATUS, NULL, 0, &m);
+	ck_assert_int_eq(m.type, PROTO_ERROR);
+	ck_assert_int_eq(m.u.error, PROTO_E_DENIED);
+	/* the test's own client is not isolated */
+	ask(&f, 4, PROTO_OP_CONNECT, PROTO_L4_TCP, 9, "127.0.0.1", &m);
+	ck_assert_int_eq(m.u.verdict.action, PROTO_DENY);
+
+	/* a DNS query in a's namespace reaches a's stub, a connection a's listener */
+	ck_assert_int_eq(sendto(a.fd[NS_UDP], pub_query, sizeof pub_query, 0,
+				(struct sockaddr *)&to, sizeof to), (ssize_t)sizeof pub_query);
+	for (int i = 0; i < 100 && n < 0; i++) {
+		server_run_once(f.s, 20);
+		n = recv(a.fd[NS_UDP], reply, sizeof reply, MSG_DONTWAIT);
+	}
+	ck_assert_int_gt(n, (ssize_t)sizeof pub_query + 12);
+	ck_assert_int_eq(reply[0], 0x12);
+	ck_assert_int_eq(reply[3] & 0x0f, DNS_NOERROR);
+	ck_assert_int_eq(reply[7], 1); /* one answer: pub.test's synthetic address */
+	ck_assert_int_eq(reply[n - 4], 198);
+	ck_assert_int_eq(getsockname(a.fd[NS_CAP], (struct sockaddr *)&lst, &len), 0);
+	ck_assert_int_eq(connect(a.fd[NS_TCP], (struct sockaddr *)&lst, len), 0);
+	for (int i = 0; i < 5; i++)
+		server_run_once(f.s, 20);
+	snprintf(want, sizeof want,
+		 "\"isolate\":true,"); /* near the top */
+	ck_assert_ptr_nonnull(strstr(status_json(&f, &m), want));
+	snprintf(want, sizeof want,
+		 "\"sandboxes\":{\"active\":2,\"total\":2,\"list\":[{\"pid\":%ld,\"connections\":1,"
+		 "\"queries\":1},{\"pid\":%ld,\"connections\":0,\"queries\":0}]}",
+		 (long)a.pid, (long)b.pid);
+	ck_assert_ptr_nonnull(strstr(m.u.text.text, want));
+	control_from(&f, f.fd, PROTO_CTL_STATUS, NULL, 0, &m);
+	ck_assert_ptr_nonnull(strstr(m.u.text.text, "isolation: 2 sandboxes capturing, 2 since start\n"));
+	snprintf(want, sizeof want, "  sandbox pid %ld: 1 connections, 1 queries captured\n",
+		 (long)a.pid);
+	ck_assert_ptr_nonnull(strstr(m.u.text.text, want));
+	read_file(f.audit, text, sizeof text);
+	ck_assert_ptr_nonnull(strstr(text, "\"op\":\"resolve\",\"name\":\"pub.test\",\"addr\":\"198."));
+	ck_assert_ptr_nonnull(strstr(text, "\"rule\":\"pub\",\"errno\":null,\"captured\":true}"));
+
+	/* a's capture ends with its connection; a's programs stay isolated */
+	close(a.fd[NS_SANDBOX_PEER]);
+	a.fd[NS_SANDBOX_PEER] = -1;
+	for (int i = 0; i < 5; i++)
+		server_run_once(f.s, 10);
+	snprintf(want, sizeof want,
+		 "\"sandboxes\":{\"active\":1,\"total\":2,\"list\":[{\"pid\":%ld,", (long)b.pid);
+	ck_assert_ptr_nonnull(strstr(status_json(&f, &m), want));
+	ask_from(&f, a.fd[NS_EARLY_PEER], 5, PROTO_OP_CONNECT, PROTO_L4_TCP, 9, "127.0.0.1", &m);
+	ck_assert_str_eq(m.u.verdict.rule, "namespace");
+	fixture_close(&f);
+	nschild_end(&a);
+	nschild_end(&b);
+}
+END_TEST
+
+/* A broker without --isolate takes no capture and isolates no one; one that
+ * takes captures takes them from root and its own uid only. */
+START_TEST(test_server_capture_refused)
+{
+	struct fixture f;
+	struct nschild k;
+	struct proto_msg m;
+
+	if (!nschild_start(&k, 0))
+		return;
+	fixture_open(&f, iso_policy, stub_lookup);
+	nschild_connect(&f, &k, NS_SANDBOX);
+	ck_assert_str_eq(hand_over(&f, &k, &m), "this broker was not started with --isolate");
+	ck_assert_int_eq(m.u.text.status, 1);
+	ask_from(&f, k.fd[NS_SANDBOX_PEER], 1, PROTO_OP_CONNECT, PROTO_L4_TCP, 9, "127.0.0.1", &m);
+	ck_assert_int_eq(m.u.verdict.action, PROTO_DENY);
+	control_from(&f, k.fd[NS_SANDBOX_PEER], PROTO_CTL_STATUS_JSON, NULL, 0, &m);
+	ck_assert_int_eq(m.type, PROTO_TEXT); /* another namespace may ask for status here */
+	ck_assert_ptr_nonnull(strstr(m.u.text.text, "\"isolate\":false,"));
+	ck_assert_ptr_nonnull(strstr(m.u.text.text, "\"sandboxes\":{\"active\":0,\"total\":0,\"list\":[]}"));
+	fixture_close(&f);
+	nschild_end(&k);
+
+	if (geteuid() != 0)
+		return; /* another uid needs root */
+	ck_assert(nschild_start(&k, 65534));
+	fixture_open_isolated(&f, iso_policy, stub_lookup);
+	nschild_connect(&f, &k, NS_SANDBOX);
+	ck_assert_str_eq(hand_over(&f, &k, &m),
+			 "uid 65534 may not hand over a capture (only root and uid 0)");
+	fixture_close(&f);
+	nschild_end(&k);
+}
+END_TEST
+
 Suite *suite_server(void)
 {
 	Suite *s = suite_create("server");
@@ -489,6 +882,11 @@ Suite *suite_server(void)
 	tcase_add_test(tc, test_server_close_returns_memory);
 	tcase_add_test(tc, test_server_listen_socket_lifecycle);
 	tcase_add_test(tc, test_server_new_bad_policy);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("isolate");
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_server_capture_per_netns);
+	tcase_add_test(tc, test_server_capture_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -67,6 +67,25 @@ START_TEST(test_synth_many_names_distinct)
 }
 END_TEST
 
+/* An isolated namespace's map goes with its capture, alone. */
+START_TEST(test_synth_forget)
+{
+	struct synth *s = synth_new(8);
+	struct proto_addr a, b;
+	char name[PROTO_NAME_MAX + 1];
+
+	ck_assert_int_eq(synth_map(s, 10, "a.example", &a), 0);
+	ck_assert_int_eq(synth_map(s, 11, "b.example", &b), 0);
+	synth_forget(s, 10);
+	synth_forget(s, 12); /* none: nothing happens */
+	ck_assert(!synth_lookup(s, 10, 0, &a, name, sizeof name));
+	ck_assert(synth_lookup(s, 11, 0, &b, name, sizeof name));
+	ck_assert_str_eq(name, "b.example");
+	ck_assert_uint_eq(synth_entries(s), 1);
+	synth_free(s);
+}
+END_TEST
+
 Suite *suite_synth(void)
 {
 	Suite *s = suite_create("synth");
@@ -74,6 +93,7 @@ Suite *suite_synth(void)
 
 	tcase_add_test(tc, test_synth_map);
 	tcase_add_test(tc, test_synth_many_names_distinct);
+	tcase_add_test(tc, test_synth_forget);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -81,9 +81,10 @@ int stub_lookup(const char *name, int family, struct proto_addr *out, int max, i
 
 /* ---------------------------------------------------------------- fixture */
 
-void fixture_open(struct fixture *f, const char *policy_text, resolver_lookup_fn lookup)
+static void fixture_start(struct fixture *f, const char *policy_text, resolver_lookup_fn lookup,
+			  bool isolate)
 {
-	struct server_config cfg = { 0 };
+	struct server_config cfg = { .isolate = isolate };
 	char err[POLICY_ERR_MAX];
 	int sv[2];
 
@@ -99,6 +100,16 @@ void fixture_open(struct fixture *f, const char *policy_text, resolver_lookup_fn
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
 	ck_assert_int_eq(server_add_client(f->s, sv[0]), 0);
 	f->fd = sv[1];
+}
+
+void fixture_open(struct fixture *f, const char *policy_text, resolver_lookup_fn lookup)
+{
+	fixture_start(f, policy_text, lookup, false);
+}
+
+void fixture_open_isolated(struct fixture *f, const char *policy_text, resolver_lookup_fn lookup)
+{
+	fixture_start(f, policy_text, lookup, true);
 }
 
 void fixture_close(struct fixture *f)

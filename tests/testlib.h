@@ -63,6 +63,8 @@ struct fixture {
  * that resolves with lookup and shows the socket "/tmp/not-listening.sock"
  * without binding it; adds one client whose other end is f->fd. */
 void fixture_open(struct fixture *f, const char *policy_text, resolver_lookup_fn lookup);
+/* fixture_open for a broker started with --isolate. */
+void fixture_open_isolated(struct fixture *f, const char *policy_text, resolver_lookup_fn lookup);
 /* Frees the server and removes the fixture's files. */
 void fixture_close(struct fixture *f);
 /* Encodes m and sends it on fd as one message. */

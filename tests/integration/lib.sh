@@ -1,6 +1,7 @@
 # lib.sh: shared helpers for the integration tests, sourced by each t_*.sh.
 # run.sh exports ROOT (repo root), BUILD (build or build/san), SANITIZE,
-# T (this test's fresh temp dir) and EGRESS_IT_PY (the real python3 binary).
+# T (this test's fresh temp dir), EGRESS_IT_PY (the real python3 binary)
+# and, for a suite's isolated run, ISOLATE=1 (see "isolation" below).
 # Every background process is recorded in $T/pids; run.sh kills leftovers.
 # Waits are bounded polls (never a fixed sleep that an assertion relies on).
 
@@ -48,6 +49,66 @@ CURL_SAN_ENV=$SAN_ENV
 [ -n "${SANITIZE:-}" ] && { CURL_PRELOAD=$ROOT/build/libegress.so; CURL_SAN_ENV=; }
 
 SAN_PATTERN='ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|UndefinedBehaviorSanitizer|AddressSanitizer:DEADLYSIGNAL'
+
+# ------------------------------------------------------------- isolation
+
+# ISOLATE=1 runs a suite in isolated mode: start_broker starts the suite's
+# broker with --isolate, and run_shim runs each command through
+# `tools/egress-run --isolate --quiet` with EGRESS_SOCKET=$SOCK, so that each
+# command runs in namespaces of its own whose capture that one broker takes,
+# and the suite's audit log and status are the ones asserted on. The
+# suite's servers stay on the host's loopback, which a command reaches only
+# through the broker. Root only, plain build only (run.sh says why).
+ISOLATE=${ISOLATE:-}
+NA=0
+ISO_RUNS=0
+
+# isolated: true in isolated mode.
+isolated() { [ -n "$ISOLATE" ]; }
+
+# not_isolated REASON: in isolated mode prints "  n/a  REASON" and returns 1,
+# so that `not_isolated "why" && assert_...` (or an if) leaves out a check
+# that cannot hold under isolation, saying why; otherwise returns 0. The
+# reason says what isolation does instead.
+not_isolated() {
+	isolated || return 0
+	NA=$((NA + 1))
+	echo "  n/a  isolated: $*"
+	return 1
+}
+
+# What isolation does with an attempt on the host's loopback (where the
+# suites' servers are) that the policy does not let the broker make for the
+# program: the attempt stays in the namespace, whose own loopback is empty.
+# A connect the policy denies there is allowed (rule "namespace") and
+# refused by that loopback; a datagram is sent there, allowed or not.
+
+# lo_err ERRNO: what a program sees for a connect the policy denies to the
+# host's loopback: ERRNO, the rule's, or in isolated mode ECONNREFUSED.
+lo_err() {
+	if isolated; then echo ECONNREFUSED; else echo "$1"; fi
+}
+
+# assert_audit_lo N MSG FILTERS...: assert_audit of a denied connect, or of
+# any send, to the host's loopback; in isolated mode the same N events
+# (FILTERS without their action, rule and errno) as the namespace records
+# them: action=allow rule=namespace errno=null.
+assert_audit_lo() {
+	_n=$1
+	_m=$2
+	shift 2
+	if isolated; then
+		_k=$#
+		for _a in "$@"; do
+			case $_a in action=* | rule=* | errno=*) ;; *) set -- "$@" "$_a" ;; esac
+		done
+		shift "$_k"
+		assert_audit "$_n" "$_m (isolated: on the namespace's own loopback)" "$@" action=allow \
+			rule=namespace errno=null
+	else
+		assert_audit "$_n" "$_m" "$@"
+	fi
+}
 
 # ------------------------------------------------------------- assertions
 
@@ -246,13 +307,14 @@ _policy_keys() {
 	done
 }
 
-# start_broker [ARGS...]: starts the broker on $POLICY/$SOCK/$AUDIT and waits
-# (<= 5 s) for the socket to appear; when a stale socket file is already
-# there, waits until `status` answers instead. Returns 1 (and records a
-# failure) when the broker did not come up.
+# start_broker [ARGS...]: starts the broker on $POLICY/$SOCK/$AUDIT (with
+# --isolate in isolated mode) and waits (<= 5 s) for the socket to appear;
+# when a stale socket file is already there, waits until `status` answers
+# instead. Returns 1 (and records a failure) when the broker did not come up.
 start_broker() {
 	_stale=0
 	[ -e "$SOCK" ] && _stale=1
+	isolated && set -- --isolate "$@"
 	env $BROKER_SAN_ENV "$BROKER_BIN" --policy "$POLICY" --socket "$SOCK" --audit "$AUDIT" "$@" \
 		>>"$T/broker.out" 2>>"$T/broker.err" &
 	BROKER_PID=$!
@@ -312,6 +374,9 @@ jget() { "$PY" "$H/ej.py" get "$1" "$2"; }
 # audit_count [FILTERS...]: events of $AUDIT matching KEY=VAL / KEY!=VAL.
 audit_count() { "$PY" "$H/ej.py" count "$AUDIT" "$@"; }
 
+# audit_values KEY [FILTERS...]: KEY of each matching event, one a line.
+audit_values() { "$PY" "$H/ej.py" values "$AUDIT" "$@"; }
+
 # assert_audit N MSG FILTERS...: waits (<= 5 s) until at least N events match,
 # then requires exactly N.
 assert_audit() {
@@ -360,14 +425,15 @@ assert_audit_valid() {
 }
 
 # assert_status_matches_audit TAG: the decision counters of status --json
-# ($T/TAG.json) equal what the audit log recorded.
+# ($T/TAG.json) equal what the audit log recorded (a relayed connection's
+# close is an event, not a decision).
 assert_status_matches_audit() {
 	for _k in allow deny resolve connect send; do
 		case $_k in
 		allow | deny) _f=action=$_k ;;
 		*) _f=op=$_k ;;
 		esac
-		assert_eq "$(jget "$T/$1.json" "decisions.$_k")" "$(audit_count "$_f")" "status decisions.$_k equals audit events with $_f"
+		assert_eq "$(jget "$T/$1.json" "decisions.$_k")" "$(audit_count "$_f" op!=close)" "status decisions.$_k equals audit events with $_f"
 	done
 }
 
@@ -393,10 +459,36 @@ run_shim() {
 		RC=1
 		return
 	fi
+	if isolated; then
+		_isolated_args "$@"
+		shift $#
+		eval "set -- $_ISO_ARGS"
+		ISO_RUNS=$((ISO_RUNS + 1))
+		timeout -k 5 "$RUN_TIMEOUT" env EGRESS_SOCKET="$SOCK" EGRESS_BROKER="$BROKER_BIN" "$@" \
+			>"$T/$LAST.out" 2>"$T/$LAST.err" </dev/null
+		RC=$?
+		return
+	fi
 	timeout -k 5 "$RUN_TIMEOUT" env LD_PRELOAD="$_pre" EGRESS_SOCKET="$SOCK" $_san "$@" \
 		>"$T/$LAST.out" 2>"$T/$LAST.err" </dev/null
 	RC=$?
 	assert_no_san "$T/$LAST.err" "$LAST"
+}
+
+# _isolated_args [VAR=VAL...] CMD ARGS...: sets _ISO_ARGS to the same words,
+# quoted for eval, with `tools/egress-run --isolate --quiet --` before CMD.
+_isolated_args() {
+	_ISO_ARGS=
+	_cmd=0
+	for _a in "$@"; do
+		if [ "$_cmd" = 0 ]; then
+			case $_a in
+			*=*) ;;
+			*) _cmd=1; _ISO_ARGS="$_ISO_ARGS '$ROOT/tools/egress-run' --isolate --quiet --" ;;
+			esac
+		fi
+		_ISO_ARGS="$_ISO_ARGS '$(printf '%s' "$_a" | sed "s/'/'\\\\''/g")'"
+	done
 }
 
 # run_plain TAG CMD ARGS...: the same without the shim.
@@ -466,11 +558,22 @@ assert_server() {
 # ------------------------------------------------------------- the end
 
 # finish: stops the broker, checks the audit log's shape, exits 0 when every
-# check passed.
+# check passed. In isolated mode, first: every command run_shim ran was a
+# sandbox of the suite's broker, and none is left.
 finish() {
+	if isolated && [ -n "$BROKER_PID" ]; then
+		broker_status iso-end
+		assert_ge "$(jget "$T/iso-end.json" sandboxes.total)" "$ISO_RUNS" \
+			"isolated: each of the $ISO_RUNS commands handed its capture to the suite's broker"
+		assert_eq "$(jget "$T/iso-end.json" sandboxes.active)" 0 "isolated: no sandbox is left"
+	fi
 	stop_broker
 	[ -e "$AUDIT" ] && assert_audit_valid
-	echo "  $CHECKS checks, $FAILS failed"
+	if isolated; then
+		echo "  $CHECKS checks, $FAILS failed, $NA left out under isolation"
+	else
+		echo "  $CHECKS checks, $FAILS failed"
+	fi
 	[ "$FAILS" = 0 ]
 	exit $?
 }
@@ -504,3 +607,11 @@ skip() {
 	echo "  SKIP $*"
 	exit 77
 }
+
+if isolated; then
+	[ -z "${SANITIZE:-}" ] || skip "isolated mode runs in the plain build only (see run.sh)"
+	[ "$(id -u)" = 0 ] || skip "isolated mode needs root"
+	for _t in nft ip unshare setpriv; do
+		command -v "$_t" >/dev/null 2>&1 || skip "isolated mode needs $_t"
+	done
+fi

@@ -4,7 +4,7 @@
 # "ok NAME" / "FAIL NAME" (with the failed checks) per test and ends with
 # exactly one line "N passed, M failed"; exits 1 when M > 0.
 #
-#   BUILD=build SANITIZE= sh tests/integration/run.sh [t_name ...]
+#   BUILD=build SANITIZE= sh tests/integration/run.sh [t_name | t_name[isolate] ...]
 #
 # Environment: BUILD (build or build/san), SANITIZE (non-empty: the library
 # is instrumented, preloaded programs get the sanitizer runtimes first in
@@ -12,6 +12,20 @@
 # check. Each test is bounded by TEST_TIMEOUT seconds (default 180), each
 # program it runs by 20 s. A test that exits 77 is printed as "skip NAME"
 # and counted in neither number.
+#
+# Isolated mode: each suite of ISOLATE_TESTS (default t_curl t_python
+# t_node t_rewrite t_rewrite_proxies) runs a second time, right after its
+# plain run, with ISOLATE=1 (lib.sh): its broker is started with --isolate
+# and every program it drives runs through `egress-run --isolate` on that
+# broker, in namespaces of its own. It is printed as "ok NAME[isolate]" and
+# counted like any test; each check that cannot hold under isolation is
+# printed as "n/a" with its reason (VERBOSE=1) and counted at the end of
+# the test's log. "t_name[isolate]" runs that variant alone. It runs as root
+# only, and in the plain build only: egress-run puts libegress.so first in
+# LD_PRELOAD, where the sanitizer runtimes must come first, and preloads
+# the plain build's $LIB layout, which build/san does not have; so under
+# SANITIZE the variant prints "skip" (and as non-root too), and
+# ISOLATE_TESTS= leaves it out.
 #
 # Sanitizer notes: with SANITIZE set, curl, python3 and node all run with
 # LD_PRELOAD="libasan.so libubsan.so libegress.so" and
@@ -37,20 +51,38 @@ export ROOT BUILD SANITIZE EGRESS_IT_PY
 
 cd "$ROOT" || exit 2
 
+ISOLATE_TESTS=${ISOLATE_TESTS-t_curl t_python t_node t_rewrite t_rewrite_proxies}
+
+# What to run: FILE for a plain run, FILE+isolate for an isolated one; a
+# suite of ISOLATE_TESTS named plainly (or by default) runs isolated too,
+# right after.
 if [ $# -gt 0 ]; then
 	tests=
 	for n in "$@"; do
+		case $n in
+		*"[isolate]") n=${n%"[isolate]"}; iso=+isolate ;;
+		*) iso= ;;
+		esac
 		n=${n%.sh}
-		tests="$tests tests/integration/${n#tests/integration/}.sh"
+		tests="$tests tests/integration/${n#tests/integration/}.sh$iso"
+		case " $ISOLATE_TESTS " in *" ${n##*/} "*) [ -n "$iso" ] || tests="$tests tests/integration/${n##*/}.sh+isolate" ;; esac
 	done
 else
-	tests=$(ls tests/integration/t_*.sh)
+	tests=
+	for t in tests/integration/t_*.sh; do
+		tests="$tests $t"
+		case " $ISOLATE_TESTS " in *" $(basename "$t" .sh) "*) tests="$tests $t+isolate" ;; esac
+	done
 fi
 
 passed=0
 failed=0
 for t in $tests; do
-	name=$(basename "$t" .sh)
+	case $t in
+	*+isolate) t=${t%+isolate}; ISOLATE=1; name="$(basename "$t" .sh)[isolate]" ;;
+	*) ISOLATE=; name=$(basename "$t" .sh) ;;
+	esac
+	export ISOLATE
 	T=$(mktemp -d /tmp/egress-it.XXXXXX)
 	export T
 	: >"$T/pids"

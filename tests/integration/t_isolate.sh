@@ -6,7 +6,9 @@
 # that use libc are mediated by the shim as without --isolate, their
 # allowed connects made by the broker. The destinations live in a network
 # namespace of this test's own ("far"), reached from the host over a veth
-# pair, so that nothing of the host's loopback is in play.
+# pair, so that nothing of the host's loopback is in play. Last, the same
+# through a shared broker started with --isolate, which takes the capture
+# of several runs at once.
 . "$ROOT/tests/integration/lib.sh"
 need_build
 [ "$(id -u)" = 0 ] || skip "needs root for the test's own network namespace"
@@ -185,5 +187,139 @@ if wait_for 10 sh -c "! pgrep -f '[s]andbox --socket.*isosleep' && ! pgrep -f '[
 else
 	fail "the sandbox or its broker outlived a killed egress-run"
 fi
+
+# ---- a shared broker started with --isolate: egress-run uses it (no
+# --policy, $EGRESS_SOCKET answers), and it takes the capture of many runs
+# at once, each judged with its own namespace's maps. Its socket has a
+# directory of its own, apart from the policy and its audit log, so that
+# what is read-only inside is shown to be so for each of them.
+assert_audit_valid # the private runs' log, before the shared broker's
+SH=$T/shared
+mkdir -p "$SH"
+SOCK=$SH/broker.sock
+AUDIT=$T/shared-audit.jsonl
+start_broker --isolate || finish
+ish() { # TAG ARGS...: egress-run --isolate on the shared broker
+	_tag=$1
+	shift
+	timeout -k 5 60 env EGRESS_SOCKET="$SOCK" "$RUN" --isolate --quiet -- "$@" \
+		>"$T/$_tag.out" 2>"$T/$_tag.err" </dev/null
+	RC=$?
+}
+sandboxes() { # active sandboxes in the shared broker's status
+	"$BROKER_BIN" status --json --socket "$SOCK" >"$T/sh-st.json" 2>/dev/null &&
+		jget "$T/sh-st.json" sandboxes.active
+}
+ish sh-curl "$CURL" -sS -m 10 "http://web.test:$PA/shared-curl"
+assert_contains "$T/sh-curl.out" "egress-it /shared-curl" "shared: curl reaches the allowed server by name"
+assert_audit 1 "in the shared broker's log, the connect made by it" op=connect name=web.test \
+	"port=$PA" "exe=$CURL" action=allow transport=direct
+ish sh-raw "$RAW" "$FARIP" "$PD"
+assert_out sh-raw "reset" "shared: the static binary's connect to the denied port is cut"
+assert_audit 1 "and recorded, caught" op=connect "port=$PD" action=deny captured=true "exe=$RAW"
+
+# two runs held open at once; a third may not use the synthetic address the
+# first was given, but gets its own by asking
+held() { # TAG: a run that asks the stub for web.test, then waits for $T/release
+	env EGRESS_SOCKET="$SOCK" "$RUN" --isolate --quiet -- sh -c "$BUSYBOX nslookup web.test >/dev/null 2>&1; "'while [ ! -e "$1" ]; do sleep 0.1; done' \
+		sh "$T/release" >"$T/$1.out" 2>"$T/$1.err" </dev/null &
+	bg_record $!
+}
+held sh-held1
+HELD1=$!
+held sh-held2
+HELD2=$!
+two() { [ "$(sandboxes)" = 2 ]; }
+if wait_for 10 two; then
+	pass "shared: status shows the two runs' sandboxes at once"
+else
+	fail "shared: status did not show two sandboxes: [$(sandboxes)]"
+	show "$T/sh-st.json"
+fi
+wait_for 5 _audit_at_least 2 op=resolve name=web.test captured=true addr!=null
+"$PY" - "$T/sh-st.json" >"$T/sh-list.out" <<'PYEOF'
+import json, sys
+l = json.load(open(sys.argv[1]))["sandboxes"]["list"]
+print(len(l), len(set(s["pid"] for s in l)))
+PYEOF
+assert_out sh-list "2 2" "shared: they are listed with two pids"
+"$BROKER_BIN" status --socket "$SOCK" >"$T/sh-st.txt" 2>&1
+assert_contains "$T/sh-st.txt" "isolation: 2 sandboxes capturing" "shared: the text status says so"
+SYN=$(audit_values addr op=resolve name=web.test captured=true addr!=null | tail -n 1)
+case $SYN in 198.1[89].*) pass "shared: the held run was given web.test's synthetic address $SYN" ;;
+*) fail "shared: no synthetic address for web.test in the held runs' queries: [$SYN]" ;; esac
+ish sh-syn "$RAW" "$SYN" "$PA"
+assert_out sh-syn "reset" "shared: another run's connect to that address, never given to it, is cut"
+assert_audit 1 "recorded as a synthetic address it was not given" op=connect "addr=$SYN" "port=$PA" \
+	rule=synthetic action=deny captured=true "exe=$RAW"
+ish sh-own "$BUSYBOX" wget -q -O - "http://web.test:$PA/shared-own"
+assert_contains "$T/sh-own.out" "egress-it /shared-own" "shared: the run that asks for the name itself reaches it"
+touch "$T/release"
+wait "$HELD1" "$HELD2"
+none() { [ "$(sandboxes)" = 0 ]; }
+if wait_for 10 none; then
+	pass "shared: each capture ended with its run"
+else
+	fail "shared: sandboxes left after the runs ended: [$(sandboxes)]"
+fi
+assert_ge "$(jget "$T/sh-st.json" sandboxes.total)" 6 "shared: status counts every run's sandbox"
+
+# what the namespace must not change or reach, with the shared broker
+ish sh-wpol sh -c 'echo "[egress]" >>"$1" && echo written || echo refused' sh "$POLICY"
+assert_out sh-wpol "refused" "shared: its policy file (from its status) cannot be written"
+ish sh-waud sh -c 'echo "{}" >>"$1" && echo written || echo refused' sh "$AUDIT"
+assert_out sh-waud "refused" "shared: its audit log (from its status) cannot be written"
+ish sh-wdir sh -c 'touch "$1/x" 2>/dev/null && echo written || echo refused' sh "$SH"
+assert_out sh-wdir "refused" "shared: its socket's directory is read-only"
+ish sh-ctl "$BROKER_BIN" status
+assert_rc_nonzero "shared: egress-broker status is refused from inside"
+# nor from a network namespace made inside (a user namespace needs no
+# capability), which no capture holds
+cat >"$T/nested.sh" <<'EOF'
+outer=$(readlink /proc/self/ns/net)
+exec unshare -Un sh -c '[ "$(readlink /proc/self/ns/net)" != "$1" ] && echo nested
+env -u LD_PRELOAD "$2" status --socket "$3" >/dev/null 2>&1 && echo answered || echo refused' \
+	sh "$outer" "$1" "$2"
+EOF
+ish sh-nested sh "$T/nested.sh" "$BROKER_BIN" "$SOCK"
+assert_out sh-nested "nested
+refused" "shared: a network namespace made inside a sandbox is refused status too"
+ish sh-unix "$PY" -c "$unixtry" "$USOCK"
+assert_contains "$T/sh-unix.out" "refused" "shared: the host's UNIX socket under /run is not there"
+
+# killed with SIGKILL, the run leaves nothing: the shared broker stays
+cp "$(command -v sleep)" "$T/shsleep"
+env EGRESS_SOCKET="$SOCK" "$RUN" --isolate --quiet -- "$T/shsleep" 300 </dev/null >/dev/null 2>&1 &
+rpid=$!
+bg_record "$rpid"
+wait_for 10 pgrep -x shsleep || fail "shared: the held command did not start"
+kill -KILL "$rpid"
+if wait_for 10 sh -c '! pgrep -x shsleep'; then
+	pass "shared: SIGKILL of egress-run: the isolated command is gone"
+else
+	fail "shared: SIGKILL of egress-run left the isolated command running"
+	pkill -KILL -x shsleep
+fi
+if wait_for 10 none && kill -0 "$BROKER_PID"; then
+	pass "shared: its capture ended, the shared broker runs on"
+else
+	fail "shared: after SIGKILL of egress-run: sandboxes [$(sandboxes)], broker alive: $(kill -0 "$BROKER_PID" && echo yes || echo no)"
+fi
+stop_broker
+
+# a shared broker without --isolate cannot take the capture: egress-run
+# says so and runs CMD with a private one ($EGRESS_POLICY)
+assert_audit_valid
+SOCK=$SH/plain.sock
+AUDIT=$T/plain-audit.jsonl
+start_broker || finish
+timeout -k 5 60 env EGRESS_SOCKET="$SOCK" EGRESS_POLICY="$POLICY" "$RUN" --isolate -- \
+	"$CURL" -sS -m 10 "http://web.test:$PA/plain" >"$T/sh-plain.out" 2>"$T/sh-plain.err" </dev/null
+RC=$?
+assert_lines "$T/sh-plain.err" "egress-run: the broker at $SOCK was not started with --isolate and cannot take this run's capture; starting a private one" 1 \
+	"without --isolate, the shared broker is passed over, in one line"
+assert_contains "$T/sh-plain.out" "egress-it /plain" "and the private broker's run reaches the allowed server"
+assert_contains "$T/sh-plain.err" "egress: 1 allowed, 0 denied" "its summary is the private broker's"
+assert_audit 0 "the shared broker heard nothing of it" op=connect
 
 finish

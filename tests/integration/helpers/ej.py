@@ -3,6 +3,8 @@
 
   ej.py count AUDIT [KEY=VAL | KEY!=VAL]...  number of events matching all
   ej.py show AUDIT [filters]...              the matching lines
+  ej.py values AUDIT KEY [filters]...        KEY of each matching event, in
+                                             order, one a line
   ej.py validate AUDIT                       every line is an event of the
                                              contract; problems on stdout, exit 1
   ej.py get JSONFILE dotted.path             a value: strings raw, else JSON
@@ -133,6 +135,10 @@ elif cmd == "show":
     for _, line, ev in events(sys.argv[2]):
         if match(ev, sys.argv[3:]):
             print(line)
+elif cmd == "values":
+    for _, _, ev in events(sys.argv[2]):
+        if match(ev, sys.argv[4:]):
+            print(text(ev.get(sys.argv[3], "<absent>")))
 elif cmd == "validate":
     sys.exit(validate(sys.argv[2]))
 elif cmd == "get":
