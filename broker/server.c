@@ -198,10 +198,12 @@ static void client_close(struct server *s, struct client *c)
 		transport_client_gone(s->transport, c->serial);
 	if (c->capture) { /* the sandbox is gone, and its namespace with it */
 		log_info("sandbox pid %ld gone: capture of its network namespace ended", (long)c->pid);
+		pid_t pid = capture_pid(c->capture);
+
 		HASH_DELETE(nh, s->sandboxes, c);
-		synth_forget(s->synth, capture_pid(c->capture));
-		capture_free(c->capture);
+		capture_free(c->capture); /* its last dropped packets still read the names */
 		c->capture = NULL;
+		synth_forget(s->synth, pid);
 	}
 	loop_unwatch(s->loop, &c->w);
 	close(c->w.fd);
