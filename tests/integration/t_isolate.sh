@@ -52,6 +52,7 @@ conns() { grep -c '^conn' "$T/srv-$1.log" 2>/dev/null || echo 0; }
 	policy_egress
 	policy_hosts "web.test=$FARIP"
 	policy_rule web host=web.test "port=$PA" proto=tcp action=allow
+	policy_rule closed host=web.test port=9 proto=tcp action=allow # nothing listens there
 } | write_policy
 iso() { # TAG ARGS...: egress-run --isolate with the test's policy and audit log
 	_tag=$1
@@ -103,6 +104,16 @@ iso self "$PY" -c 'import socket
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
 c = socket.create_connection(s.getsockname()); print("self ok")'
 assert_out self "self ok" "isolated: a program serves on the namespace's loopback and connects to itself"
+# a nonblocking connect gets the broker's socket while it is still
+# connecting: the program's own poll and SO_ERROR see the outcome
+iso nb-a "$PY" "$H/rwclient.py" nonblock web.test "$PA" /nb
+assert_contains "$T/nb-a.out" "returned EINPROGRESS" "isolated: a nonblocking connect is in progress"
+assert_contains "$T/nb-a.out" "ok egress-it /nb" "and completes, the exchange through the broker's socket"
+iso nb-r "$PY" "$H/rwclient.py" nonblock web.test 9 /nb
+assert_contains "$T/nb-r.out" "returned EINPROGRESS" "isolated: a nonblocking connect to a closed port"
+assert_contains "$T/nb-r.out" "err ECONNREFUSED" "is refused as it would be directly (SO_ERROR)"
+assert_audit 1 "recorded as handed over connecting" op=connect name=web.test port=9 \
+	"upstream=handed over connecting"
 
 # ---- a daemon's UNIX socket on the host (under /run, where they live) is
 # no way out: /run is an empty directory inside
