@@ -498,10 +498,8 @@ void resolver_dispatch(struct resolver *r);
 void resolver_job_free(struct resolver_job *job);
 /* Lookups the workers have made so far (every DNS query the broker makes). */
 unsigned long resolver_lookups(const struct resolver *r);
-/* True when the hosts file at path (/etc/hosts) names name, and gives it
- * loopback addresses only (127.0.0.0/8, ::1). */
-bool resolver_hosts_loopback(const char *path, const char *name);
-/* resolver_hosts_loopback of /etc/hosts. */
+/* True when /etc/hosts names name and gives it loopback addresses only
+ * (127.0.0.0/8, ::1): hostsfile_loopback_only. */
 bool resolver_etc_hosts_loopback(const char *name);
 /* The default lookup: getaddrinfo without AI_ADDRCONFIG. */
 int resolver_getaddrinfo(const char *name, int family, struct proto_addr *out, int max, int *n);

@@ -25,12 +25,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "broker.h"
+#include "hostsfile.h"
 
 #define RESOLVER_THREADS_MAX 16
 
@@ -292,38 +292,7 @@ unsigned long resolver_lookups(const struct resolver *r)
 	return __atomic_load_n(&r->lookups, __ATOMIC_RELAXED);
 }
 
-bool resolver_hosts_loopback(const char *path, const char *name)
-{
-	static const uint8_t v6lo[16] = { [15] = 1 };
-	char line[1024];
-	bool found = false, other = false;
-	FILE *f = fopen(path, "re");
-
-	if (!f)
-		return false;
-	while (fgets(line, sizeof line, f)) {
-		char *save = NULL, *hash = strchr(line, '#'), *tok;
-		struct proto_addr a;
-		bool lo;
-
-		if (hash)
-			*hash = 0;
-		tok = strtok_r(line, " \t\r\n", &save);
-		if (!tok || policy_addr_parse(tok, &a) < 0)
-			continue;
-		policy_addr_canonical(&a);
-		lo = a.family == 4 ? a.bytes[0] == 127 : memcmp(a.bytes, v6lo, 16) == 0;
-		while ((tok = strtok_r(NULL, " \t\r\n", &save)))
-			if (strcasecmp(tok, name) == 0) {
-				found = true;
-				other |= !lo;
-			}
-	}
-	fclose(f);
-	return found && !other;
-}
-
 bool resolver_etc_hosts_loopback(const char *name)
 {
-	return resolver_hosts_loopback("/etc/hosts", name);
+	return hostsfile_loopback_only(HOSTSFILE_ETC, name);
 }

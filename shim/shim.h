@@ -42,6 +42,9 @@ struct shim_config {
 
 extern struct shim_real shim_real;
 extern struct shim_config shim_config;
+/* The hosts file reverse lookups are answered from (HOSTSFILE_ETC; a unit
+ * test's own). */
+extern const char *shim_hosts_path;
 
 /* init.c: resolves the real symbols and reads the environment, once; safe to
  * call from every hook, before or after the constructor has run. */

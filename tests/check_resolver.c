@@ -134,35 +134,6 @@ START_TEST(test_resolver_getaddrinfo_numeric)
 }
 END_TEST
 
-/* A hosts file's loopback-only names: every entry of the name loopback. */
-START_TEST(test_resolver_hosts_loopback)
-{
-	char dir[64], path[128];
-
-	tmpdir(dir);
-	write_file(dir, "hosts",
-		   "127.0.0.1\tlocalhost\n"
-		   "::1 localhost ip6-localhost # comment\n"
-		   "127.0.1.1 box.example Box\n"
-		   "127.0.0.5 mixed.test\n"
-		   "10.0.0.1 mixed.test lan.test\n"
-		   "# 127.0.0.1 commented.test\n"
-		   "not-an-address junk.test\n",
-		   path, sizeof path);
-	ck_assert(resolver_hosts_loopback(path, "localhost"));
-	ck_assert(resolver_hosts_loopback(path, "box.example"));
-	ck_assert(resolver_hosts_loopback(path, "BOX")); /* names match without case */
-	ck_assert(!resolver_hosts_loopback(path, "mixed.test"));
-	ck_assert(!resolver_hosts_loopback(path, "lan.test"));
-	ck_assert(!resolver_hosts_loopback(path, "commented.test"));
-	ck_assert(!resolver_hosts_loopback(path, "junk.test"));
-	ck_assert(!resolver_hosts_loopback(path, "absent.test"));
-	ck_assert(!resolver_hosts_loopback("/nonexistent/hosts", "localhost"));
-	unlink(path);
-	rmdir(dir);
-}
-END_TEST
-
 Suite *suite_resolver(void)
 {
 	Suite *s = suite_create("resolver");
@@ -172,7 +143,6 @@ Suite *suite_resolver(void)
 	tcase_add_test(tc, test_resolver_free_with_queued_jobs);
 	tcase_add_test(tc, test_resolver_stuck_holder_leaves_others_served);
 	tcase_add_test(tc, test_resolver_getaddrinfo_numeric);
-	tcase_add_test(tc, test_resolver_hosts_loopback);
 	suite_add_tcase(s, tc);
 	return s;
 }

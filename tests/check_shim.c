@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../shim/shim.h"
+#include "../policy/hostsfile.h"
 #include "suites.h"
 
 /* ---- the stub broker and what it saw ---- */
@@ -1727,18 +1728,55 @@ START_TEST(getaddrinfo_a_judges_each_request)
 }
 END_TEST
 
+/* Reverse lookups: the hosts file's names, else none (no query made). */
 START_TEST(getnameinfo_makes_no_reverse_lookup)
 {
 	struct sockaddr_in sin = loop4(80);
-	char host[NI_MAXHOST], serv[32];
+	char host[NI_MAXHOST], serv[32], dir[64], path[128];
+	struct hostent he, *r;
+	char buf[512];
+	int herr;
 
+	FILE *f;
+
+	snprintf(dir, sizeof dir, "/tmp/check_shim.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/hosts", dir);
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	fputs("127.0.0.1 lo.example lo\n", f);
+	fclose(f);
+	shim_hosts_path = "/nonexistent/hosts";
 	ck_assert_int_eq(shim_getnameinfo((struct sockaddr *)&sin, sizeof sin, host, sizeof host, serv,
 					  sizeof serv, NI_NUMERICSERV), 0);
-	ck_assert_str_eq(host, "127.0.0.1"); /* libc would say localhost */
+	ck_assert_str_eq(host, "127.0.0.1");
 	ck_assert_str_eq(serv, "80");
 	ck_assert_int_eq(shim_getnameinfo((struct sockaddr *)&sin, sizeof sin, host, sizeof host, NULL,
 					  0, NI_NAMEREQD), EAI_NONAME);
+	ck_assert_int_eq(shim_gethostbyaddr_r(&sin.sin_addr, 4, AF_INET, &he, buf, sizeof buf, &r,
+					      &herr), 0);
+	ck_assert_ptr_null(r);
+	ck_assert_int_eq(herr, HOST_NOT_FOUND);
+	shim_hosts_path = path;
+	ck_assert_int_eq(shim_getnameinfo((struct sockaddr *)&sin, sizeof sin, host, sizeof host, serv,
+					  sizeof serv, NI_NAMEREQD | NI_NUMERICSERV), 0);
+	ck_assert_str_eq(host, "lo.example");
+	ck_assert_str_eq(serv, "80");
+	ck_assert_int_eq(shim_getnameinfo((struct sockaddr *)&sin, sizeof sin, host, 5, NULL, 0, 0),
+			 EAI_OVERFLOW);
+	ck_assert_int_eq(shim_gethostbyaddr_r(&sin.sin_addr, 4, AF_INET, &he, buf, sizeof buf, &r,
+					      &herr), 0);
+	ck_assert_ptr_eq(r, &he);
+	ck_assert_str_eq(he.h_name, "lo.example");
+	ck_assert_str_eq(he.h_aliases[0], "lo");
+	ck_assert_ptr_null(he.h_aliases[1]);
+	ck_assert_int_eq(memcmp(he.h_addr_list[0], &sin.sin_addr, 4), 0);
+	ck_assert_ptr_null(he.h_addr_list[1]);
+	ck_assert_int_eq(shim_gethostbyaddr_r(&sin.sin_addr, 4, AF_INET, &he, buf, 16, &r, &herr),
+			 ERANGE);
+	shim_hosts_path = HOSTSFILE_ETC;
 	ck_assert_int_eq(stub.calls, 0);
+	unlink(path);
+	rmdir(dir);
 }
 END_TEST
 

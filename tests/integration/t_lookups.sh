@@ -7,7 +7,7 @@
 # the name server the helper's resolver points at (helpers/dnslisten.py,
 # which would log every query); programs with a resolver of their own
 # (node's c-ares, a raw python query) are answered by the broker's lookup
-# stub. Reverse lookups make no query at all;
+# stub. Reverse lookups are answered from /etc/hosts or not at all, never by a query;
 # __connect is judged as connect; rcmd and the Sun RPC clients are refused.
 . "$ROOT/tests/integration/lib.sh"
 need_build
@@ -104,12 +104,20 @@ lk resnq-d resnquery d8.test a
 assert_out resnq-d "err -1 h_errno=1" "res_nquery of a denied name: -1, statp's h_errno HOST_NOT_FOUND"
 denied d8.test "res_nquery's denial is recorded"
 
-# ---- reverse lookups: no query, the numeric form
-lk gni gni 127.0.0.1
-assert_out gni "ok 127.0.0.1" "getnameinfo answers numerically, without a reverse lookup"
-lk gni-req gni 127.0.0.1 namereqd
+# ---- reverse lookups: /etc/hosts (a local file, as libc reads it), else
+# no query: the numeric form, or not found
+LO=$(awk '$1 == "127.0.0.1" { print $2; exit }' /etc/hosts)
+if [ -n "$LO" ]; then
+	lk gni-lo gni 127.0.0.1
+	assert_out gni-lo "ok $LO" "getnameinfo of an address in /etc/hosts: its name, as libc's"
+	lk ghba-lo ghba 127.0.0.1
+	assert_out ghba-lo "ok $LO 127.0.0.1" "gethostbyaddr of an address in /etc/hosts: its name"
+fi
+lk gni gni 192.0.2.7
+assert_out gni "ok 192.0.2.7" "getnameinfo of another: numeric, without a reverse lookup"
+lk gni-req gni 192.0.2.7 namereqd
 assert_out gni-req "err EAI_NONAME" "getnameinfo with NI_NAMEREQD: EAI_NONAME"
-lk ghba ghba 127.0.0.1
+lk ghba ghba 192.0.2.7
 assert_out ghba "err h_errno=1" "gethostbyaddr: not found, without a reverse lookup"
 
 # ---- python3: socket.gethostbyname_ex resolves the name with getaddrinfo,
@@ -129,10 +137,14 @@ assert_audit 2 "python's getaddrinfo and gethostbyname_r both went through the b
 run_shim py-r "$PY" -c '
 import socket
 try:
-    print(socket.gethostbyaddr("127.0.0.1"))
+    print(socket.gethostbyaddr("192.0.2.7"))
 except socket.herror as e:
     print("herror", e.args[0])'
 assert_out py-r "herror 1" "python gethostbyaddr: no reverse lookup, HOST_NOT_FOUND"
+if [ -n "$LO" ]; then
+	run_shim py-rlo "$PY" -c 'import socket; print(socket.gethostbyaddr("127.0.0.1")[0])'
+	assert_out py-rlo "$LO" "python gethostbyaddr of 127.0.0.1: its /etc/hosts name"
+fi
 
 # ---- nothing reached the name server
 assert_empty "$T/dns.log" "the helper's name server received no query"
