@@ -225,14 +225,18 @@ static void judge(const struct ask_state *st, struct policy_request *req, bool s
 		r->ttl_ms = r->op == PROTO_OP_SEND ? policy_ttl_ms(st->policy) : 0;
 		return;
 	}
-	if (v.action == PROTO_REWRITE && !synthetic && r->op == PROTO_OP_SEND &&
-	    r->l4 == PROTO_L4_UDP && v.transport && v.transport->kind == POLICY_RELAY) {
-		/* the relay carries datagrams too, counted, to its limit */
+	if (v.action == PROTO_REWRITE && r->op == PROTO_OP_SEND && r->l4 == PROTO_L4_UDP &&
+	    v.transport &&
+	    ((v.transport->kind == POLICY_RELAY && !synthetic) ||
+	     (v.transport->kind == POLICY_SOCKS5 && (!synthetic || r->name[0])))) {
+		/* the relay carries datagrams too, and a SOCKS5 proxy (UDP
+		 * ASSOCIATE), counted, to the rule's limit */
 		r->transport = v.transport;
 		result_set(r, PROTO_REWRITE, PROTO_ALLOW, 0, v.rule);
 		r->next = ASK_DGRAM;
 		r->limit = v.limit;
 		r->ttl_ms = policy_ttl_ms(st->policy);
+		r->timeout_ms = policy_timeout_ms(st->policy);
 		return;
 	}
 	if (v.action == PROTO_REWRITE || by_broker) {
@@ -241,8 +245,6 @@ static void judge(const struct ask_state *st, struct policy_request *req, bool s
 			r->why = by_broker ? "a synthetic address carries TCP only"
 				 : v.transport && v.transport->kind == POLICY_HTTP
 					 ? "an HTTP proxy carries no datagrams"
-				 : v.transport && v.transport->kind == POLICY_SOCKS5
-					 ? "datagrams through SOCKS5 (UDP ASSOCIATE) are not supported"
 					 : "the transport carries TCP only";
 			/* a datagram the transport cannot carry is said as such */
 			result_set(r, PROTO_DENY, PROTO_DENY, by_broker ? EPERM : EPROTONOSUPPORT,

@@ -192,8 +192,20 @@ int upstream_socks5_auth_reply(const uint8_t *in, size_t len, int *status);
  * when name is NULL. */
 int upstream_socks5_connect(uint8_t *out, size_t cap, const char *name,
 			    const struct proto_addr *addr, uint16_t port);
-/* *need: the bytes the whole reply takes, as far as len tells. */
+/* *need: the bytes the whole reply takes, as far as len tells. The reply
+ * to a UDP ASSOCIATE has the same shape. */
 int upstream_socks5_connect_reply(const uint8_t *in, size_t len, int *rep, size_t *need);
+/* UDP ASSOCIATE (RFC 1928 4), from an address not known yet (0.0.0.0:0). */
+int upstream_socks5_udp_associate(uint8_t *out, size_t cap);
+/* The relay address (BND.ADDR, BND.PORT) of a whole reply in (len bytes):
+ * 0, or -1 when it names the relay by name or is short. */
+int upstream_socks5_bound(const uint8_t *in, size_t len, struct proto_addr *a, uint16_t *port);
+/* The header of a datagram to name (or addr) at port, through the relay. */
+int upstream_socks5_udp_header(uint8_t *out, size_t cap, const char *name,
+			       const struct proto_addr *addr, uint16_t port);
+/* The length of the header of a datagram from the relay (len bytes), where
+ * its data starts; -1 for a fragment or anything malformed. */
+int upstream_socks5_udp_data(const uint8_t *in, size_t len);
 int upstream_socks5_errno(int rep);
 const char *upstream_socks5_reply_text(int rep);
 
@@ -570,7 +582,7 @@ void capture_counts(const struct capture *cap, unsigned long *connections, unsig
 /* ---------------------------------------------------------------- dgram.c */
 
 /* A datagram association to make: for pid's datagrams to addr:port under
- * rule, through transport (relay), held to limit bytes (0 none). */
+ * rule, through transport (relay or SOCKS5), held to limit bytes (0 none). */
 struct dgram_request {
 	pid_t pid;
 	uid_t uid;
@@ -582,6 +594,7 @@ struct dgram_request {
 	const struct policy_transport *transport;
 	uint64_t limit;
 	uint32_t ttl_ms;    /* how long the shim may keep the verdict that sends there */
+	uint32_t timeout_ms; /* SOCKS5: for the proxy to set the association up */
 };
 
 /* Where an association's close is recorded (the server). */

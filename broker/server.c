@@ -562,6 +562,7 @@ static void server_dgram(struct server *s, struct client *c, uint32_t id, struct
 		.pid = c->pid, .uid = c->uid, .exe = client_exe(c),
 		.name = r->name[0] ? r->name : NULL, .addr = r->addr, .port = r->port,
 		.rule = r->rule, .transport = r->transport, .limit = r->limit, .ttl_ms = r->ttl_ms,
+		.timeout_ms = r->timeout_ms,
 	};
 	uint16_t port = dgrams_open(s->dgrams, &dr);
 

@@ -194,27 +194,24 @@ int upstream_socks5_auth_reply(const uint8_t *in, size_t len, int *status)
 	return 2;
 }
 
-int upstream_socks5_connect(uint8_t *out, size_t cap, const char *name,
-			    const struct proto_addr *addr, uint16_t port)
+/* Writes a SOCKS5 address (type, address, port) for name or addr at out.
+ * Returns its length, or -1 for a name that may not go there. */
+static int socks5_address(uint8_t *out, const char *name, const struct proto_addr *addr,
+			  uint16_t port)
 {
-	size_t o = 4, n;
+	size_t o = 1, n;
 
-	if (cap < 4 + 1 + PROTO_NAME_MAX + 2)
-		return -1;
-	out[0] = 5;
-	out[1] = 1; /* CONNECT */
-	out[2] = 0;
 	if (name) { /* the proxy resolves it: remote DNS */
 		if (!upstream_name_ok(name))
 			return -1;
 		n = strlen(name);
-		out[3] = 3;
+		out[0] = 3;
 		out[o++] = (uint8_t)n;
 		memcpy(out + o, name, n);
 		o += n;
 	} else {
 		n = addr->family == 4 ? 4 : 16;
-		out[3] = addr->family == 4 ? 1 : 4;
+		out[0] = addr->family == 4 ? 1 : 4;
 		memcpy(out + o, addr->bytes, n);
 		o += n;
 	}
@@ -223,26 +220,105 @@ int upstream_socks5_connect(uint8_t *out, size_t cap, const char *name,
 	return (int)o;
 }
 
-int upstream_socks5_connect_reply(const uint8_t *in, size_t len, int *rep, size_t *need)
+/* The length of the SOCKS5 address at in (len bytes there), 0 when more
+ * are needed, -1 for an unknown type. */
+static int socks5_address_len(const uint8_t *in, size_t len)
 {
 	size_t want;
+
+	if (len < 2)
+		return 0;
+	switch (in[0]) {
+	case 1: want = 1 + 4 + 2; break;
+	case 3: want = 1 + 1 + (size_t)in[1] + 2; break;
+	case 4: want = 1 + 16 + 2; break;
+	default: return -1;
+	}
+	return len < want ? 0 : (int)want;
+}
+
+int upstream_socks5_udp_associate(uint8_t *out, size_t cap)
+{
+	static const struct proto_addr any = { .family = 4 };
+
+	if (cap < 3 + 7)
+		return -1;
+	out[0] = 5;
+	out[1] = 3; /* UDP ASSOCIATE, from an address not known yet: 0.0.0.0:0 */
+	out[2] = 0;
+	return 3 + socks5_address(out + 3, NULL, &any, 0);
+}
+
+int upstream_socks5_bound(const uint8_t *in, size_t len, struct proto_addr *a, uint16_t *port)
+{
+	size_t n;
+
+	if (len < 4 || (in[3] != 1 && in[3] != 4))
+		return -1; /* a relay named, not addressed (3): we cannot send to it */
+	memset(a, 0, sizeof *a);
+	a->family = in[3] == 1 ? 4 : 6;
+	n = a->family == 4 ? 4 : 16;
+	if (len < 4 + n + 2)
+		return -1;
+	memcpy(a->bytes, in + 4, n);
+	*port = (uint16_t)(in[4 + n] << 8 | in[4 + n + 1]);
+	return 0;
+}
+
+int upstream_socks5_udp_header(uint8_t *out, size_t cap, const char *name,
+			       const struct proto_addr *addr, uint16_t port)
+{
+	int n;
+
+	if (cap < 3 + 1 + 1 + PROTO_NAME_MAX + 2)
+		return -1;
+	out[0] = out[1] = 0; /* RSV */
+	out[2] = 0;          /* FRAG: whole datagrams only */
+	n = socks5_address(out + 3, name, addr, port);
+	return n < 0 ? -1 : 3 + n;
+}
+
+int upstream_socks5_udp_data(const uint8_t *in, size_t len)
+{
+	int n;
+
+	if (len < 4 || in[0] || in[1] || in[2])
+		return -1; /* not a whole datagram (a fragment), or not a reply */
+	n = socks5_address_len(in + 3, len - 3);
+	return n <= 0 ? -1 : 3 + n;
+}
+
+int upstream_socks5_connect(uint8_t *out, size_t cap, const char *name,
+			    const struct proto_addr *addr, uint16_t port)
+{
+	int n;
+
+	if (cap < 4 + 1 + PROTO_NAME_MAX + 2)
+		return -1;
+	out[0] = 5;
+	out[1] = 1; /* CONNECT */
+	out[2] = 0;
+	n = socks5_address(out + 3, name, addr, port);
+	return n < 0 ? -1 : 3 + n;
+}
+
+int upstream_socks5_connect_reply(const uint8_t *in, size_t len, int *rep, size_t *need)
+{
+	int n;
 
 	*need = 5; /* enough to know the address length */
 	if (len < 5)
 		return 0;
 	if (in[0] != 5 || in[2] != 0)
 		return -1;
-	switch (in[3]) {
-	case 1: want = 4 + 4 + 2; break;
-	case 3: want = 4 + 1 + (size_t)in[4] + 2; break;
-	case 4: want = 4 + 16 + 2; break;
-	default: return -1;
-	}
-	*need = want;
-	if (len < want)
+	n = socks5_address_len(in + 3, len - 3);
+	if (n < 0)
+		return -1;
+	*need = 3 + (size_t)(in[3] == 1 ? 7 : in[3] == 4 ? 19 : 4 + in[4]);
+	if (n == 0)
 		return 0;
 	*rep = in[1];
-	return (int)want;
+	return 3 + n;
 }
 
 int upstream_socks5_errno(int rep)

@@ -35,7 +35,7 @@ if [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ]; then
 fi
 # libclang-rt-dev: libFuzzer for make fuzz; busybox-static: t_isolate;
 # dpkg-dev (dpkg-scanpackages): t_apt's repository
-test_pkgs="tinyproxy microsocks libclang-rt-dev busybox-static dpkg-dev"
+test_pkgs="tinyproxy microsocks dante-server libclang-rt-dev busybox-static dpkg-dev"
 
 # Commands that may also come from outside Debian (pyenv's python3, a node
 # of its own): the Debian package is installed only when the command is

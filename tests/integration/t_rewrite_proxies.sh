@@ -1,14 +1,14 @@
 # t_rewrite_proxies.sh: rewrite through real proxies from Debian: tinyproxy
-# (HTTP CONNECT) and microsocks (SOCKS5, with credentials). curl, python3
-# and node reach a name that only the proxies can resolve: they run in a
-# mount namespace with their own /etc/hosts, while the broker and the
-# programs keep this host's, where the name does not exist. So a success
-# means the name went to the proxy (remote DNS), and the broker's resolver
-# counter shows it made no lookup.
+# (HTTP CONNECT), microsocks (SOCKS5, with credentials) and dante (SOCKS5
+# UDP ASSOCIATE, for datagrams). curl, python3 and node reach a name that
+# only the proxies can resolve: they run in a mount namespace with their
+# own /etc/hosts, while the broker and the programs keep this host's, where
+# the name does not exist. So a success means the name went to the proxy
+# (remote DNS), and the broker's resolver counter shows it made no lookup.
 . "$ROOT/tests/integration/lib.sh"
 need_build
 
-for p in tinyproxy microsocks unshare; do
+for p in tinyproxy microsocks danted unshare; do
 	command -v $p >/dev/null 2>&1 || { fail "$p is not installed (tools/install-deps.sh --test)"; finish; }
 done
 
@@ -17,9 +17,23 @@ PA=$(port a)
 free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PT=$(free_port)
 PS=$(free_port)
+PD=$(free_port)
 PASS=hunter2-$$
+start_server u udp 127.0.0.1
+PU=$(port u)
 
-printf '127.0.0.1 localhost\n127.0.0.1 api.egress.test sx.egress.test\n' >"$T/hosts"
+printf '127.0.0.1 localhost\n127.0.0.1 api.egress.test sx.egress.test udp.egress.test\n' >"$T/hosts"
+cat >"$T/danted.conf" <<EOF
+logoutput: $T/danted.log
+internal: 127.0.0.1 port = $PD
+external: 127.0.0.1
+socksmethod: none
+clientmethod: none
+user.privileged: root
+user.unprivileged: nobody
+client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }
+socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 command: udpassociate udpreply }
+EOF
 cat >"$T/tinyproxy.conf" <<EOF
 Port $PT
 Listen 127.0.0.1
@@ -37,9 +51,13 @@ bg_record $!
 unshare -m sh -c "mount --bind '$T/hosts' /etc/hosts && exec microsocks -i 127.0.0.1 -p $PS -u egress -P $PASS" \
 	>"$T/microsocks.out" 2>&1 &
 bg_record $!
+unshare -m sh -c "mount --bind '$T/hosts' /etc/hosts && exec danted -f '$T/danted.conf' -p '$T/danted.pid'" \
+	>"$T/danted.out" 2>&1 &
+bg_record $!
 listening() { "$PY" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$1"; }
 wait_for 5 listening "$PT" || fail "tinyproxy did not start"
 wait_for 5 listening "$PS" || fail "microsocks did not start"
+wait_for 5 listening "$PD" || fail "danted did not start"
 
 if getent hosts api.egress.test >/dev/null; then
 	fail "api.egress.test resolves on this host: the test would not show remote DNS"
@@ -49,6 +67,7 @@ fi
 	policy_egress timeout=5
 	policy_rule via-http host=api.egress.test action=rewrite "transport=http://127.0.0.1:$PT"
 	policy_rule via-socks host=sx.egress.test action=rewrite "transport=socks5://egress:$PASS@127.0.0.1:$PS"
+	policy_rule via-dante host=udp.egress.test action=rewrite "transport=socks5://127.0.0.1:$PD"
 } | write_policy
 start_broker || finish
 
@@ -78,6 +97,19 @@ assert_out v6-http "ok egress-it /v6-http domain=10 sockname=10 v6only=0" \
 	"through tinyproxy, an IPv6 socket stays IPv6"
 assert_audit_ge 2 "resolves answered with synthetic addresses" op=resolve action=rewrite
 
+# datagrams through dante's UDP ASSOCIATE: the name goes to the proxy
+# with each datagram, the answers come back as from the address the
+# program sent to (its synthetic one)
+if not_isolated "datagrams do not leave an isolated namespace"; then
+	run_shim udp-dante "$PY" "$H/rwclient.py" ping udp.egress.test "$PU" 3 50
+	assert_contains "$T/udp-dante.out" "pongs 3 from 198.1" \
+		"python's datagrams through dante: three answered, from the synthetic address"
+	assert_contains "$T/udp-dante.out" ":$PU" "and the port it sent to"
+	assert_eq "$(grep -c '^dgram ping' "$T/srv-u.log")" 3 "the UDP server got the three, through dante"
+	assert_audit_ge 1 "recorded as a rewrite through SOCKS5" op=send action=rewrite \
+		name=udp.egress.test "transport=socks5://127.0.0.1:$PD" "upstream=datagram relay"
+fi
+
 broker_status st
 assert_eq "$(jget "$T/st.json" resolver.lookups)" 0 "the broker made no DNS lookup"
 assert_eq "$(jget "$T/st.json" decisions.rewrite)" "$(audit_count action=rewrite op!=close)" \
@@ -90,5 +122,10 @@ cat "$T"/*-http.err "$T"/*-socks.err >"$T/programs.err"
 for f in "$AUDIT" "$T/st.json" "$T/st.txt" "$T/broker.err" "$T/cmdline" "$T/programs.err"; do
 	assert_not_contains "$f" "$PASS" "the proxy password is not in $(basename "$f")"
 done
+if not_isolated "no datagram association was made"; then
+	stop_broker # its association's close, with its bytes
+	assert_audit 1 "the association's close has its byte counts" op=close name=udp.egress.test \
+		proto=udp bytes_sent=150 bytes_received=12
+fi
 
 finish
