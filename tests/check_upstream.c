@@ -195,6 +195,56 @@ START_TEST(test_upstream_name_ok)
 }
 END_TEST
 
+/* SOCKS5 for datagrams: UDP ASSOCIATE, the relay's address in its reply,
+ * and the header each datagram carries both ways. */
+START_TEST(test_upstream_socks5_udp)
+{
+	static const uint8_t assoc[] = { 5, 3, 0, 1, 0, 0, 0, 0, 0, 0 };
+	static const uint8_t reply4[] = { 5, 0, 0, 1, 127, 0, 0, 1, 0x2b, 0x67 };
+	static const uint8_t reply6[] = { 5, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0,
+					  0, 0, 0, 0, 0, 0, 0, 1, 0, 53 };
+	static const uint8_t named[] = { 5, 0, 0, 3, 1, 'r', 0, 53 };
+	uint8_t out[400], dgram[64];
+	struct proto_addr a = { .family = 4, .bytes = { 10, 0, 0, 9 } }, b;
+	uint16_t port;
+	int n;
+
+	ck_assert_int_eq(upstream_socks5_udp_associate(out, sizeof out), (int)sizeof assoc);
+	ck_assert_int_eq(memcmp(out, assoc, sizeof assoc), 0);
+	ck_assert_int_eq(upstream_socks5_udp_associate(out, 4), -1);
+	ck_assert_int_eq(upstream_socks5_bound(reply4, sizeof reply4, &b, &port), 0);
+	ck_assert_int_eq(b.family, 4);
+	ck_assert_int_eq(b.bytes[0], 127);
+	ck_assert_uint_eq(port, 0x2b67);
+	ck_assert_int_eq(upstream_socks5_bound(reply6, sizeof reply6, &b, &port), 0);
+	ck_assert_int_eq(b.family, 6);
+	ck_assert_uint_eq(port, 53);
+	ck_assert_int_eq(upstream_socks5_bound(reply6, sizeof reply6 - 1, &b, &port), -1);
+	ck_assert_int_eq(upstream_socks5_bound(named, sizeof named, &b, &port), -1);
+	/* the header: by name (remote DNS), or by address */
+	n = upstream_socks5_udp_header(out, sizeof out, "dns.example", NULL, 53);
+	ck_assert_int_eq(n, 3 + 1 + 1 + 11 + 2);
+	ck_assert_int_eq(out[3], 3);
+	ck_assert_int_eq(memcmp(out + 5, "dns.example", 11), 0);
+	ck_assert_int_eq(upstream_socks5_udp_header(out, sizeof out, "Not A Name", NULL, 53), -1);
+	n = upstream_socks5_udp_header(out, sizeof out, NULL, &a, 123);
+	ck_assert_int_eq(n, 10);
+	ck_assert_int_eq(out[3], 1);
+	ck_assert_int_eq(out[8], 0);
+	ck_assert_int_eq(out[9], 123);
+	/* a datagram back: where its data starts */
+	memcpy(dgram, out, (size_t)n);
+	memcpy(dgram + n, "pong", 4);
+	ck_assert_int_eq(upstream_socks5_udp_data(dgram, (size_t)n + 4), n);
+	ck_assert_int_eq(upstream_socks5_udp_data(dgram, (size_t)n - 1), -1); /* short */
+	dgram[2] = 1;                                                        /* a fragment */
+	ck_assert_int_eq(upstream_socks5_udp_data(dgram, (size_t)n + 4), -1);
+	dgram[2] = 0;
+	dgram[3] = 9; /* no such address type */
+	ck_assert_int_eq(upstream_socks5_udp_data(dgram, (size_t)n + 4), -1);
+}
+END_TEST
+
 Suite *suite_upstream(void)
 {
 	Suite *s = suite_create("upstream");
@@ -208,6 +258,7 @@ Suite *suite_upstream(void)
 	tcase_add_test(tc, test_upstream_socks5_messages);
 	tcase_add_test(tc, test_upstream_socks5_reply_split);
 	tcase_add_test(tc, test_upstream_socks5_errno);
+	tcase_add_test(tc, test_upstream_socks5_udp);
 	tcase_add_test(tc, test_upstream_name_ok);
 	suite_add_tcase(s, tc);
 	return s;

@@ -1,5 +1,6 @@
 /* fuzz_upstream.c: libFuzzer target for what proxies answer: the HTTP
- * CONNECT response parser and the SOCKS5 reply parsers, fed the same input
+ * CONNECT response parser and the SOCKS5 reply parsers (and the header of
+ * a datagram from a SOCKS5 relay), fed the same input
  * at every split point the broker may see (it reads in pieces), which must
  * all agree with the whole. */
 #include <stdlib.h>
@@ -29,5 +30,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 			abort();
 	upstream_socks5_method_reply(data, len, &rep);
 	upstream_socks5_auth_reply(data, len, &rep);
+	{
+		struct proto_addr a;
+		uint16_t port;
+		int h = upstream_socks5_udp_data(data, len);
+
+		if (h > (int)len || h == 0)
+			abort(); /* a header longer than the datagram, or none */
+		if (upstream_socks5_bound(data, len, &a, &port) == 0 && a.family != 4 &&
+		    a.family != 6)
+			abort();
+	}
 	return 0;
 }
