@@ -67,6 +67,7 @@ static void init_once_fn(void)
 	shim_real.getaddrinfo = real_symbol("getaddrinfo", (void *)getaddrinfo);
 	shim_real.freeaddrinfo = real_symbol("freeaddrinfo", (void *)freeaddrinfo);
 	shim_real.sendto = real_symbol("sendto", (void *)sendto);
+	shim_real.send = real_symbol("send", (void *)send);
 	shim_real.sendmsg = real_symbol("sendmsg", (void *)sendmsg);
 	shim_real.sendmmsg = real_symbol("sendmmsg", (void *)sendmmsg);
 	shim_real.getpeername = real_symbol("getpeername", (void *)getpeername);

@@ -6,6 +6,7 @@
  * and the stub's answers are shown as from the name server it asked. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -133,6 +134,31 @@ void shim_rewrite_forget(int fd)
 	if (p->ino == st.st_ino && p->dev == st.st_dev)
 		p->ino = 0;
 	pthread_mutex_unlock(&peers_lock);
+}
+
+bool shim_oob_refused(int fd)
+{
+	static const uint8_t v6lo[16] = { [15] = 1 };
+	struct sockaddr_in6 asked;
+	struct sockaddr_storage real;
+	socklen_t rl = sizeof real, al = find_peer(fd, &asked, NULL);
+	struct proto_addr a;
+	uint16_t port;
+	char dest[PROTO_DEST_MAX];
+
+	if (al == 0 || shim_real.getpeername(fd, (struct sockaddr *)&real, &rl) < 0 ||
+	    proto_addr_from_sockaddr((struct sockaddr *)&real, real.ss_family, &a, &port) < 0 ||
+	    !(a.family == 4 ? a.bytes[0] == 127 : memcmp(a.bytes, v6lo, 16) == 0) ||
+	    (rl == al && memcmp(&real, &asked, al) == 0))
+		return false; /* not relayed: the program's own, or the broker's upstream socket */
+	if (proto_addr_from_sockaddr((struct sockaddr *)&asked, asked.sin6_family, &a, &port) == 0)
+		proto_dest_format(NULL, &a, port, dest, sizeof dest);
+	else
+		snprintf(dest, sizeof dest, "?");
+	shim_log_line("egress: urgent data (MSG_OOB) to %s cannot go through the broker's relay; "
+		      "refused (EOPNOTSUPP)", dest);
+	errno = EOPNOTSUPP;
+	return true;
 }
 
 bool shim_rewritten(int fd)

@@ -15,6 +15,8 @@ ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
 
 	if (msg == NULL)
 		return shim_real.sendmsg(fd, msg, flags);
+	if ((flags & MSG_OOB) && shim_oob_refused(fd))
+		return -1;
 	if ((flags & MSG_FASTOPEN) && (obj = shim_pin(fd, "connect")) < 0)
 		return -1;
 	m = *msg;

@@ -12,6 +12,8 @@ ssize_t shim_sendto(int fd, const void *buf, size_t n, int flags, const struct s
 	int obj = fd, op, l4, r;
 	ssize_t rc = -1;
 
+	if ((flags & MSG_OOB) && shim_oob_refused(fd))
+		return -1;
 	if ((flags & MSG_FASTOPEN) && (obj = shim_pin(fd, "connect")) < 0)
 		return -1;
 	if (!shim_dest_copy(obj, sa, len, false, &d))

@@ -20,6 +20,7 @@ struct shim_real {
 			   struct addrinfo **);
 	void (*freeaddrinfo)(struct addrinfo *);
 	ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+	ssize_t (*send)(int, const void *, size_t, int);
 	ssize_t (*sendmsg)(int, const struct msghdr *, int);
 	int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
 	int (*getpeername)(int, struct sockaddr *, socklen_t *);
@@ -126,6 +127,11 @@ void shim_rewrite_forget(int fd);
  * (already connected through the transport). */
 bool shim_rewritten(int fd);
 
+/* rewrite.c: true, with errno EOPNOTSUPP and one line, when fd is the
+ * loopback leg of the broker's relay: urgent data (MSG_OOB) would not
+ * reach the destination as urgent, so the program is told instead. */
+bool shim_oob_refused(int fd);
+
 /* rewrite.c: fd's datagram to asked goes to the broker at port of its
  * loopback instead (the lookup stub, a datagram relay): remembers asked as
  * fd's peer (getpeername), and as the source of what comes back from that
@@ -163,6 +169,7 @@ extern long (*shim_cache_clock)(void);
 int shim_connect(int fd, const struct sockaddr *sa, socklen_t len);
 ssize_t shim_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *sa,
 		    socklen_t len);
+ssize_t shim_send(int fd, const void *buf, size_t n, int flags);
 ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags);
 int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags);
 int shim_getpeername(int fd, struct sockaddr *sa, socklen_t *len);

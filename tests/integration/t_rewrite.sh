@@ -152,6 +152,15 @@ for via in relay direct; do
 end ECONNRESET" "$via: the data sent before a reset arrives, then the reset"
 done
 
+# urgent data: the program's own socket carries it; the relay would pass it
+# on as an ordinary byte, so the program is told instead
+run_shim oob-direct "$PY" "$H/rwclient.py" oob direct.egress.test "$PA"
+assert_out oob-direct "ok" "direct: urgent data (MSG_OOB) is sent"
+run_shim oob-relay "$PY" "$H/rwclient.py" oob relay.egress.test "$PA"
+assert_out oob-relay "err ENOTSUP" "relay: urgent data is refused (EOPNOTSUPP)"
+assert_contains "$T/oob-relay.err" "urgent data (MSG_OOB) to 127.0.0.1:$PA cannot go" \
+	"with one line naming where it was going"
+
 # ---- the broker does not spin: CPU ticks it used (utime + stime) over a
 # wait of 2 s, against the 200 a busy loop takes; a bound on a bug, not a
 # speed figure

@@ -30,6 +30,8 @@ results on stdout per subcommand; errors as "err ERRNONAME".
   reset NAME PORT           sends a line, waits 1 s, then reads until EOF or
                             error: "got DATA" for what came, then "end
                             EOF|ERRNO"
+  oob NAME PORT             connects, sends one byte of urgent data
+                            (MSG_OOB): "ok" or "err ERRNO"
   udp NAME PORT             sendto of one datagram: "ok" or "err ERRNO"
   ping NAME PORT N SIZE     N datagrams of SIZE bytes starting "ping", each
                             answer awaited 0.2 s: "pongs K from ADDR:PORT" (the
@@ -171,6 +173,10 @@ try:
                 print("got %s" % data.decode(errors="replace"))
         except OSError as e:
             print("end %s" % ename(e))
+    elif cmd == "oob":
+        s = socket.create_connection(addr(name, int(sys.argv[3])))
+        s.send(b"!", socket.MSG_OOB)
+        print("ok")
     elif cmd == "bound":
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
