@@ -235,6 +235,10 @@ int loop_watch(struct loop *l, struct watch *w, uint32_t events);
 /* Stops watching w (call before closing its fd); an event of w still in
  * the batch at hand is dropped. */
 void loop_unwatch(struct loop *l, struct watch *w);
+/* A nonblocking, close-on-exec socket of type bound to 127.0.0.1 or ::1
+ * (IPv6 only) at *port (0: any; the port it got is written back), a
+ * stream one listening. Returns it, or -1. */
+int loop_socket(int family, int type, uint16_t *port);
 /* Waits up to timeout_ms and runs the handlers of what is ready. Returns 0,
  * or -1 when epoll fails (not on EINTR). */
 int loop_run_once(struct loop *l, int timeout_ms);

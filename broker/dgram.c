@@ -407,24 +407,6 @@ static int socks_start(struct dgram *g, uint32_t timeout_ms)
 	return 0;
 }
 
-/* A UDP socket bound to 127.0.0.1, any port; its port in *port. */
-static int loopback_socket(uint16_t *port)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t sl = sizeof sin;
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&sin, &sl) < 0) {
-		close(fd);
-		return -1;
-	}
-	*port = ntohs(sin.sin_port);
-	return fd;
-}
-
 /* A UDP socket connected to a:port. */
 static int destination_socket(const struct proto_addr *a, uint16_t port)
 {
@@ -470,7 +452,7 @@ uint16_t dgrams_open(struct dgrams *m, const struct dgram_request *r)
 	snprintf(g->name, sizeof g->name, "%s", r->name ? r->name : "");
 	g->pt = *r->transport;
 	policy_transport_text(r->transport, g->text, sizeof g->text);
-	watch_init(&g->w[0], loopback_socket(&g->local_port), from_program, g);
+	watch_init(&g->w[0], loop_socket(AF_INET, SOCK_DGRAM, &g->local_port), from_program, g);
 	watch_init(&g->w[1], -1, from_destination, g);
 	watch_init(&g->w[2], -1, from_control, g);
 	HASH_ADD(hh, m->all, key, sizeof g->key, g);

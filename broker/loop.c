@@ -3,11 +3,14 @@
  * loop calls what a descriptor came with instead of telling descriptors
  * apart by tags. A watch removed while a batch of events is being handled
  * is struck from the rest of the batch, so no handler runs for a descriptor
- * that was closed earlier in the same wake-up. */
+ * that was closed earlier in the same wake-up. Also the loopback sockets the
+ * broker's own servers listen on (loop_socket). */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -86,4 +89,31 @@ int loop_run_once(struct loop *l, int timeout_ms)
 	}
 	l->n = l->i = 0;
 	return 0;
+}
+
+int loop_socket(int family, int type, uint16_t *port)
+{
+	struct sockaddr_storage ss;
+	struct proto_addr lo = { .family = family == AF_INET ? 4 : 6 };
+	socklen_t len;
+	int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -1;
+	if (family == AF_INET) {
+		lo.bytes[0] = 127;
+		lo.bytes[3] = 1;
+	} else {
+		lo.bytes[15] = 1;
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	}
+	len = proto_addr_to_sockaddr(&lo, *port, family == AF_INET6, &ss);
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, 1024) < 0) ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
+	    proto_addr_from_sockaddr((struct sockaddr *)&ss, ss.ss_family, &lo, port) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }

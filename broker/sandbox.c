@@ -140,26 +140,7 @@ static int sandbox_network(void)
  * any). Returns it (nonblocking, close-on-exec) or -1. */
 static int sandbox_socket(int family, int type, uint16_t port)
 {
-	struct sockaddr_storage ss;
-	struct proto_addr lo = { .family = family == AF_INET ? 4 : 6 };
-	socklen_t len;
-	int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
-
-	if (fd < 0)
-		return -1;
-	if (family == AF_INET)
-		lo.bytes[0] = 127, lo.bytes[3] = 1;
-	else
-		lo.bytes[15] = 1;
-	len = proto_addr_to_sockaddr(&lo, port, family == AF_INET6, &ss);
-	if (family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
-	    (type == SOCK_STREAM && listen(fd, 1024) < 0)) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return loop_socket(family, type, &port);
 }
 
 /* The port fd is bound to. */

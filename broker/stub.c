@@ -62,38 +62,11 @@ static void stub_event6(void *ctx, uint32_t events)
 	stub_read(ctx, 1);
 }
 
-/* A nonblocking UDP socket of family bound to its loopback at port (0:
- * any). Returns it, or -1. */
-static int stub_socket(int family, uint16_t port)
-{
-	struct sockaddr_storage ss;
-	struct proto_addr lo = { .family = family == AF_INET ? 4 : 6 };
-	socklen_t len;
-	int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), on = 1;
-
-	if (fd < 0)
-		return -1;
-	if (family == AF_INET) {
-		lo.bytes[0] = 127;
-		lo.bytes[3] = 1;
-	} else {
-		lo.bytes[15] = 1;
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
-	}
-	len = proto_addr_to_sockaddr(&lo, port, family == AF_INET6, &ss);
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 struct stub *stub_new(struct loop *l, const struct stub_sink *sink)
 {
 	struct stub *st = calloc(1, sizeof *st);
-	struct sockaddr_in sin;
-	socklen_t sl = sizeof sin;
-	int fd4, fd6;
+	uint16_t port = 0;
+	int fd4;
 
 	if (!st)
 		return NULL;
@@ -101,18 +74,17 @@ struct stub *stub_new(struct loop *l, const struct stub_sink *sink)
 	st->sink = *sink;
 	watch_init(&st->w[0], -1, stub_event4, st);
 	watch_init(&st->w[1], -1, stub_event6, st);
-	fd4 = stub_socket(AF_INET, 0);
-	if (fd4 < 0 || getsockname(fd4, (struct sockaddr *)&sin, &sl) < 0 ||
-	    capture_netns(getpid(), &st->ns_dev, &st->ns_ino) < 0) {
+	fd4 = loop_socket(AF_INET, SOCK_DGRAM, &port);
+	if (fd4 < 0 || capture_netns(getpid(), &st->ns_dev, &st->ns_ino) < 0) {
 		if (fd4 >= 0)
 			close(fd4);
 		free(st);
 		return NULL;
 	}
-	st->port = ntohs(sin.sin_port);
+	st->port = port;
 	st->w[0].fd = fd4;
-	fd6 = stub_socket(AF_INET6, st->port); /* none where IPv6 is off, or the port is taken */
-	st->w[1].fd = fd6;
+	/* none where IPv6 is off, or the port is taken there */
+	st->w[1].fd = loop_socket(AF_INET6, SOCK_DGRAM, &port);
 	for (int i = 0; i < 2; i++)
 		if (st->w[i].fd >= 0 && loop_watch(l, &st->w[i], EPOLLIN) < 0) {
 			stub_free(st);

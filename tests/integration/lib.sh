@@ -591,6 +591,26 @@ need_build() {
 # build_helper NAME [GCC ARGS...]: compiles helpers/NAME.c into $T/NAME
 # with the tests' warnings as errors and the extra arguments (-static,
 # -lresolv, ...); a failure ends the test with the compiler's messages.
+# far_netns TAG NET [CLEANUP]: a network namespace of the test's own,
+# reached from the host over a veth pair: the host is NET.N.1, the far side
+# NET.N.2 (FARIP; N from the test's pid), its name in FAR. It and the pair
+# go when the test exits, with CLEANUP (a command) run too.
+far_netns() {
+	_n=$(($$ % 200 + 20))
+	FAR=eg$1-far-$$
+	_hif=eg$1h$$
+	ip netns add "$FAR" || { fail "ip netns add"; finish; }
+	# shellcheck disable=SC2064 # expanded now, on purpose
+	trap "ip netns del '$FAR' 2>/dev/null; ip link del '$_hif' 2>/dev/null; ${3:-:}" EXIT
+	ip link add "$_hif" type veth peer name "eg$1f$$" netns "$FAR"
+	ip addr add "$2.$_n.1/30" dev "$_hif"
+	ip link set "$_hif" up
+	ip -n "$FAR" addr add "$2.$_n.2/30" dev "eg$1f$$"
+	ip -n "$FAR" link set "eg$1f$$" up
+	ip -n "$FAR" link set lo up
+	FARIP=$2.$_n.2
+}
+
 build_helper() {
 	_name=$1
 	shift

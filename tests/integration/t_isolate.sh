@@ -21,18 +21,7 @@ build_helper rawconn -static -O2
 RAW=$T/rawconn
 
 # ---- the far side: a namespace with two web servers, 10.77.N.2:PA (allowed) and :PD (denied)
-n=$(($$ % 200 + 20))
-FAR=egit-far-$$
-HOSTIF=egh$$
-ip netns add "$FAR" || { fail "ip netns add"; finish; }
-trap 'ip netns del "$FAR" 2>/dev/null; ip link del "$HOSTIF" 2>/dev/null; rm -f "/run/egress-it-$$.sock"' EXIT
-ip link add "$HOSTIF" type veth peer name egf$$ netns "$FAR"
-ip addr add "10.77.$n.1/30" dev "$HOSTIF"
-ip link set "$HOSTIF" up
-ip -n "$FAR" addr add "10.77.$n.2/30" dev egf$$
-ip -n "$FAR" link set egf$$ up
-ip -n "$FAR" link set lo up
-FARIP=10.77.$n.2
+far_netns i 10.77 "rm -f /run/egress-it-$$.sock"
 far_server() { # NAME
 	ip netns exec "$FAR" "$PY" "$H/server.py" http "$FARIP" "$T/srv-$1.port" "$T/srv-$1.log" \
 		2>"$T/srv-$1.err" &

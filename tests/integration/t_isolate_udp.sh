@@ -17,18 +17,7 @@ build_helper udpsend -static -O2
 US=$T/udpsend
 
 # ---- the far side: a UDP receiver at 10.78.N.2:PU
-n=$(($$ % 200 + 20))
-FAR=egiu-far-$$
-HOSTIF=egu$$
-ip netns add "$FAR" || { fail "ip netns add"; finish; }
-trap 'ip netns del "$FAR" 2>/dev/null; ip link del "$HOSTIF" 2>/dev/null' EXIT
-ip link add "$HOSTIF" type veth peer name egv$$ netns "$FAR"
-ip addr add "10.78.$n.1/30" dev "$HOSTIF"
-ip link set "$HOSTIF" up
-ip -n "$FAR" addr add "10.78.$n.2/30" dev egv$$
-ip -n "$FAR" link set egv$$ up
-ip -n "$FAR" link set lo up
-FARIP=10.78.$n.2
+far_netns u 10.78
 ip netns exec "$FAR" "$PY" "$H/server.py" udp "$FARIP" "$T/srv-u.port" "$T/srv-u.log" \
 	2>"$T/srv-u.err" &
 bg_record $!
