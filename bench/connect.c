@@ -7,6 +7,8 @@
  *   connect name   NAME PORT N   getaddrinfo(NAME) + socket + connect + close, N times
  *   connect echo   HOST PORT N   socket + connect + one byte sent and read back
  *                                from an echo server + close, N times
+ *   connect socket HOST PORT N   socket + close without the connect: what of
+ *                                the others is not the connect itself
  *
  * HOST is an IPv4 address, or a name looked up once before the loop (with
  * getaddrinfo; with the option --dns, or in the static build, by a DNS
@@ -157,8 +159,9 @@ static void resolve_once(const char *host, const char *port, int dns, struct soc
 
 /* ------------------------------------------------------------- one operation */
 
-/* socket + connect + (echo: one byte there and back) + close. Returns 0,
- * or -1 when the connect (or the echo) failed. */
+/* socket + connect + (echo > 0: one byte there and back) + close; echo < 0:
+ * socket + close alone. Returns 0, or -1 when the connect (or the echo)
+ * failed. */
 static int one_connect(const struct sockaddr *sa, socklen_t len, int echo)
 {
 	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
@@ -167,7 +170,7 @@ static int one_connect(const struct sockaddr *sa, socklen_t len, int echo)
 	if (fd < 0)
 		bench_die(prog, errno, "socket");
 	bench_linger0(fd);
-	r = connect(fd, sa, len);
+	r = echo < 0 ? 0 : connect(fd, sa, len);
 	if (r == 0 && echo && (write(fd, &c, 1) != 1 || read(fd, &c, 1) != 1))
 		r = -1;
 	close(fd);
@@ -210,6 +213,8 @@ static void run_first(const struct sockaddr_in *sa, long n, uint64_t *v, long *f
 			int r = one_connect((const struct sockaddr *)sa, sizeof *sa, 0);
 
 			d = r == 0 ? bench_now_ns() - t0 : UINT64_MAX;
+			if (r != 0)
+				fprintf(stderr, "connect: a first connect failed: %s\n", strerror(errno));
 			_exit(write(p[1], &d, sizeof d) == sizeof d ? 0 : 1);
 		}
 		close(p[1]);
@@ -232,13 +237,14 @@ int main(int argc, char **argv)
 	int dns = 0, named;
 	long n, fails = 0;
 	uint64_t *v;
+	int first_err = 0;
 
 	if (argc == 6 && !strcmp(argv[5], "--dns")) {
 		dns = 1;
 		argc--;
 	}
 	if (argc != 5) {
-		fprintf(stderr, "usage: connect repeat|first|name|echo HOST PORT N [--dns]\n");
+		fprintf(stderr, "usage: connect repeat|first|name|echo|socket HOST PORT N [--dns]\n");
 		return 2;
 	}
 	mode = argv[1];
@@ -258,8 +264,9 @@ int main(int argc, char **argv)
 
 	if (!strcmp(mode, "first")) {
 		run_first(&sa, n, v, &fails);
-	} else if (named || !strcmp(mode, "repeat") || !strcmp(mode, "echo")) {
-		int echo = !strcmp(mode, "echo");
+	} else if (named || !strcmp(mode, "repeat") || !strcmp(mode, "echo") ||
+		   !strcmp(mode, "socket")) {
+		int echo = !strcmp(mode, "echo") ? 1 : !strcmp(mode, "socket") ? -1 : 0;
 
 		for (long i = -WARMUP; i < n; i++) {
 			uint64_t t0 = bench_now_ns();
@@ -272,12 +279,16 @@ int main(int argc, char **argv)
 				r = one_connect((struct sockaddr *)&sa, sizeof sa, echo);
 			if (i >= 0) {
 				v[i] = bench_now_ns() - t0;
-				fails += r < 0;
+				if (r < 0 && fails++ == 0)
+					first_err = errno;
 			}
 		}
 	} else {
 		bench_die(prog, 0, "unknown mode %s", mode);
 	}
+	if (first_err)
+		fprintf(stderr, "connect: %ld of %ld failed, the first with %s\n", fails, n,
+			strerror(first_err));
 	printf("fails=%ld ", fails);
 	bench_latency_result(v, (size_t)n);
 	return 0;

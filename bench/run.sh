@@ -20,6 +20,7 @@
 # (proxychains4, torsocks, microsocks, tinyproxy) are Debian packages,
 # installed with apt-get when missing and run as root; a peer that cannot
 # be had leaves its rows out with one line saying why.
+# shellcheck disable=SC2086 # $SHIM and $IN_HOSTS are lists of words on purpose
 set -u
 
 ROOT=$(cd -P -- "$(dirname -- "$0")/.." && pwd -P)
@@ -38,6 +39,7 @@ OUT=${BENCH_OUT:-$ROOT/bench/results.txt}
 case $OUT in /*) ;; *) OUT=$(pwd -P)/$OUT ;; esac
 CSV=${OUT%.txt}.csv
 [ "$CSV" != "$OUT" ] || CSV=$OUT.csv
+mkdir -p "$(dirname -- "$OUT")" || exit 2
 
 # Counts per run: (full, quick).
 if [ -n "$QUICK" ]; then
@@ -108,13 +110,13 @@ fi
 have() { command -v "$1" >/dev/null 2>&1; }
 PROOT=$(id -u)
 HAVE_PC=0 HAVE_TS=0 HAVE_MS=0 HAVE_TP=0
-have proxychains4 && HAVE_PC=1 || note "proxychains4 is not installed: its rows are left out"
-have torsocks && HAVE_TS=1 || note "torsocks is not installed: its row is left out"
+if have proxychains4; then HAVE_PC=1; else note "proxychains4 is not installed: its rows are left out"; fi
+if have torsocks; then HAVE_TS=1; else note "torsocks is not installed: its row is left out"; fi
 # the proxies resolve the bench's names from a private /etc/hosts, bind-mounted in
 # a mount namespace of their own: that needs root
 if [ "$PROOT" = 0 ]; then
-	have microsocks && HAVE_MS=1 || note "microsocks is not installed: its rows are left out"
-	have tinyproxy && HAVE_TP=1 || note "tinyproxy is not installed: its rows are left out"
+	if have microsocks; then HAVE_MS=1; else note "microsocks is not installed: its rows are left out"; fi
+	if have tinyproxy; then HAVE_TP=1; else note "tinyproxy is not installed: its rows are left out"; fi
 else
 	note "not root: microsocks and tinyproxy cannot get a private /etc/hosts; their rows are left out"
 fi
@@ -159,6 +161,7 @@ done
 # (private propagation, unshare's default: the host's mounts stay as they
 # are). Words, not a function, so that timeout can run it and the pid of a
 # background one is CMD's own (unshare and sh exec).
+# shellcheck disable=SC2016 # expanded by that sh
 HOSTS_SH='mount --bind "$0" /etc/hosts && exec "$@"'
 IN_HOSTS="unshare -m sh -c"
 
@@ -220,7 +223,6 @@ rule() { # NAME KEY=VAL...
 	rule udp cidr=127.0.0.1/32 "port=$P_UDP" proto=udp action=allow
 } >"$T/policy.ini"
 bg broker "$BROKER" --policy "$T/policy.ini" --socket "$SOCK" --audit "$AUDIT"
-BROKER_PID=$LASTPID
 i=0
 while [ ! -S "$SOCK" ] && [ "$i" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 [ -S "$SOCK" ] || { echo "bench: the broker did not start:" >&2; cat "$T/broker.log" >&2; exit 2; }
@@ -281,6 +283,7 @@ row c1.first.bare "1 TCP connect+close" "bare, first of a process" us - - -
 row c1.first.egress "1 TCP connect+close" "egress allow, first of a process" us c1.first.bare \
 	"add:c1.first.bare:1.1:floor" "<= bare first + 1.1 x floor"
 row c1.deny "1 TCP connect+close" "egress deny" us floor "le:floor:1.1" "<= 1.1 x floor"
+row c1.socket "1 TCP connect+close" "socket+close alone, no connect" us c1.bare - -
 [ "$HAVE_PC" = 1 ] && row c1.pc "1 TCP connect+close" "proxychains4 localnet" us c1.bare - -
 [ "$HAVE_TS" = 1 ] && row c1.ts "1 TCP connect+close" "torsocks AllowOutboundLocalhost" us c1.bare - -
 for r in $(seq 1 "$K"); do
@@ -290,6 +293,7 @@ for r in $(seq 1 "$K"); do
 	measure c1.first.bare "$r" p50_us ok 60 "$B/connect" first 127.0.0.1 "$P_ACC" "$N_FIRST"
 	measure c1.first.egress "$r" p50_us ok 60 $SHIM "$B/connect" first 127.0.0.1 "$P_ACC" "$N_FIRST"
 	measure c1.deny "$r" p50_us fail 60 $SHIM "$B/connect" repeat 127.0.0.1 "$P_DENY" "$N_CONN"
+	measure c1.socket "$r" p50_us ok 60 "$B/connect" socket 127.0.0.1 "$P_ACC" "$N_CONN"
 	[ "$HAVE_PC" = 1 ] && measure c1.pc "$r" p50_us ok 60 env PROXYCHAINS_CONF_FILE="$T/pc-local.conf" \
 		proxychains4 -q "$B/connect" repeat 127.0.0.1 "$P_ACC" "$N_CONN"
 	[ "$HAVE_TS" = 1 ] && measure c1.ts "$r" p50_us ok 60 env TORSOCKS_CONF_FILE="$T/torsocks.conf" \
@@ -454,11 +458,15 @@ done
 section "case 10: resident memory"
 row c10.bare "10 memory" "process, bare" KiB - - -
 row c10.shim "10 memory" "process, shim preloaded" KiB c10.bare - -
+row c10.bare.priv "10 memory" "process, bare: private" KiB - - -
+row c10.shim.priv "10 memory" "process, shim preloaded: private" KiB c10.bare.priv - -
 row c10.broker.idle "10 memory" "broker, $BIG_RULES rules" KiB - - -
 row c10.broker.clients "10 memory" "broker, $BIG_RULES rules, $N_RSSCLIENTS clients" KiB c10.broker.idle - -
 for r in $(seq 1 "$K"); do
 	measure c10.bare "$r" rss_kb - 30 "$B/rss" self 127.0.0.1 "$P_ACC"
 	measure c10.shim "$r" rss_kb - 30 $SHIM "$B/rss" self 127.0.0.1 "$P_ACC"
+	measure c10.bare.priv "$r" private_kb - 30 "$B/rss" self 127.0.0.1 "$P_ACC"
+	measure c10.shim.priv "$r" private_kb - 30 $SHIM "$B/rss" self 127.0.0.1 "$P_ACC"
 done
 "$B/decide" gen "$BIG_RULES" "$T/big.ini" || exit 2
 for r in $(seq 1 "$N_BIGRSS"); do
@@ -548,8 +556,8 @@ END {
 		printf "%-34s %-38s %10s %21s %-6s %7s  %-40s %s\n", cas[r], lab[r], fmt(M[k]), fmt(LO[k]) "-" fmt(HI[k]), un[r], ratio, (tt[r] == "-" ? "" : tt[r]), res
 	}
 	printf "\ntargets: %d met, %d missed\n", met, missed
-	if ("c10.bare" in M && "c10.shim" in M)
-		printf "the shim adds %.0f KiB resident to a process (the difference of the medians)\n", M["c10.shim"] - M["c10.bare"]
+	if ("c10.bare" in M && "c10.shim" in M && "c10.bare.priv" in M && "c10.shim.priv" in M)
+		printf "the shim adds %.0f KiB resident (%.0f KiB of it private) to a process (differences of the medians)\n", M["c10.shim"] - M["c10.bare"], M["c10.shim.priv"] - M["c10.bare.priv"]
 }' "$T/raw.csv" "$T/rows" >"$T/table"
 
 if [ -s "$T/notes" ]; then
