@@ -1,6 +1,7 @@
 /* server.c: the loopback peers the benchmarks connect to, never preloaded.
  *
- *   server accept  PORTFILE   TCP: accepts and closes at once (reset, no TIME_WAIT)
+ *   server accept  PORTFILE   TCP: accepts, and closes when the peer has (the
+ *                              benchmarks' peers reset: no TIME_WAIT on either side)
  *   server echo    PORTFILE   TCP: sends back what it reads
  *   server discard PORTFILE   TCP: reads until EOF, then closes
  *   server udp     PORTFILE   UDP: reads datagrams and drops them
@@ -142,11 +143,8 @@ int main(int argc, char **argv)
 				int c;
 
 				while ((c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-					if (mode == ACCEPT) {
+					if (mode == ACCEPT)
 						bench_linger0(c);
-						close(c);
-						continue;
-					}
 					ev.events = EPOLLIN;
 					ev.data.fd = c;
 					if (epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev) < 0)
