@@ -171,7 +171,7 @@ static int one_connect(const struct sockaddr *sa, socklen_t len, int echo)
 		bench_die(prog, errno, "socket");
 	bench_linger0(fd);
 	r = echo < 0 ? 0 : connect(fd, sa, len);
-	if (r == 0 && echo && (write(fd, &c, 1) != 1 || read(fd, &c, 1) != 1))
+	if (r == 0 && echo > 0 && (write(fd, &c, 1) != 1 || read(fd, &c, 1) != 1))
 		r = -1;
 	close(fd);
 	return r;
