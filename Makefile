@@ -151,12 +151,14 @@ fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 # to bench/results.txt (BENCH_OUT=FILE elsewhere), the raw figures beside
 # it as CSV; see docs/BENCHMARKS.md. BENCH_QUICK=1: a short smoke pass;
 # BENCH_RUNS=K runs per case (5); BENCH_STREAM_MB=M the stream's size
-# (2048). A bench reports, it never fails on a figure; `make check` does
+# (2048); BENCH_CPUS=LIST the CPUs it runs on (the last one; all: not
+# pinned). A bench reports, it never fails on a figure; `make check` does
 # not run it.
 BENCH_QUICK ?=
 BENCH_RUNS ?=
 BENCH_STREAM_MB ?=
 BENCH_OUT ?=
+BENCH_CPUS ?=
 BENCH_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Ipolicy -Ibench
 BENCH_PLAIN := server connect gai udp seqpacket noop spawn stream
 BENCH_BINS := $(BENCH_PLAIN:%=build/bench/%) build/bench/connect-static build/bench/clients \
@@ -183,7 +185,7 @@ bench-build: all $(BENCH_BINS)
 
 bench: bench-build
 	BENCH_QUICK=$(BENCH_QUICK) BENCH_RUNS=$(BENCH_RUNS) BENCH_STREAM_MB=$(BENCH_STREAM_MB) \
-		BENCH_OUT=$(BENCH_OUT) sh bench/run.sh
+		BENCH_OUT=$(BENCH_OUT) BENCH_CPUS=$(BENCH_CPUS) sh bench/run.sh
 
 clean:
 	rm -rf build

@@ -10,9 +10,11 @@
 #   sh bench/run.sh            (make bench builds the programs first)
 #
 # Environment: BENCH_RUNS=K runs per case (5); BENCH_QUICK=1 a smoke pass
-# of small counts (about a minute); BENCH_STREAM_MB=M the stream of case 8
+# of small counts (under a minute); BENCH_STREAM_MB=M the stream of case 8
 # (2048 MiB, the issue's 2 GiB); BENCH_OUT=FILE where the table goes
-# (bench/results.txt), with the raw figures in FILE's name with .csv.
+# (bench/results.txt), with the raw figures in FILE's name with .csv;
+# BENCH_CPUS=LIST the CPUs (taskset -c) everything runs on (the last one),
+# or "all".
 #
 # Everything runs on 127.0.0.1 (and in the network namespace that
 # egress-run --isolate makes for itself); every command is bounded by
@@ -40,6 +42,22 @@ case $OUT in /*) ;; *) OUT=$(pwd -P)/$OUT ;; esac
 CSV=${OUT%.txt}.csv
 [ "$CSV" != "$OUT" ] || CSV=$OUT.csv
 mkdir -p "$(dirname -- "$OUT")" || exit 2
+
+# One CPU for everything the suite starts (BENCH_CPUS, default the last
+# CPU; "all" leaves the scheduler free). On a virtual machine a wakeup on
+# another CPU can cost tens of microseconds (case 5 shows it: the floor
+# across two CPUs), and where the scheduler puts a broker and its client
+# changes from one run to the next: unpinned figures are bimodal, and a
+# ratio then says where the processes landed rather than what egress costs.
+CPUS=${BENCH_CPUS:-$(($(nproc) - 1))}
+if [ "$CPUS" != all ] && [ -z "${BENCH_PINNED:-}" ]; then
+	command -v taskset >/dev/null 2>&1 ||
+		{ echo "bench: taskset (util-linux) is missing; BENCH_CPUS=all runs unpinned" >&2; exit 2; }
+	BENCH_PINNED=$CPUS exec taskset -c "$CPUS" sh "$0" "$@"
+fi
+PINNING="pinned to CPU $CPUS (BENCH_CPUS)"
+[ "$CPUS" = all ] && PINNING="not pinned (BENCH_CPUS=all)"
+NCPU=$(nproc --all 2>/dev/null || nproc)
 
 # Counts per run: (full, quick).
 if [ -n "$QUICK" ]; then
@@ -274,6 +292,7 @@ section() { echo "bench: $*" >&2; }
 # between the other cases' runs below (floor.*), for the same drift.
 
 row floor "5 floor: SEQPACKET 64 B round trip" "two processes, same run" us - - -
+[ "$NCPU" -ge 2 ] && row floor.x "5 floor: SEQPACKET 64 B round trip" "the two on different CPUs" us floor - -
 
 # ------------------------------------------------------------- 1. connect
 section "case 1: TCP socket+connect+close to 127.0.0.1"
@@ -288,6 +307,7 @@ row c1.socket "1 TCP connect+close" "socket+close alone, no connect" us c1.bare 
 [ "$HAVE_TS" = 1 ] && row c1.ts "1 TCP connect+close" "torsocks AllowOutboundLocalhost" us c1.bare - -
 for r in $(seq 1 "$K"); do
 	measure floor "$r" p50_us ok 60 "$B/seqpacket" "$N_FLOOR"
+	[ "$NCPU" -ge 2 ] && measure floor.x "$r" p50_us ok 60 "$B/seqpacket" "$N_FLOOR" 0 1
 	measure c1.bare "$r" p50_us ok 60 "$B/connect" repeat 127.0.0.1 "$P_ACC" "$N_CONN"
 	measure c1.egress "$r" p50_us ok 60 $SHIM "$B/connect" repeat 127.0.0.1 "$P_ACC" "$N_CONN"
 	measure c1.first.bare "$r" p50_us ok 60 "$B/connect" first 127.0.0.1 "$P_ACC" "$N_FIRST"
@@ -505,7 +525,7 @@ MACHINE="$(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/c
 		"$T/rows" "$T/raw.csv"
 } >"$CSV.tmp" && mv "$CSV.tmp" "$CSV"
 
-awk -F'|' -v machine="$MACHINE" -v runs="$K" -v quick="${QUICK:+ (BENCH_QUICK: small counts)}" '
+awk -F'|' -v machine="$MACHINE" -v runs="$K" -v quick="${QUICK:+ (BENCH_QUICK: small counts)}" -v pin="$PINNING" '
 function med(v, n,    i, j, t) { # sorts v[1..n], returns its median
 	for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
 	return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
@@ -536,7 +556,7 @@ NR == FNR { split($0, f, ","); n[f[1]]++; v[f[1], n[f[1]]] = f[3]; next }
 	}
 }
 END {
-	printf "egress benchmarks: %s runs per case, interleaved%s\nmachine: %s\n\n", runs, quick, machine
+	printf "egress benchmarks: %s runs per case, interleaved, %s%s\nmachine: %s\n\n", runs, pin, quick, machine
 	hdr = sprintf("%-34s %-38s %10s %21s %-6s %7s  %-40s %s", "case", "variant", "median", "spread (min-max)", "unit", "ratio", "target", "result")
 	print hdr
 	gsub(/./, "-", hdr); print hdr

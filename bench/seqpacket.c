@@ -2,16 +2,33 @@
  * an AF_UNIX SOCK_SEQPACKET socket between two processes: what any broker
  * that answers over such a socket costs at least, with no work in it.
  *
- *   seqpacket N
+ *   seqpacket N [CPU CPU]
  *
  * A forked child echoes; the parent times N round trips after a warm-up.
- * The result line holds the median and 90th percentile per round trip. */
+ * With two CPU numbers the parent runs on the first and the child on the
+ * second, so that every message wakes a process on another CPU (what a
+ * round trip costs when the scheduler puts the two apart). The result line
+ * holds the median and 90th percentile per round trip. */
+#include <sched.h>
 #include <sys/wait.h>
 
 #include "bench.h"
 
 #define WARMUP 1000
 #define MSG 64
+
+/* Moves the calling process to cpu (a number, or NULL: left alone). */
+static void pin(const char *cpu)
+{
+	cpu_set_t set;
+
+	if (!cpu)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET((int)strtol(cpu, NULL, 10), &set);
+	if (sched_setaffinity(0, sizeof set, &set) < 0)
+		bench_die("seqpacket", errno, "CPU %s", cpu);
+}
 
 int main(int argc, char **argv)
 {
@@ -21,8 +38,8 @@ int main(int argc, char **argv)
 	int sv[2];
 	pid_t pid;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: seqpacket N\n");
+	if (argc != 2 && argc != 4) {
+		fprintf(stderr, "usage: seqpacket N [CPU CPU]\n");
 		return 2;
 	}
 	n = bench_count("seqpacket", "N", argv[1]);
@@ -35,12 +52,14 @@ int main(int argc, char **argv)
 	if (pid == 0) {
 		ssize_t r;
 
+		pin(argc == 4 ? argv[3] : NULL);
 		close(sv[0]);
 		while ((r = recv(sv[1], buf, sizeof buf, 0)) > 0)
 			if (send(sv[1], buf, (size_t)r, 0) != r)
 				break;
 		_exit(0);
 	}
+	pin(argc == 4 ? argv[2] : NULL);
 	close(sv[1]);
 	memset(buf, 's', sizeof buf);
 	for (long i = -WARMUP; i < n; i++) {
