@@ -49,7 +49,7 @@ mkdir -p "$(dirname -- "$OUT")" || exit 2
 # across two CPUs), and where the scheduler puts a broker and its client
 # changes from one run to the next: unpinned figures are bimodal, and a
 # ratio then says where the processes landed rather than what egress costs.
-CPUS=${BENCH_CPUS:-$(($(nproc) - 1))}
+CPUS=${BENCH_PINNED:-${BENCH_CPUS:-$(($(nproc) - 1))}}
 if [ "$CPUS" != all ] && [ -z "${BENCH_PINNED:-}" ]; then
 	command -v taskset >/dev/null 2>&1 ||
 		{ echo "bench: taskset (util-linux) is missing; BENCH_CPUS=all runs unpinned" >&2; exit 2; }
@@ -517,7 +517,7 @@ done
 
 # ------------------------------------------------------------- the table
 
-MACHINE="$(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
+MACHINE="$NCPU CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 {
 	echo "case,variant,run,value,unit"
 	awk -F'|' 'NR == FNR { lab[$1] = $3; un[$1] = $4; next }
