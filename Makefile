@@ -50,7 +50,7 @@ LAYOUT += $(LIB32) build/lib/i386-linux-gnu/libegress.so
 endif
 obj32 = $(patsubst %.c,build/obj32/%.o,$(1))
 
-.PHONY: all check unit integration clean fuzz
+.PHONY: all check unit integration clean fuzz bench bench-build
 ifeq ($(SANITIZE),)
 all: $(LIB) $(BROKER) $(LAYOUT)
 else
@@ -147,6 +147,47 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(POLICY_SRC) broker/upstream.c broker/nf
 
 fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# ---- benchmarks: `make bench` builds the programs of bench/ into
+# build/bench and runs bench/run.sh, which prints one table and writes it
+# to bench/results.txt (BENCH_OUT=FILE elsewhere), the raw figures beside
+# it as CSV; see docs/BENCHMARKS.md. BENCH_QUICK=1: a short smoke pass;
+# BENCH_RUNS=K runs per case (5); BENCH_STREAM_MB=M the stream's size
+# (2048); BENCH_CPUS=LIST the CPUs it runs on (the last one; all: not
+# pinned). A bench reports, it never fails on a figure; `make check` does
+# not run it.
+BENCH_QUICK ?=
+BENCH_RUNS ?=
+BENCH_STREAM_MB ?=
+BENCH_OUT ?=
+BENCH_CPUS ?=
+BENCH_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Ipolicy -Ibench
+BENCH_PLAIN := server connect gai udp seqpacket noop spawn stream
+BENCH_BINS := $(BENCH_PLAIN:%=build/bench/%) build/bench/connect-static build/bench/clients \
+	build/bench/decide build/bench/rss
+
+$(BENCH_PLAIN:%=build/bench/%): build/bench/%: bench/%.c bench/bench.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) $(CFLAGS) -o $@ $<
+
+# The captured connect of --isolate: a static program, nothing preloaded.
+build/bench/connect-static: bench/connect.c bench/bench.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) $(CFLAGS) -DBENCH_STATIC -static -o $@ $<
+
+build/bench/clients build/bench/rss: build/bench/%: bench/%.c bench/bench.h $(call obj,policy/proto.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) $(CFLAGS) -o $@ $< $(call obj,policy/proto.c)
+
+build/bench/decide: bench/decide.c bench/bench.h $(call obj,$(POLICY_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) $(CFLAGS) -o $@ $< $(call obj,$(POLICY_SRC)) $(INIH_LIBS)
+
+bench-build: all $(BENCH_BINS)
+
+bench: bench-build
+	BENCH_QUICK=$(BENCH_QUICK) BENCH_RUNS=$(BENCH_RUNS) BENCH_STREAM_MB=$(BENCH_STREAM_MB) \
+		BENCH_OUT=$(BENCH_OUT) BENCH_CPUS=$(BENCH_CPUS) sh bench/run.sh
 
 clean:
 	rm -rf build
