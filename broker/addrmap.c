@@ -30,6 +30,7 @@ struct addrmap {
 	struct addrmap_proc *procs;       /* pid -> process */
 	size_t per_pid_max;              /* entries kept per process */
 	size_t nentries;                 /* entries, all processes */
+	uint64_t changes;                /* addrmap_changes() */
 };
 
 struct addrmap *addrmap_new(size_t per_pid_max)
@@ -56,6 +57,7 @@ static void addrmap_drop_entry(struct addrmap *m, struct addrmap_proc *p, struct
 	free(e);
 	p->count--;
 	m->nentries--;
+	m->changes++;
 }
 
 static void addrmap_flush(struct addrmap *m, struct addrmap_proc *p)
@@ -142,6 +144,8 @@ int addrmap_record(struct addrmap *m, pid_t pid, const struct proto_addr *a, con
 	HASH_FIND(hh, p->entries, &key, sizeof key, e);
 	if (e) {
 		HASH_DEL(p->entries, e); /* re-added below: now the most recent */
+		if (e->from_hosts != from_hosts || strcmp(e->name, name) != 0)
+			m->changes++;
 	} else {
 		if (p->count >= m->per_pid_max)
 			addrmap_drop_entry(m, p, p->entries); /* the least recently used */
@@ -151,6 +155,7 @@ int addrmap_record(struct addrmap *m, pid_t pid, const struct proto_addr *a, con
 		e->addr = key;
 		p->count++;
 		m->nentries++;
+		m->changes++;
 	}
 	snprintf(e->name, sizeof e->name, "%s", name);
 	e->from_hosts = from_hosts;
@@ -218,6 +223,11 @@ size_t addrmap_gc(struct addrmap *m, time_t now, bool (*alive)(pid_t))
 size_t addrmap_pids(const struct addrmap *m)
 {
 	return HASH_COUNT(m->procs);
+}
+
+uint64_t addrmap_changes(const struct addrmap *m)
+{
+	return m->changes;
 }
 
 size_t addrmap_entries(const struct addrmap *m)

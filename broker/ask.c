@@ -222,7 +222,7 @@ static void judge(const struct ask_state *st, struct policy_request *req, bool s
 		 * bound address, its family, the kernel's own errors. */
 		r->transport = v.transport;
 		result_set(r, PROTO_REWRITE, PROTO_ALLOW, 0, v.rule);
-		r->ttl_ms = r->op == PROTO_OP_SEND ? policy_ttl_ms(st->policy) : 0;
+		r->ttl_ms = policy_ttl_ms(st->policy);
 		return;
 	}
 	if (v.action == PROTO_REWRITE && r->op == PROTO_OP_SEND && r->l4 == PROTO_L4_UDP &&
@@ -261,7 +261,7 @@ static void judge(const struct ask_state *st, struct policy_request *req, bool s
 		result_set(r, PROTO_DENY, PROTO_DENY, v.err ? v.err : EPERM, v.rule);
 	else
 		result_set(r, v.action, v.action, 0, v.rule);
-	r->ttl_ms = r->op == PROTO_OP_SEND ? policy_ttl_ms(st->policy) : 0;
+	r->ttl_ms = policy_ttl_ms(st->policy); /* connects and datagrams alike (proto.h) */
 }
 
 void ask_addr(const struct ask_state *st, const struct ask_who *w, const struct proto_ask *q,
@@ -332,6 +332,8 @@ static bool addr_loopback(const struct proto_addr *a)
 
 void ask_isolated(const struct ask_state *st, struct ask_result *r)
 {
+	if (r->op == PROTO_OP_CONNECT)
+		r->ttl_ms = 0; /* each one the broker makes, or judges anew */
 	if (r->next == ASK_DGRAM) { /* its association is on the host's loopback, not here */
 		r->why = "datagrams do not leave an isolated namespace";
 		result_set(r, PROTO_DENY, PROTO_DENY, ENETUNREACH, r->rule);

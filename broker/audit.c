@@ -142,6 +142,8 @@ int audit_format(const struct audit_event *ev, char *out, size_t cap)
 		buf_printf(&b, ",\"ipproto\":%d,\"count\":%lu", ev->ipproto, ev->count);
 	if (ev->captured)
 		buf_printf(&b, ",\"captured\":true");
+	if (ev->cached)
+		buf_printf(&b, ",\"cached\":true");
 	buf_printf(&b, "}\n");
 	return b.overflow ? -1 : (int)b.len;
 }

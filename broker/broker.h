@@ -88,6 +88,7 @@ struct audit_event {
 	const char *upstream;          /* a rewrite: what the upstream answered */
 	bool relayed;                  /* a relayed connection's close: the counts below */
 	bool captured;                 /* caught in an isolated namespace, not asked by a shim */
+	bool cached;                   /* applied by the shim from a cached verdict (a NOTE) */
 	bool limit_hit;                /* it was cut at the rule's limit */
 	unsigned long count;           /* datagrams an isolated namespace dropped: how many this
 					* event stands for (nflog.c); 0: not such an event */
@@ -158,6 +159,9 @@ bool addrmap_lookup(struct addrmap *m, pid_t pid, pid_t ppid, const struct proto
  * everything unused for ADDRMAP_IDLE_S. Returns the processes dropped. */
 size_t addrmap_gc(struct addrmap *m, time_t now, bool (*alive)(pid_t));
 size_t addrmap_pids(const struct addrmap *m);    /* processes known */
+/* Moves whenever an address comes to stand for another name, or for none
+ * (an entry added, renamed, dropped): a cached verdict may be stale then. */
+uint64_t addrmap_changes(const struct addrmap *m);
 size_t addrmap_entries(const struct addrmap *m); /* addresses known, all processes */
 
 /* ------------------------------------------------------------- upstream.c */
@@ -434,6 +438,7 @@ struct stats_denied; /* one denied destination (uthash) */
 struct stats {
 	unsigned long allow, deny, rewrite;   /* decisions by action */
 	unsigned long resolve, connect, send; /* decisions by operation */
+	unsigned long cached;                 /* of the connects, applied from a shim's cache */
 	unsigned long malformed;              /* connections closed for a bad message */
 	unsigned long clients_now;            /* connected clients */
 	unsigned long clients_total;          /* clients ever accepted */

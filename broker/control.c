@@ -286,6 +286,8 @@ size_t control_status_text(const struct control_info *ci, char *out, size_t cap)
 		   "%lu malformed messages\n",
 		   st->allow, st->deny, st->rewrite, st->resolve, st->connect, st->send,
 		   st->malformed);
+	buf_printf(&b, "          %lu connects applied from the shims' cached verdicts\n",
+		   st->cached);
 	buf_printf(&b, "transport: %s; relay: %lu active, %lu total, %llu bytes sent, %llu received\n",
 		   ci->transport ? ci->transport : "direct", relay_of(ci)->active,
 		   relay_of(ci)->total, (unsigned long long)relay_of(ci)->sent,
@@ -368,9 +370,9 @@ size_t control_status_json(const struct control_info *ci, char *out, size_t cap)
 	buf_printf(&b,
 		   "},\"clients\":{\"connected\":%lu,\"total\":%lu},\"decisions\":{\"allow\":%lu,"
 		   "\"deny\":%lu,\"rewrite\":%lu,\"resolve\":%lu,\"connect\":%lu,\"send\":%lu,"
-		   "\"malformed\":%lu},\"transport\":",
+		   "\"cached\":%lu,\"malformed\":%lu},\"transport\":",
 		   st->clients_now, st->clients_total, st->allow, st->deny, st->rewrite, st->resolve,
-		   st->connect, st->send, st->malformed);
+		   st->connect, st->send, st->cached, st->malformed);
 	buf_json_str(&b, ci->transport ? ci->transport : "direct");
 	buf_printf(&b,
 		   ",\"relay\":{\"active\":%lu,\"total\":%lu,\"bytes_sent\":%llu,"

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -49,6 +50,7 @@ struct client {
 	bool foreign;             /* not known to be in the broker's own network namespace */
 	bool isolated;            /* ns is a captured one: see client_isolated() */
 	bool paused;              /* reading stopped while lookups is at its bound */
+	bool page_sent;           /* the generation page went with a verdict */
 	struct capture *capture;  /* a sandbox's connection: the capture it handed over */
 	UT_hash_handle hh;        /* serial -> client */
 	UT_hash_handle nh;        /* ns -> the sandbox's connection, in s->sandboxes */
@@ -69,6 +71,9 @@ struct server {
 	struct timespec last_error_at;
 	struct audit audit;
 	struct addrmap *addrmap;           /* names processes resolved */
+	uint64_t addrmap_seen;             /* its changes the generation has moved for */
+	int page_fd;                       /* the generation page (proto.h), -1 none */
+	struct proto_page *page;           /* mapped writable here only */
 	struct synth *synth;               /* synthetic addresses of rewritten names */
 	struct stats stats;
 	struct resolver *resolver;
@@ -156,6 +161,58 @@ static void proc_stat(pid_t pid, pid_t *ppid, unsigned long long *starttime)
 			*starttime = strtoull(p, NULL, 10);
 			break;
 		}
+	}
+}
+
+/* ------------------------------------------------------ generation page */
+
+/* Makes the generation page: a memfd sealed so that no one but this
+ * mapping can write it (F_SEAL_FUTURE_WRITE: no write(2), no new writable
+ * mapping, no mprotect to writable of a read-only one), nor resize it.
+ * Without it (an old kernel) verdicts are not cached: clients ask. */
+static void page_open(struct server *s)
+{
+	int fd = memfd_create("egress-generation", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	void *p = MAP_FAILED;
+
+	s->page_fd = -1;
+	if (fd >= 0 && ftruncate(fd, PROTO_PAGE_SIZE) == 0)
+		p = mmap(NULL, PROTO_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) <
+		    0) {
+		log_warn("no generation page (%s): verdicts are not cached, every attempt is asked",
+			 strerror(errno));
+		if (p != MAP_FAILED)
+			munmap(p, PROTO_PAGE_SIZE);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	s->page = p;
+	s->page->magic = PROTO_PAGE_MAGIC;
+	s->page->version = PROTO_VERSION;
+	__atomic_store_n(&s->page->generation, 1, __ATOMIC_RELEASE);
+	s->page_fd = fd;
+}
+
+/* Moves the generation: every verdict cached before is stale from now on,
+ * in every process. */
+static void page_move(struct server *s)
+{
+	if (s->page && __atomic_add_fetch(&s->page->generation, 1, __ATOMIC_ACQ_REL) == 0)
+		__atomic_store_n(&s->page->generation, 1, __ATOMIC_RELEASE); /* 0 means none */
+}
+
+/* Moves the generation when an address has come to stand for another name
+ * since the last move (the address maps of the requests so far). */
+static void page_sync(struct server *s)
+{
+	uint64_t changes = addrmap_changes(s->addrmap);
+
+	if (changes != s->addrmap_seen) {
+		s->addrmap_seen = changes;
+		page_move(s);
 	}
 }
 
@@ -401,33 +458,43 @@ static int server_answer(void *ctx, const struct reply *rp)
 	struct proto_verdict *v = &s->ans.u.verdict;
 	struct client *c = client_find(s, rp->client);
 
+	int fd = rp->fd;
+
 	if (!c)
 		return -1;
+	page_sync(s); /* before the answer that may rest on the change */
+	if (fd < 0 && rp->ttl_ms && (rp->action == PROTO_ALLOW || rp->action == PROTO_DENY) &&
+	    s->page_fd >= 0 && !c->page_sent) {
+		fd = s->page_fd; /* the first verdict that may be kept brings the page */
+		c->page_sent = true;
+	}
 	s->ans.type = PROTO_VERDICT;
 	s->ans.id = rp->msgid;
 	memset(v, 0, sizeof *v);
 	v->action = (uint8_t)rp->action;
 	v->err = rp->err;
 	v->ttl_ms = rp->ttl_ms;
+	v->gen = rp->ttl_ms && s->page ? s->page->generation : 0;
 	v->port = rp->port;
 	snprintf(v->rule, sizeof v->rule, "%s", rp->rule ? rp->rule : "");
 	snprintf(v->name, sizeof v->name, "%s", rp->name ? rp->name : "");
 	v->naddr = (uint8_t)rp->naddr;
 	if (rp->naddr)
 		memcpy(v->addrs, rp->addrs, (size_t)rp->naddr * sizeof *rp->addrs);
-	return client_send(s, c, &s->ans, rp->fd);
+	return client_send(s, c, &s->ans, fd);
 }
 
 /* Records the decision r, made for pid (0: not found) of uid running exe;
- * captured: caught in an isolated namespace, not asked by a shim. */
+ * captured: caught in an isolated namespace, not asked by a shim; cached:
+ * applied by the shim from its cache (a NOTE). */
 static void server_record_result(struct server *s, const struct ask_result *r, pid_t pid,
-				 uid_t uid, const char *exe, bool captured)
+				 uid_t uid, const char *exe, bool captured, bool cached)
 {
 	struct audit_event ev = {
 		.pid = pid, .uid = uid, .exe = exe, .op = r->op,
 		.name = r->name[0] ? r->name : NULL, .addr = r->has_addr ? &r->addr : NULL,
 		.port = r->port, .l4 = r->l4, .action = r->action, .rule = r->rule,
-		.err = r->err_name, .captured = captured,
+		.err = r->err_name, .captured = captured, .cached = cached,
 	};
 	char text[300];
 
@@ -458,7 +525,7 @@ static void server_decided(struct server *s, struct client *c, uint32_t id,
 
 	if (r->why && r->op == PROTO_OP_RESOLVE)
 		log_warn("pid %ld: %s refused: %s", (long)c->pid, r->name, r->why);
-	server_record_result(s, r, c->pid, c->uid, client_exe(c), false);
+	server_record_result(s, r, c->pid, c->uid, client_exe(c), false, false);
 	server_answer(s, &rp);
 }
 
@@ -614,6 +681,34 @@ static void server_ask(struct server *s, struct client *c, uint32_t id, const st
 	}
 }
 
+/* NOTE: a connect the shim applied from its cache, judged again here so
+ * that it is recorded as asking would have recorded it. It is answered
+ * with nothing. Should this judgement differ (the cache raced a change),
+ * what the shim did is recorded, with the rule "cached", and the
+ * generation moves so that it does not happen again. */
+static void server_note(struct server *s, struct client *c, const struct proto_note *n)
+{
+	struct ask_state st = server_ask_state(s);
+	struct ask_who w = client_who(c);
+	struct ask_result r;
+
+	ask_addr(&st, &w, &n->ask, &r);
+	if (client_isolated(s, c))
+		ask_isolated(&st, &r);
+	if (r.answer != n->action) {
+		log_warn("pid %ld: a connect applied a cached %s where the policy now says %s; "
+			 "cached verdicts renewed", (long)c->pid, proto_action_name(n->action),
+			 proto_action_name(r.answer));
+		r.action = n->action; /* by a rule of a policy no longer in force */
+		r.rule = "cached";
+		r.err_name = n->action == PROTO_ALLOW ? NULL : "EPERM";
+		page_move(s);
+	}
+	s->stats.cached++;
+	server_record_result(s, &r, c->pid, c->uid, client_exe(c), false, true);
+	page_sync(s);
+}
+
 static void server_captured(void *ctx, struct capture_conn *k);
 static void server_dns(void *ctx, const struct capture_query *cq);
 static void server_stub_query(void *ctx, const struct capture_query *cq);
@@ -665,6 +760,7 @@ static void server_capture(struct server *s, struct client *c, uint32_t id, int 
 		if (c->capture) {
 			HASH_ADD(nh, s->sandboxes, ns, sizeof c->ns, c);
 			s->sandboxes_total++;
+			page_move(s); /* its programs ask anew: isolated, they are not cached */
 		}
 	}
 	for (int i = 0; i < nfds; i++)
@@ -760,6 +856,9 @@ static void client_readable(struct server *s, struct client *c)
 	case PROTO_ASK:
 		server_ask(s, c, s->msg.id, &s->msg.u.ask);
 		break;
+	case PROTO_NOTE:
+		server_note(s, c, &s->msg.u.note);
+		break;
 	case PROTO_CONTROL:
 		/* A program under --isolate may not steer its broker; nor may
 		 * anything else outside the broker's network namespace once it
@@ -801,7 +900,7 @@ static void stub_answer(struct server *s, struct stub_job *j)
 		rcode = DNS_NXDOMAIN;
 	else if (r->err && r->err != EAI_NODATA && r->err != EAI_ADDRFAMILY)
 		rcode = DNS_SERVFAIL;
-	server_record_result(s, r, j->w.pid, j->uid, j->w.exe, false);
+	server_record_result(s, r, j->w.pid, j->uid, j->w.exe, false, false);
 	n = dns_build_answer(j->q.buf, &j->dq, rcode, r->addrs, r->naddr, 60, out, sizeof out);
 	if (n > 0)
 		sendto(j->q.fd, out, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)&j->q.from,
@@ -910,7 +1009,7 @@ static void server_captured(void *ctx, struct capture_conn *k)
 		r.action = PROTO_DENY;
 		r.err_name = "ENOMEM";
 	}
-	server_record_result(s, &r, k->pid, 0, w.exe, true);
+	server_record_result(s, &r, k->pid, 0, w.exe, true, false);
 	{
 		struct linger lg = { .l_onoff = 1, .l_linger = 0 }; /* a reset: refused */
 		setsockopt(k->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -965,7 +1064,7 @@ static void server_dns(void *ctx, const struct capture_query *cq)
 	}
 	if (!r.rule)
 		r.rule = "default";
-	server_record_result(s, &r, cq->pid, 0, w.exe, true);
+	server_record_result(s, &r, cq->pid, 0, w.exe, true, false);
 	n = dns_build_answer(cq->buf, &dq, rcode, r.addrs, r.naddr, 60, out, sizeof out);
 	if (n > 0)
 		sendto(cq->fd, out, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)&cq->from,
@@ -1070,6 +1169,7 @@ int server_reload(struct server *s, char *msg, size_t cap)
 		strcpy(hex, "unknown");
 	policy_free(s->policy);
 	s->policy = np; /* between two decisions: the loop is single-threaded */
+	page_move(s);   /* before the reload is reported done: no cached verdict outlives it */
 	memcpy(s->sha256, hex, sizeof hex);
 	real_now(&s->loaded_at);
 	s->last_error[0] = 0;
@@ -1151,6 +1251,7 @@ static void server_tick(void *ctx, uint32_t events)
 	if (s->ticks >= SERVER_GC_S / SERVER_TICK_S) {
 		s->ticks = 0;
 		server_gc(s);
+		page_sync(s);
 	}
 }
 
@@ -1190,7 +1291,7 @@ struct server *server_new(const struct server_config *cfg, char *err, size_t err
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	s->listener.fd = s->reserve_fd = -1;
+	s->listener.fd = s->reserve_fd = s->page_fd = -1;
 	watch_init(&s->signal_w, -1, NULL, NULL);
 	watch_init(&s->timer_w, -1, NULL, NULL);
 	stats_init(&s->stats);
@@ -1218,6 +1319,7 @@ struct server *server_new(const struct server_config *cfg, char *err, size_t err
 		strcpy(s->sha256, "unknown");
 	real_now(&s->loaded_at);
 	server_audit_open(s); /* a failing audit log is reported, not fatal */
+	page_open(s);
 	s->addrmap = addrmap_new(ADDRMAP_PER_PID_MAX);
 	s->synth = synth_new(SYNTH_PER_PID_MAX);
 	s->loop = loop_new();
@@ -1295,6 +1397,10 @@ void server_free(struct server *s)
 		close(s->reserve_fd);
 	loop_free(s->loop);
 	audit_close(&s->audit);
+	if (s->page) {
+		munmap(s->page, PROTO_PAGE_SIZE);
+		close(s->page_fd);
+	}
 	addrmap_free(s->addrmap);
 	synth_free(s->synth);
 	stats_free(&s->stats);

@@ -10,7 +10,7 @@
 #include "proto.h"
 
 #define ASK_FIXED 24     /* op l4 family namelen port(2) addr(17) flags */
-#define VERDICT_FIXED 14 /* action naddr rulelen namelen err(4) ttl(4) port(2) */
+#define VERDICT_FIXED 18 /* action naddr rulelen namelen err(4) ttl(4) port(2) gen(4) */
 #define ADDR_LEN 17      /* family + 16 bytes */
 
 /* ---------------------------------------------------------------- bytes */
@@ -57,16 +57,53 @@ static void get_addr(const uint8_t *p, struct proto_addr *a)
 
 /* ---------------------------------------------------------------- encode */
 
+/* The body length of an ASK, or -1 when a field is out of bounds. */
+static ssize_t ask_len(const struct proto_ask *a)
+{
+	size_t n = strnlen(a->name, sizeof a->name);
+
+	return proto_ask_check(a, n) < 0 ? -1 : ASK_FIXED + (ssize_t)n;
+}
+
+/* A NOTE tells of a connect, allowed or denied. */
+static bool note_ok(const struct proto_ask *a, uint8_t action)
+{
+	return a->op == PROTO_OP_CONNECT && (action == PROTO_ALLOW || action == PROTO_DENY);
+}
+
+/* Writes the header of a message of type and id with a body of blen. */
+static void put_header(uint8_t *p, uint16_t type, uint32_t id, size_t blen)
+{
+	p[0] = PROTO_MAGIC;
+	p[1] = PROTO_VERSION;
+	put16(p + 2, type);
+	put32(p + 4, id);
+	put32(p + 8, (uint32_t)blen);
+}
+
+/* Writes an ASK's body of blen bytes (from ask_len). */
+static void put_ask(uint8_t *p, const struct proto_ask *a, size_t blen)
+{
+	size_t n = blen - ASK_FIXED;
+
+	p[0] = a->op;
+	p[1] = a->l4;
+	p[2] = a->family;
+	p[3] = (uint8_t)n;
+	put16(p + 4, a->port);
+	put_addr(p + 6, &a->addr);
+	p[23] = a->flags;
+	memcpy(p + ASK_FIXED, a->name, n);
+}
+
 /* Returns the body length of m, or -1 when a field is out of bounds. */
 static ssize_t body_len(const struct proto_msg *m)
 {
 	switch (m->type) {
-	case PROTO_ASK: {
-		size_t n = strnlen(m->u.ask.name, sizeof m->u.ask.name);
-		if (proto_ask_check(&m->u.ask, n) < 0)
-			return -1;
-		return ASK_FIXED + (ssize_t)n;
-	}
+	case PROTO_ASK:
+		return ask_len(&m->u.ask);
+	case PROTO_NOTE:
+		return note_ok(&m->u.note.ask, m->u.note.action) ? ask_len(&m->u.note.ask) + 1 : -1;
 	case PROTO_VERDICT: {
 		const struct proto_verdict *v = &m->u.verdict;
 		size_t n = strnlen(v->rule, sizeof v->rule);
@@ -100,27 +137,17 @@ ssize_t proto_encode(const struct proto_msg *m, void *buf, size_t cap)
 
 	if (blen < 0 || (size_t)blen + PROTO_HDR_LEN > cap)
 		return -1;
-	p[0] = PROTO_MAGIC;
-	p[1] = PROTO_VERSION;
-	put16(p + 2, m->type);
-	put32(p + 4, m->id);
-	put32(p + 8, (uint32_t)blen);
+	put_header(p, m->type, m->id, (size_t)blen);
 	p += PROTO_HDR_LEN;
 
 	switch (m->type) {
-	case PROTO_ASK: {
-		const struct proto_ask *a = &m->u.ask;
-		size_t n = (size_t)blen - ASK_FIXED;
-		p[0] = a->op;
-		p[1] = a->l4;
-		p[2] = a->family;
-		p[3] = (uint8_t)n;
-		put16(p + 4, a->port);
-		put_addr(p + 6, &a->addr);
-		p[23] = a->flags;
-		memcpy(p + ASK_FIXED, a->name, n);
+	case PROTO_ASK:
+		put_ask(p, &m->u.ask, (size_t)blen);
 		break;
-	}
+	case PROTO_NOTE:
+		put_ask(p, &m->u.note.ask, (size_t)blen - 1);
+		p[blen - 1] = m->u.note.action;
+		break;
 	case PROTO_VERDICT: {
 		const struct proto_verdict *v = &m->u.verdict;
 		size_t n = strnlen(v->rule, sizeof v->rule);
@@ -132,6 +159,7 @@ ssize_t proto_encode(const struct proto_msg *m, void *buf, size_t cap)
 		put32(p + 4, (uint32_t)v->err);
 		put32(p + 8, v->ttl_ms);
 		put16(p + 12, v->port);
+		put32(p + 14, v->gen);
 		memcpy(p + VERDICT_FIXED, v->rule, n);
 		memcpy(p + VERDICT_FIXED + n, v->name, nn);
 		for (int i = 0; i < v->naddr; i++)
@@ -149,6 +177,22 @@ ssize_t proto_encode(const struct proto_msg *m, void *buf, size_t cap)
 		put32(p, (uint32_t)m->u.error);
 		break;
 	}
+	return PROTO_HDR_LEN + blen;
+}
+
+ssize_t proto_encode_ask(uint16_t type, uint32_t id, const struct proto_ask *a, uint8_t action,
+			 void *buf, size_t cap)
+{
+	ssize_t alen = ask_len(a), blen = alen + (type == PROTO_NOTE);
+	uint8_t *p = buf;
+
+	if (alen < 0 || (type != PROTO_ASK && type != PROTO_NOTE) ||
+	    (type == PROTO_NOTE && !note_ok(a, action)) || (size_t)blen + PROTO_HDR_LEN > cap)
+		return -1;
+	put_header(p, type, id, (size_t)blen);
+	put_ask(p + PROTO_HDR_LEN, a, (size_t)alen);
+	if (type == PROTO_NOTE)
+		p[PROTO_HDR_LEN + alen] = action;
 	return PROTO_HDR_LEN + blen;
 }
 
@@ -193,6 +237,7 @@ static int decode_verdict(const uint8_t *p, size_t len, struct proto_verdict *v)
 	v->err = (int32_t)get32(p + 4);
 	v->ttl_ms = get32(p + 8);
 	v->port = get16(p + 12);
+	v->gen = get32(p + 14);
 	memcpy(v->rule, p + VERDICT_FIXED, n);
 	memcpy(v->name, p + VERDICT_FIXED + n, nn);
 	if (memchr(v->rule, 0, n) || memchr(v->name, 0, nn) || v->action < PROTO_ALLOW ||
@@ -206,25 +251,63 @@ static int decode_verdict(const uint8_t *p, size_t len, struct proto_verdict *v)
 	return 0;
 }
 
+static int decode_error(const uint8_t *p, size_t len, int32_t *error)
+{
+	if (len != 4)
+		return PROTO_BAD_MSG;
+	*error = (int32_t)get32(p);
+	return 0;
+}
+
+/* Reads the header of the len bytes at p into *type, *id and *blen.
+ * Returns 0, PROTO_BAD_VERSION or PROTO_BAD_MSG. */
+static int get_header(const uint8_t *p, size_t len, uint16_t *type, uint32_t *id, size_t *blen)
+{
+	if (len < PROTO_HDR_LEN || p[0] != PROTO_MAGIC)
+		return PROTO_BAD_MSG;
+	*type = get16(p + 2);
+	*id = get32(p + 4);
+	*blen = get32(p + 8);
+	if (*blen != len - PROTO_HDR_LEN)
+		return PROTO_BAD_MSG;
+	return p[1] == PROTO_VERSION ? 0 : PROTO_BAD_VERSION;
+}
+
+int proto_decode_answer(const void *buf, size_t len, uint16_t *type, uint32_t *id,
+			struct proto_verdict *v, int32_t *error)
+{
+	const uint8_t *p = buf;
+	size_t blen;
+	int rc = get_header(p, len, type, id, &blen);
+
+	if (rc != 0)
+		return rc;
+	p += PROTO_HDR_LEN;
+	if (*type == PROTO_VERDICT)
+		return decode_verdict(p, blen, v);
+	return *type == PROTO_ERROR ? decode_error(p, blen, error) : PROTO_BAD_TYPE;
+}
+
 int proto_decode(const void *buf, size_t len, struct proto_msg *m)
 {
 	const uint8_t *p = buf;
 	size_t blen;
+	int rc = get_header(p, len, &m->type, &m->id, &blen);
 
-	if (len < PROTO_HDR_LEN || p[0] != PROTO_MAGIC)
-		return PROTO_BAD_MSG;
-	m->type = get16(p + 2);
-	m->id = get32(p + 4);
-	blen = get32(p + 8);
-	if (blen != len - PROTO_HDR_LEN)
-		return PROTO_BAD_MSG;
-	if (p[1] != PROTO_VERSION)
-		return PROTO_BAD_VERSION;
+	if (rc != 0)
+		return rc;
 	p += PROTO_HDR_LEN;
 
 	switch (m->type) {
 	case PROTO_ASK:
 		return decode_ask(p, blen, &m->u.ask);
+	case PROTO_NOTE:
+		if (blen < 1 || decode_ask(p, blen - 1, &m->u.note.ask) != 0)
+			return PROTO_BAD_MSG;
+		m->u.note.action = p[blen - 1];
+		return note_ok(&m->u.note.ask, m->u.note.action) ? 0 : PROTO_BAD_MSG;
+	case PROTO_ERROR:
+		return decode_error(p, blen, &m->u.error);
 	case PROTO_VERDICT:
 		return decode_verdict(p, blen, &m->u.verdict);
 	case PROTO_CONTROL:
@@ -239,11 +322,6 @@ int proto_decode(const void *buf, size_t len, struct proto_msg *m)
 		m->u.text.len = (uint32_t)(blen - 4);
 		memcpy(m->u.text.text, p + 4, blen - 4);
 		m->u.text.text[blen - 4] = 0;
-		return 0;
-	case PROTO_ERROR:
-		if (blen != 4)
-			return PROTO_BAD_MSG;
-		m->u.error = (int32_t)get32(p);
 		return 0;
 	}
 	return PROTO_BAD_TYPE;

@@ -17,15 +17,28 @@
  *   u8 magic 'E' | u8 version | u16 type | u32 id | u32 body length
  *
  * A VERDICT of action REWRITE carries the connected socket that replaces
- * the program's as SCM_RIGHTS ancillary data; every other message carries
- * no descriptor.
+ * the program's as SCM_RIGHTS ancillary data. An ALLOW or DENY verdict with
+ * a ttl_ms may carry the broker's generation page (struct proto_page, a
+ * sealed memfd that only the broker can write): the first such verdict on
+ * each connection does. Every other message carries no descriptor.
+ *
+ * Cached verdicts: a shim that holds the page may keep a verdict with a
+ * ttl_ms for that long, tagged with the generation the verdict names (the
+ * page's when the broker decided); an entry whose generation is no longer
+ * the page's is stale. The broker moves the generation on whatever could change a
+ * verdict (a reload, before it is reported done; a change in which name a
+ * process's address stands for; a sandbox's capture), so a cached verdict
+ * is never used past the moment asking would have answered otherwise. A
+ * connect applied from the cache is still told to the broker, by a NOTE
+ * that is not answered; one that cannot be sent at once is asked instead.
  *
  * All integers are little-endian. Bump PROTO_VERSION with any change to the
  * message set or a body layout.
  */
 #define PROTO_MAGIC 'E'
-#define PROTO_VERSION 5 /* 3: the ASK flag PROTO_ASK_INET6; 4: PROTO_CTL_CAPTURE; 5: PROTO_ASK_PASSIVE,
-			 * the verdict's port (a send to a name server goes to the broker's) */
+#define PROTO_VERSION 6 /* 3: the ASK flag PROTO_ASK_INET6; 4: PROTO_CTL_CAPTURE; 5: PROTO_ASK_PASSIVE,
+			 * the verdict's port (a send to a name server goes to the broker's);
+			 * 6: NOTE, cached connect verdicts and the generation page */
 #define PROTO_HDR_LEN 12
 #define PROTO_NAME_MAX 253  /* longest DNS name, without the trailing dot */
 #define PROTO_RULE_MAX 63   /* longest rule name */
@@ -41,6 +54,7 @@ enum proto_type {
 	PROTO_CONTROL = 3, /* control tool -> broker: status or reload */
 	PROTO_TEXT = 4,    /* broker -> control tool: a text answer */
 	PROTO_ERROR = 5,   /* broker -> anyone: request refused */
+	PROTO_NOTE = 6,    /* shim -> broker: a connect applied from a cached verdict; no answer */
 };
 
 enum proto_op {
@@ -106,7 +120,8 @@ struct proto_ask {
 struct proto_verdict {
 	uint8_t action;                          /* enum proto_action */
 	int32_t err;                             /* DENY: errno; RESOLVE failure: EAI_* */
-	uint32_t ttl_ms;                         /* how long a datagram verdict may be cached */
+	uint32_t ttl_ms;                         /* how long the verdict may be cached (0: not) */
+	uint32_t gen;                            /* the generation it was decided in (0: none) */
 	char rule[PROTO_RULE_MAX + 1];           /* matched rule, NUL-terminated */
 	char name[PROTO_NAME_MAX + 1];           /* CONNECT/SEND: the name the address was attributed to, or "" */
 	uint16_t port;                           /* SEND: non-zero when the datagram goes to
@@ -114,6 +129,24 @@ struct proto_verdict {
 						  * a DNS query, to the broker's lookup stub */
 	uint8_t naddr;                           /* RESOLVE: number of addresses */
 	struct proto_addr addrs[PROTO_ADDRS_MAX];
+};
+
+/* NOTE: the ASK a connect would have sent (op CONNECT), and the action
+ * (ALLOW or DENY) its cached verdict applied. The body is the ASK's
+ * followed by one byte, the action. */
+struct proto_note {
+	struct proto_ask ask;
+	uint8_t action;
+};
+
+/* The generation page: one page of shared memory the broker writes and its
+ * clients map read-only. */
+#define PROTO_PAGE_SIZE 4096
+#define PROTO_PAGE_MAGIC 0x65677270u /* "egrp" */
+struct proto_page {
+	uint32_t magic;      /* PROTO_PAGE_MAGIC */
+	uint32_t version;    /* PROTO_VERSION */
+	uint32_t generation; /* moved (never to 0) whenever a cached verdict may be stale */
 };
 
 struct proto_control {
@@ -131,6 +164,7 @@ struct proto_msg {
 	uint32_t id;   /* chosen by the asker, echoed in the answer */
 	union {
 		struct proto_ask ask;
+		struct proto_note note;
 		struct proto_verdict verdict;
 		struct proto_control control;
 		struct proto_text text;
@@ -146,6 +180,17 @@ ssize_t proto_encode(const struct proto_msg *m, void *buf, size_t cap);
  * or PROTO_BAD_TYPE (m->id and m->type are then set, so an ERROR can be
  * answered), or PROTO_BAD_MSG for anything malformed. */
 int proto_decode(const void *buf, size_t len, struct proto_msg *m);
+
+/* The shim's codec, with no struct proto_msg (its 64 KiB text would be on
+ * the stack of whatever asks, a signal handler's small one included).
+ * proto_encode_ask encodes an ASK (type PROTO_ASK) or a NOTE (PROTO_NOTE,
+ * with action) as proto_encode would. proto_decode_answer decodes a
+ * VERDICT or an ERROR into *type, *id and *v or *error, as proto_decode
+ * would, and returns as it does. */
+ssize_t proto_encode_ask(uint16_t type, uint32_t id, const struct proto_ask *a, uint8_t action,
+			 void *buf, size_t cap);
+int proto_decode_answer(const void *buf, size_t len, uint16_t *type, uint32_t *id,
+			struct proto_verdict *v, int32_t *error);
 
 /* --------------------------- shared helpers: linked by the shim and the broker */
 

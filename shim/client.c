@@ -19,7 +19,9 @@
  *    CLONE_VM even this thread-local variable is the other's memory.
  *
  * The common case (the owner, not busy) costs one gettid more than the
- * round trip; the old getpid check it replaces was one too. */
+ * round trip; the old getpid check it replaces was one too. A connect
+ * applied from the verdict cache sends a NOTE over the same connection
+ * under the same rules, and waits for nothing. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -115,6 +117,7 @@ static void conn_exit(void *unused)
 static void conn_forked(void)
 {
 	space_pid = getpid();
+	shim_cache_clear(); /* its verdicts are asked for, and noted, anew */
 	conn_drop(&tconn);
 	tconn.owner = 0;
 	tconn.busy = 0;
@@ -263,7 +266,10 @@ static ssize_t recv_with_fd(int sock, uint8_t *buf, size_t cap, int *fd)
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
 		    c->cmsg_len >= CMSG_LEN(sizeof(int)))
 			memcpy(fd, CMSG_DATA(c), sizeof(int));
-	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+	/* A descriptor that found no free slot here (the program used them
+	 * all) is dropped by the kernel: the answer stands without it (a
+	 * REWRITE without its socket is then refused). */
+	if (mh.msg_flags & MSG_TRUNC)
 		return (ssize_t)cap + 1;
 	return n;
 }
@@ -279,7 +285,6 @@ static int exchange(int sock, const void *req, size_t len, uint32_t id, struct p
 		    int *fd)
 {
 	uint8_t buf[1024];
-	struct proto_msg m;
 	long deadline = proto_now_ms() + shim_config.timeout_ms;
 
 	*fd = -1;
@@ -290,6 +295,9 @@ static int exchange(int sock, const void *req, size_t len, uint32_t id, struct p
 		long left = deadline - proto_now_ms();
 		ssize_t n;
 		int r, got, rc;
+		uint16_t type;
+		uint32_t mid;
+		int32_t error = 0;
 
 		if (left <= 0) {
 			errno = ETIMEDOUT;
@@ -311,30 +319,33 @@ static int exchange(int sock, const void *req, size_t len, uint32_t id, struct p
 				errno = ECONNRESET;
 			return -1;
 		}
-		rc = (size_t)n > sizeof buf ? PROTO_BAD_MSG : proto_decode(buf, (size_t)n, &m);
-		if (rc == 0 && m.type == PROTO_ERROR && m.u.error == PROTO_E_VERSION)
+		rc = (size_t)n > sizeof buf ? PROTO_BAD_MSG
+					    : proto_decode_answer(buf, (size_t)n, &type, &mid, v, &error);
+		if (rc == 0 && type == PROTO_ERROR && error == PROTO_E_VERSION)
 			rc = PROTO_BAD_VERSION; /* a broker of another build: whatever the id */
-		else if (rc == 0 && m.id == id && m.type != PROTO_VERDICT)
+		else if ((rc == 0 || rc == PROTO_BAD_TYPE) && mid == id && type != PROTO_VERDICT)
 			rc = PROTO_BAD_MSG;
+		else if (rc == PROTO_BAD_TYPE)
+			rc = 0, type = 0; /* another id's message of a type we do not take: skipped */
 		if (rc != 0) {
 			if (got >= 0)
 				close(got);
 			errno = rc == PROTO_BAD_VERSION ? EPROTONOSUPPORT : EPROTO;
 			return -1;
 		}
-		if (m.id != id || m.u.verdict.action == PROTO_PENDING) {
+		if (mid != id || type != PROTO_VERDICT || v->action == PROTO_PENDING) {
 			if (got >= 0)
 				close(got); /* a stale answer's descriptor: not ours to take */
-			if (m.id == id)
-				deadline = proto_now_ms() + shim_config.timeout_ms +
-					   (long)m.u.verdict.ttl_ms;
+			if (mid == id)
+				deadline = proto_now_ms() + shim_config.timeout_ms + (long)v->ttl_ms;
 			continue;
 		}
-		*v = m.u.verdict;
-		if (got >= 0 && (v->action != PROTO_REWRITE || fd == NULL))
-			close(got);
-		else if (fd != NULL)
+		if (got >= 0 && v->action == PROTO_REWRITE && fd != NULL)
 			*fd = got;
+		else if (got >= 0 && v->ttl_ms && (v->action == PROTO_ALLOW || v->action == PROTO_DENY))
+			shim_page_take(got); /* the broker's generation page */
+		else if (got >= 0)
+			close(got);
 		return 0;
 	}
 }
@@ -342,17 +353,14 @@ static int exchange(int sock, const void *req, size_t len, uint32_t id, struct p
 /* Encodes ask as request id into req. Returns its length, or -1 (EINVAL). */
 static ssize_t encode(const struct proto_ask *ask, uint32_t id, uint8_t *req, size_t cap)
 {
-	struct proto_msg m = { .type = PROTO_ASK, .id = id };
-	ssize_t len;
+	ssize_t len = proto_encode_ask(PROTO_ASK, id, ask, 0, req, cap);
 
-	m.u.ask = *ask;
-	len = proto_encode(&m, req, cap);
 	if (len < 0)
 		errno = EINVAL;
 	return len;
 }
 
-#define REQ_MAX (PROTO_HDR_LEN + 32 + PROTO_NAME_MAX)
+#define REQ_MAX (PROTO_HDR_LEN + 32 + PROTO_NAME_MAX) /* an ASK or a NOTE */
 
 /* One question over a connection of its own, opened and closed here: for a
  * signal handler that interrupted an ask of its thread, and for a process
@@ -407,6 +415,31 @@ static int ask_owned(struct conn *c, pid_t tid, const struct proto_ask *ask,
 		/* the broker went away (maybe restarted): try a new connection once */
 	}
 	return -1;
+}
+
+int (*shim_note)(const struct proto_ask *, int) = shim_client_note;
+
+int shim_client_note(const struct proto_ask *ask, int action)
+{
+	struct conn *c = &tconn;
+	uint8_t req[REQ_MAX];
+	ssize_t len = proto_encode_ask(PROTO_NOTE, 0, ask, (uint8_t)action, req, sizeof req);
+	int saved = errno, r = -1;
+
+	/* Only the owner's own connection, idle: what it sends is then
+	 * attributed to this process by the broker (its peer credentials),
+	 * and comes between two whole questions. */
+	if (len < 0 || c->owner != self_tid() || c->busy)
+		return -1;
+	c->busy = 1;
+	signal_fence();
+	if (c->fd >= 0 && conn_is_ours(c) &&
+	    send(c->fd, req, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL) == len)
+		r = 0;
+	signal_fence();
+	c->busy = 0;
+	errno = saved;
+	return r;
 }
 
 int shim_client_ask(const struct proto_ask *ask, struct proto_verdict *v, int *fd)

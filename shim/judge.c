@@ -177,27 +177,46 @@ static void to_broker(int obj, struct shim_dest *d, const struct proto_ask *ask,
 	d->len = proto_addr_to_sockaddr(a, v->port, v6, &d->ss);
 }
 
+/* An attempt applied from the cache: a datagram's verdict as it is, a
+ * connect's once the broker has been told (a NOTE), a connect's denial
+ * with its line as when asked (a datagram's is said once, when asked).
+ * Returns 0 or -1 as shim_judge, or 2 when the broker could not be told at
+ * once: ask. */
+static int cached(int obj, struct shim_dest *d, const struct proto_ask *ask,
+		  const struct proto_verdict *v, const char *verb)
+{
+	char dest[PROTO_DEST_MAX];
+
+	if (ask->op == PROTO_OP_CONNECT && shim_note(ask, v->action) < 0)
+		return 2;
+	if (v->action == PROTO_ALLOW) {
+		if (v->port && v->naddr > 0)
+			to_broker(obj, d, ask, v);
+		return 0;
+	}
+	if (ask->op == PROTO_OP_CONNECT && shim_config.log != SHIM_LOG_OFF) {
+		proto_dest_format(NULL, &ask->addr, ask->port, dest, sizeof dest);
+		shim_log_line("egress: denied %s to %s (rule %s)", verb, dest, v->rule);
+	}
+	errno = deny_errno(v->err);
+	return -1;
+}
+
 int shim_judge(int fd, int obj, int op, int l4, struct shim_dest *d, const char *verb)
 {
 	struct proto_ask ask = { .op = (uint8_t)op, .l4 = (uint8_t)l4 };
 	struct proto_verdict v;
 	char dest[PROTO_DEST_MAX];
-	int newfd = -1, fl;
+	int newfd = -1, fl, r;
 
 	if (proto_addr_from_sockaddr((const struct sockaddr *)&d->ss, d->family, &ask.addr,
 				     &ask.port) < 0) {
 		errno = EAFNOSUPPORT; /* not from shim_dest_copy: nothing to judge */
 		return -1;
 	}
-	if (op == PROTO_OP_SEND && shim_cache_lookup(&ask.addr, ask.port, l4, &v)) {
-		if (v.action == PROTO_ALLOW) {
-			if (v.port && v.naddr > 0)
-				to_broker(obj, d, &ask, &v);
-			return 0;
-		}
-		errno = deny_errno(v.err);
-		return -1;
-	}
+	if (shim_cache_lookup(&ask.addr, ask.port, op, l4, &v) &&
+	    (r = cached(obj, d, &ask, &v, verb)) != 2)
+		return r;
 	if (op == PROTO_OP_CONNECT && (fl = fcntl(obj, F_GETFL)) >= 0 && (fl & O_NONBLOCK))
 		ask.flags = PROTO_ASK_NONBLOCK;
 	if (op == PROTO_OP_CONNECT && d->ss.ss_family == AF_INET6)
@@ -214,16 +233,18 @@ int shim_judge(int fd, int obj, int op, int l4, struct shim_dest *d, const char 
 		errno = err == EMFILE || err == ENFILE ? err : EPERM;
 		return -1;
 	}
-	if (op == PROTO_OP_SEND)
-		shim_cache_store(&ask.addr, ask.port, l4, &v);
-	proto_dest_format(v.name, &ask.addr, ask.port, dest, sizeof dest);
+	if (newfd < 0)
+		shim_cache_store(&ask.addr, ask.port, op, l4, &v);
 	if (v.action == PROTO_ALLOW) {
 		if (op == PROTO_OP_SEND && v.port && v.naddr > 0)
 			to_broker(obj, d, &ask, &v);
-		if (shim_config.log == SHIM_LOG_ALL)
+		if (shim_config.log == SHIM_LOG_ALL) {
+			proto_dest_format(v.name, &ask.addr, ask.port, dest, sizeof dest);
 			shim_log_line("egress: allowed %s to %s (rule %s)", verb, dest, v.rule);
+		}
 		return 0;
 	}
+	proto_dest_format(v.name, &ask.addr, ask.port, dest, sizeof dest);
 	if (v.action == PROTO_REWRITE && newfd >= 0) {
 		if (shim_rewrite_install(fd, obj, newfd, (const struct sockaddr *)&d->ss) < 0) {
 			shim_log_line("egress: %s to %s: cannot take over the rewritten socket: %s",

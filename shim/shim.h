@@ -62,6 +62,17 @@ void shim_init(void);
  * reentrant: a signal handler may ask while its thread is asking. */
 int shim_client_ask(const struct proto_ask *ask, struct proto_verdict *v, int *fd);
 
+/* client.c: tells the broker, without waiting, that a connect was applied
+ * from a cached verdict of action. Returns 0 when the NOTE went out at
+ * once over this thread's own connection, else -1: the caller asks
+ * instead (a signal handler inside an ask, a CLONE_VM process, a full
+ * socket buffer, a broker that has gone all end up asking, which fails
+ * closed). */
+int shim_client_note(const struct proto_ask *ask, int action);
+
+/* The noting function in use: shim_client_note, or a unit test's stub. */
+extern int (*shim_note)(const struct proto_ask *ask, int action);
+
 /* The asking function in use: shim_client_ask, or a unit test's stub. */
 extern int (*shim_ask)(const struct proto_ask *ask, struct proto_verdict *v, int *fd);
 
@@ -154,13 +165,21 @@ bool shim_rewrite_via_used(void);
  * it unjudged. */
 int shim_classify(int fd, int flags, bool is_connect, int *op, int *l4);
 
-/* cache.c: this thread's datagram verdict cache. lookup returns true and
- * fills *v (action, err) while an entry for key is fresh. */
-bool shim_cache_lookup(const struct proto_addr *a, uint16_t port, int l4,
+/* cache.c: this thread's verdict cache (connects and datagrams). lookup
+ * returns true and fills *v (action, err, rule, and a datagram's port and
+ * addresses) while an entry for the key is fresh: within its TTL, and of
+ * the page's generation now. store keeps an ALLOW or DENY with a ttl_ms
+ * and a generation. */
+bool shim_cache_lookup(const struct proto_addr *a, uint16_t port, int op, int l4,
 		       struct proto_verdict *v);
-void shim_cache_store(const struct proto_addr *a, uint16_t port, int l4,
+void shim_cache_store(const struct proto_addr *a, uint16_t port, int op, int l4,
 		      const struct proto_verdict *v);
 void shim_cache_clear(void);
+/* cache.c: maps the broker's generation page from fd (a verdict brought
+ * it) unless the process has one; fd is closed in any case. */
+void shim_page_take(int fd);
+/* cache.c: the page's generation, 0 while there is no page. */
+uint32_t shim_page_gen(void);
 /* The cache's clock (proto_now_ms); a unit test's stub may store from it. */
 extern long (*shim_cache_clock)(void);
 

@@ -120,11 +120,26 @@ static bool sample(int i, struct proto_msg *m)
 		m->type = PROTO_ERROR;
 		m->u.error = PROTO_E_VERSION + i - 13;
 		return true;
+	case 16: /* a connect applied from the cache, allowed */
+	case 17: /* and denied, IPv6 */
+		m->type = PROTO_NOTE;
+		m->u.note.ask.op = PROTO_OP_CONNECT;
+		m->u.note.ask.l4 = PROTO_L4_TCP;
+		m->u.note.ask.port = 443;
+		m->u.note.ask.addr = i == 16 ? addr4(192, 0, 2, 1) : addr6(9);
+		m->u.note.action = i == 16 ? PROTO_ALLOW : PROTO_DENY;
+		return true;
+	case 18: /* a verdict of a generation */
+		m->type = PROTO_VERDICT;
+		m->u.verdict.action = PROTO_ALLOW;
+		m->u.verdict.ttl_ms = 5000;
+		m->u.verdict.gen = 0xdeadbeefu;
+		return true;
 	}
 	return false;
 }
 
-#define NSAMPLES 16
+#define NSAMPLES 19
 
 /* Asserts that b, decoded, equals a. */
 static void assert_same(const struct proto_msg *a, const struct proto_msg *b)
@@ -144,11 +159,19 @@ static void assert_same(const struct proto_msg *a, const struct proto_msg *b)
 		ck_assert_uint_eq(a->u.verdict.action, b->u.verdict.action);
 		ck_assert_int_eq(a->u.verdict.err, b->u.verdict.err);
 		ck_assert_uint_eq(a->u.verdict.ttl_ms, b->u.verdict.ttl_ms);
+		ck_assert_uint_eq(a->u.verdict.gen, b->u.verdict.gen);
+		ck_assert_uint_eq(a->u.verdict.port, b->u.verdict.port);
 		ck_assert_str_eq(a->u.verdict.rule, b->u.verdict.rule);
 		ck_assert_str_eq(a->u.verdict.name, b->u.verdict.name);
 		ck_assert_uint_eq(a->u.verdict.naddr, b->u.verdict.naddr);
 		ck_assert_mem_eq(a->u.verdict.addrs, b->u.verdict.addrs,
 				 a->u.verdict.naddr * sizeof a->u.verdict.addrs[0]);
+		break;
+	case PROTO_NOTE:
+		ck_assert_uint_eq(a->u.note.ask.op, b->u.note.ask.op);
+		ck_assert_uint_eq(a->u.note.ask.port, b->u.note.ask.port);
+		ck_assert_mem_eq(&a->u.note.ask.addr, &b->u.note.ask.addr, sizeof a->u.note.ask.addr);
+		ck_assert_uint_eq(a->u.note.action, b->u.note.action);
 		break;
 	case PROTO_CONTROL:
 		ck_assert_uint_eq(a->u.control.what, b->u.control.what);
@@ -372,7 +395,7 @@ END_TEST
 
 START_TEST(test_proto_decode_bad_type)
 {
-	static const uint16_t types[] = { 0, 6, 7, 0x100, 0xffff };
+	static const uint16_t types[] = { 0, 7, 8, 0x100, 0xffff };
 	uint8_t buf[PROTO_HDR_LEN + 4] = { PROTO_MAGIC, PROTO_VERSION, 0, 0, 9, 8, 7, 6, 4 };
 	struct proto_msg *d = msg_new();
 
@@ -485,14 +508,15 @@ START_TEST(test_proto_decode_bad_ask)
 }
 END_TEST
 
-/* A VERDICT body: action naddr rulelen namelen err(4) ttl(4) port(2) rule
- * name addrs. */
+/* A VERDICT body: action naddr rulelen namelen err(4) ttl(4) port(2) gen(4)
+ * rule name addrs. */
+#define VFIXED 18
 static size_t verdict_body(uint8_t *b, uint8_t action, unsigned naddr, const char *rule,
 			   size_t rlen, const char *name, size_t nlen)
 {
-	size_t n = 14;
+	size_t n = VFIXED;
 
-	memset(b, 0, 14);
+	memset(b, 0, VFIXED);
 	b[0] = action;
 	b[1] = (uint8_t)naddr;
 	b[2] = (uint8_t)rlen;
@@ -530,7 +554,7 @@ START_TEST(test_proto_decode_bad_verdict)
 	}
 	n = verdict_body(body, PROTO_ALLOW, 0, "r", 1, "", 0);
 	body[1] = 255;
-	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, 14 + 1), d), PROTO_BAD_MSG);
+	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, VFIXED + 1), d), PROTO_BAD_MSG);
 	/* over-long rule and name */
 	n = verdict_body(body, PROTO_ALLOW, 0, longs, PROTO_RULE_MAX + 1, "", 0);
 	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, n), d), PROTO_BAD_MSG);
@@ -550,7 +574,7 @@ START_TEST(test_proto_decode_bad_verdict)
 	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, n), d), PROTO_BAD_MSG);
 	/* bad address family in the list */
 	n = verdict_body(body, PROTO_ALLOW, 3, "", 0, "", 0);
-	body[14 + 17 * 2] = 5;
+	body[VFIXED + 17 * 2] = 5;
 	ck_assert_int_eq(proto_decode(msg, raw(msg, PROTO_VERDICT, body, n), d), PROTO_BAD_MSG);
 	free(d);
 }
@@ -1007,6 +1031,76 @@ START_TEST(test_proto_now_ms)
 }
 END_TEST
 
+/* The shim's codec writes what proto_encode writes and reads what
+ * proto_decode reads, for every ASK, NOTE, VERDICT and ERROR sample. */
+START_TEST(test_proto_shim_codec_matches)
+{
+	struct proto_msg *m = msg_new(), *d = msg_new();
+	uint8_t a[2048], b[2048];
+
+	for (int i = 0; sample(i, m); i++) {
+		ssize_t n = proto_encode(m, a, sizeof a);
+		if (m->type == PROTO_ASK || m->type == PROTO_NOTE) {
+			const struct proto_ask *q = m->type == PROTO_ASK ? &m->u.ask : &m->u.note.ask;
+			ck_assert_int_eq(proto_encode_ask(m->type, m->id, q, m->u.note.action, b,
+							  sizeof b), n);
+			ck_assert_mem_eq(a, b, (size_t)n);
+			ck_assert_int_eq(proto_encode_ask(m->type, m->id, q, m->u.note.action, b,
+							  (size_t)n - 1), -1);
+		} else if (m->type == PROTO_VERDICT || m->type == PROTO_ERROR) {
+			uint16_t type;
+			uint32_t id;
+			int32_t err = 0;
+			memset(d, 0, sizeof *d);
+			ck_assert_int_eq(proto_decode_answer(a, (size_t)n, &type, &id, &d->u.verdict,
+							     &err), 0);
+			d->type = type;
+			d->id = id;
+			if (type == PROTO_ERROR)
+				d->u.error = err;
+			assert_same(m, d);
+		} else if (n > 0) {
+			uint16_t type;
+			uint32_t id;
+			int32_t err;
+			ck_assert_int_eq(proto_decode_answer(a, (size_t)n, &type, &id, &d->u.verdict,
+							     &err), PROTO_BAD_TYPE);
+		}
+	}
+	free(m);
+	free(d);
+}
+END_TEST
+
+/* A NOTE tells of a connect allowed or denied, and nothing else. */
+START_TEST(test_proto_note_bounds)
+{
+	struct proto_ask q = { .op = PROTO_OP_CONNECT, .l4 = PROTO_L4_TCP, .port = 80,
+			       .addr = addr4(10, 0, 0, 1) };
+	struct proto_msg *d = msg_new();
+	uint8_t buf[256];
+	ssize_t n;
+
+	ck_assert_int_eq(proto_encode_ask(PROTO_NOTE, 0, &q, PROTO_REWRITE, buf, sizeof buf), -1);
+	ck_assert_int_eq(proto_encode_ask(PROTO_VERDICT, 0, &q, 0, buf, sizeof buf), -1);
+	q.op = PROTO_OP_SEND;
+	ck_assert_int_eq(proto_encode_ask(PROTO_NOTE, 0, &q, PROTO_ALLOW, buf, sizeof buf), -1);
+	q.op = PROTO_OP_CONNECT;
+	n = proto_encode_ask(PROTO_NOTE, 0, &q, PROTO_DENY, buf, sizeof buf);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(proto_decode(buf, (size_t)n, d), 0);
+	buf[n - 1] = PROTO_PENDING; /* an action a NOTE cannot have */
+	ck_assert_int_eq(proto_decode(buf, (size_t)n, d), PROTO_BAD_MSG);
+	buf[n - 1] = PROTO_ALLOW;
+	buf[PROTO_HDR_LEN] = PROTO_OP_RESOLVE; /* a NOTE of a lookup */
+	ck_assert_int_eq(proto_decode(buf, (size_t)n, d), PROTO_BAD_MSG);
+	buf[PROTO_HDR_LEN] = PROTO_OP_CONNECT;
+	buf[8] = (uint8_t)(n - PROTO_HDR_LEN - 1); /* without its action byte */
+	ck_assert_int_eq(proto_decode(buf, (size_t)n - 1, d), PROTO_BAD_MSG);
+	free(d);
+}
+END_TEST
+
 START_TEST(test_proto_constants)
 {
 	ck_assert_str_eq(PROTO_DEFAULT_SOCKET, "/run/egress/broker.sock");
@@ -1027,6 +1121,8 @@ Suite *suite_proto(void)
 	tc = tcase_create("round_trip");
 	tcase_add_loop_test(tc, test_proto_decode_round_trip, 0, NSAMPLES);
 	tcase_add_test(tc, test_proto_encode_layout);
+	tcase_add_test(tc, test_proto_shim_codec_matches);
+	tcase_add_test(tc, test_proto_note_bounds);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("malformed");

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -56,7 +58,7 @@ START_TEST(test_server_resolve_filters_and_remembers)
 	ck_assert_int_eq(a.u.verdict.action, PROTO_ALLOW);
 	ck_assert_str_eq(a.u.verdict.name, "pub.test");
 	ck_assert_str_eq(a.u.verdict.rule, "pub");
-	ck_assert_uint_eq(a.u.verdict.ttl_ms, 0);
+	ck_assert_uint_eq(a.u.verdict.ttl_ms, 7000); /* connect verdicts are kept too */
 	ask(&f, 3, PROTO_OP_CONNECT, PROTO_L4_TCP, 443, "::ffff:93.184.216.34", &a);
 	ck_assert_str_eq(a.u.verdict.name, "pub.test");
 	ask(&f, 4, PROTO_OP_CONNECT, PROTO_L4_TCP, 443, "93.184.216.99", &a);
@@ -128,7 +130,7 @@ START_TEST(test_server_send_deny_carries_ttl)
 	ck_assert_uint_eq(a.u.verdict.ttl_ms, 7000);
 	ask(&f, 2, PROTO_OP_CONNECT, PROTO_L4_TCP, 443, "93.184.216.34", &a);
 	ck_assert_int_eq(a.u.verdict.action, PROTO_DENY);
-	ck_assert_uint_eq(a.u.verdict.ttl_ms, 0);
+	ck_assert_uint_eq(a.u.verdict.ttl_ms, 7000);
 	fixture_close(&f);
 }
 END_TEST
@@ -858,6 +860,133 @@ START_TEST(test_server_capture_refused)
 }
 END_TEST
 
+/* ------------------------------------------------------ cached verdicts */
+
+/* The generation page comes with the first verdict that may be kept, and
+ * with no other; it names the generation the verdict was decided in, and
+ * nobody but the broker can write it: not through the descriptor, not by
+ * a writable mapping, not by making a read-only one writable, not by
+ * resizing it. */
+START_TEST(test_server_generation_page)
+{
+	struct fixture f;
+	struct proto_msg a;
+	const struct proto_page *pg;
+	void *w;
+	int fd;
+
+	fixture_open(&f, server_policy, stub_lookup);
+	send_ask(&f, 1, PROTO_OP_RESOLVE, PROTO_L4_TCP, 443, "pub.test", 0, 0);
+	ck_assert_int_eq(pump_fd(&f, &a, &fd), 0);
+	ck_assert_int_eq(fd, -1); /* a resolve is not kept */
+	send_ask(&f, 2, PROTO_OP_CONNECT, PROTO_L4_TCP, 443, "93.184.216.34", 0, 0);
+	ck_assert_int_eq(pump_fd(&f, &a, &fd), 0);
+	ck_assert_int_eq(a.u.verdict.action, PROTO_ALLOW);
+	ck_assert_uint_eq(a.u.verdict.ttl_ms, 7000);
+	ck_assert_int_ge(fd, 0);
+	pg = mmap(NULL, PROTO_PAGE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	ck_assert_ptr_ne(pg, MAP_FAILED);
+	ck_assert_uint_eq(pg->magic, PROTO_PAGE_MAGIC);
+	ck_assert_uint_eq(pg->version, PROTO_VERSION);
+	ck_assert_uint_eq(pg->generation, a.u.verdict.gen);
+	ck_assert_uint_ne(a.u.verdict.gen, 0);
+
+	errno = 0;
+	ck_assert_int_eq(write(fd, "x", 1), -1);
+	ck_assert_int_eq(errno, EPERM);
+	ck_assert_ptr_eq(mmap(NULL, PROTO_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0),
+			 MAP_FAILED);
+	ck_assert_int_ne(mprotect((void *)pg, PROTO_PAGE_SIZE, PROT_READ | PROT_WRITE), 0);
+	ck_assert_int_ne(ftruncate(fd, 0), 0);
+	ck_assert_int_ne(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+				   PROTO_PAGE_SIZE), 0);
+	w = mmap(NULL, PROTO_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	ck_assert_ptr_ne(w, MAP_FAILED);
+	((struct proto_page *)w)->generation = 0; /* a private copy: the page is untouched */
+	ck_assert_uint_eq(pg->generation, a.u.verdict.gen);
+	munmap(w, PROTO_PAGE_SIZE);
+	close(fd);
+
+	ask(&f, 3, PROTO_OP_CONNECT, PROTO_L4_TCP, 80, "93.184.216.34", &a);
+	send_ask(&f, 4, PROTO_OP_CONNECT, PROTO_L4_TCP, 80, "93.184.216.34", 0, 0);
+	ck_assert_int_eq(pump_fd(&f, &a, &fd), 0);
+	ck_assert_int_eq(fd, -1); /* once per connection */
+	munmap((void *)pg, PROTO_PAGE_SIZE);
+	fixture_close(&f);
+}
+END_TEST
+
+/* The generation moves on a reload (before it is reported done) and
+ * whenever an address comes to stand for another name; a lookup that
+ * changes nothing leaves it. */
+START_TEST(test_server_generation_moves)
+{
+	struct fixture f;
+	struct proto_msg a;
+	char msg[512];
+	uint32_t g;
+
+	fixture_open(&f, server_policy, stub_lookup);
+	ask(&f, 1, PROTO_OP_CONNECT, PROTO_L4_TCP, 443, "10.0.0.7", &a);
+	g = a.u.verdict.gen;
+	ck_assert_uint_ne(g, 0);
+	ask(&f, 2, PROTO_OP_CONNECT, PROTO_L4_TCP, 443, "10.0.0.7", &a);
+	ck_assert_uint_eq(a.u.verdict.gen, g);
+	ck_assert_int_eq(server_reload(f.s, msg, sizeof msg), 0);
+	ask(&f, 3, PROTO_OP_CONNECT, PROTO_L4_TCP, 443, "10.0.0.7", &a);
+	ck_assert_uint_gt(a.u.verdict.gen, g);
+	g = a.u.verdict.gen;
+	/* cache.test comes to stand for 10.0.0.7 in this process */
+	ask(&f, 4, PROTO_OP_RESOLVE, PROTO_L4_TCP, 443, "cache.test", &a);
+	ask(&f, 5, PROTO_OP_CONNECT, PROTO_L4_TCP, 443, "10.0.0.7", &a);
+	ck_assert_str_eq(a.u.verdict.name, "cache.test");
+	ck_assert_uint_gt(a.u.verdict.gen, g);
+	g = a.u.verdict.gen;
+	ask(&f, 6, PROTO_OP_RESOLVE, PROTO_L4_TCP, 443, "cache.test", &a);
+	ask(&f, 7, PROTO_OP_CONNECT, PROTO_L4_TCP, 443, "10.0.0.7", &a);
+	ck_assert_uint_eq(a.u.verdict.gen, g);
+	fixture_close(&f);
+}
+END_TEST
+
+/* A NOTE is recorded as the connect asking would have been, marked
+ * cached and counted, and answered with nothing; one whose action the
+ * policy no longer gives is recorded as what happened, and moves the
+ * generation. */
+START_TEST(test_server_note_recorded)
+{
+	struct fixture f;
+	struct proto_msg m = { .type = PROTO_NOTE }, a;
+	struct control_info ci;
+	char log[8192], *allow, *deny;
+	uint32_t g;
+
+	fixture_open(&f, server_policy, stub_lookup);
+	ask(&f, 1, PROTO_OP_CONNECT, PROTO_L4_TCP, 443, "10.0.0.7", &a);
+	ck_assert_int_eq(a.u.verdict.action, PROTO_DENY);
+	g = a.u.verdict.gen;
+	m.u.note.ask.op = PROTO_OP_CONNECT;
+	m.u.note.ask.l4 = PROTO_L4_TCP;
+	m.u.note.ask.port = 443;
+	m.u.note.ask.addr = A("10.0.0.7");
+	m.u.note.action = PROTO_DENY;
+	send_msg(f.fd, &m);
+	m.u.note.action = PROTO_ALLOW; /* what the policy does not say */
+	send_msg(f.fd, &m);
+	ask(&f, 2, PROTO_OP_CONNECT, PROTO_L4_TCP, 443, "10.0.0.7", &a);
+	ck_assert_int_eq(a.id, 2); /* the NOTEs were not answered */
+	ck_assert_uint_gt(a.u.verdict.gen, g);
+	server_info(f.s, &ci);
+	ck_assert_uint_eq(ci.stats->cached, 2);
+	ck_assert_uint_eq(ci.stats->connect, 4);
+	read_file(f.audit, log, sizeof log);
+	deny = strstr(log, "\"action\":\"deny\",\"rule\":\"default\",\"errno\":\"EPERM\",\"cached\":true}");
+	allow = strstr(log, "\"action\":\"allow\",\"rule\":\"cached\",\"errno\":null,\"cached\":true}");
+	ck_assert_msg(deny && allow && deny < allow, "audit: %s", log);
+	fixture_close(&f);
+}
+END_TEST
+
 Suite *suite_server(void)
 {
 	Suite *s = suite_create("server");
@@ -882,6 +1011,9 @@ Suite *suite_server(void)
 	tcase_add_test(tc, test_server_close_returns_memory);
 	tcase_add_test(tc, test_server_listen_socket_lifecycle);
 	tcase_add_test(tc, test_server_new_bad_policy);
+	tcase_add_test(tc, test_server_generation_page);
+	tcase_add_test(tc, test_server_generation_moves);
+	tcase_add_test(tc, test_server_note_recorded);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("isolate");
 	tcase_set_timeout(tc, 20);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -28,6 +29,10 @@
 #include "suites.h"
 
 /* ---- the stub broker and what it saw ---- */
+
+/* A generation page as the broker makes it, writable here so that a test
+ * can move its generation; the shim maps its own read-only copy. */
+static struct proto_page *test_page;
 
 static struct {
 	int calls;
@@ -51,6 +56,7 @@ static int stub_ask(const struct proto_ask *ask, struct proto_verdict *v, int *f
 		return -1;
 	}
 	*v = stub.answer;
+	v->gen = test_page ? test_page->generation : 0; /* decided now, as a broker's */
 	if (fd != NULL) {
 		*fd = stub.handover;
 		stub.handover = -1;
@@ -81,9 +87,44 @@ static void add_addr(const char *text)
 /* stderr goes to a file the tests read back. */
 static FILE *errfile;
 
-static void setup(void)
+
+static void page_give(void)
+{
+	int fd = memfd_create("test-generation", MFD_CLOEXEC);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, PROTO_PAGE_SIZE), 0);
+	test_page = mmap(NULL, PROTO_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ck_assert_ptr_ne(test_page, MAP_FAILED);
+	test_page->magic = PROTO_PAGE_MAGIC;
+	test_page->version = PROTO_VERSION;
+	test_page->generation = 7;
+	shim_page_take(fd);
+	ck_assert_uint_eq(shim_page_gen(), 7);
+}
+
+/* The stub's NOTEs: how many, the last, and whether the next is refused. */
+static struct {
+	int calls, refuse;
+	struct proto_ask last;
+	int action;
+} note;
+
+static int stub_note(const struct proto_ask *ask, int action)
+{
+	if (note.refuse)
+		return -1;
+	note.calls++;
+	note.last = *ask;
+	note.action = action;
+	return 0;
+}
+
+static void setup_nopage(void)
 {
 	shim_init();
+	memset(&note, 0, sizeof note);
+	shim_note = stub_note;
 	memset(&stub, 0, sizeof stub);
 	stub.handover = -1;
 	answer(PROTO_ALLOW, 0, "ok", "");
@@ -95,6 +136,12 @@ static void setup(void)
 	errfile = tmpfile();
 	ck_assert_ptr_nonnull(errfile);
 	dup2(fileno(errfile), STDERR_FILENO);
+}
+
+static void setup(void)
+{
+	setup_nopage();
+	page_give();
 }
 
 static void teardown(void)
@@ -237,6 +284,7 @@ START_TEST(log_off_is_silent_and_log_all_shows_allows)
 
 	shim_config.log = SHIM_LOG_ALL;
 	answer(PROTO_ALLOW, 0, "local", "localhost");
+	test_page->generation++; /* the policy changed, as a reload says */
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&srv, sizeof srv), 0);
 	ck_assert_ptr_nonnull(strstr(errtext(), "egress: allowed connect to localhost:"));
@@ -536,6 +584,174 @@ START_TEST(ttl_zero_is_not_cached)
 }
 END_TEST
 
+/* ---- connect verdicts from the cache ---- */
+
+/* A connect allowed once is applied from the cache the next times: the
+ * real connect is made, and the broker is told each time (a NOTE of the
+ * same destination and action), never asked again. */
+START_TEST(connect_verdicts_are_cached_and_noted)
+{
+	struct sockaddr_in srv;
+	int lfd = bound(SOCK_STREAM, &srv);
+
+	for (int i = 0; i < 5; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&srv, sizeof srv), 0);
+		ck_assert_int_ge(accept(lfd, NULL, NULL), 0);
+		close(fd);
+	}
+	ck_assert_int_eq(stub.calls, 1);
+	ck_assert_int_eq(note.calls, 4);
+	ck_assert_int_eq(note.action, PROTO_ALLOW);
+	ck_assert_int_eq(note.last.op, PROTO_OP_CONNECT);
+	ck_assert_int_eq(note.last.port, ntohs(srv.sin_port));
+}
+END_TEST
+
+/* A cached denial fails as the broker said, with its line, every time. */
+START_TEST(connect_denials_are_cached_with_their_line)
+{
+	struct sockaddr_in srv;
+	int lfd = bound(SOCK_STREAM, &srv);
+
+	(void)lfd;
+	answer(PROTO_DENY, EACCES, "no-b", "");
+	for (int i = 0; i < 3; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		errno = 0;
+		ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&srv, sizeof srv), -1);
+		ck_assert_int_eq(errno, EACCES);
+		close(fd);
+	}
+	ck_assert_int_eq(stub.calls, 1);
+	ck_assert_int_eq(note.calls, 2);
+	ck_assert_int_eq(note.action, PROTO_DENY);
+	ck_assert_int_eq(count_lines(errtext()), 3);
+	ck_assert_ptr_nonnull(strstr(errtext(), "(rule no-b)"));
+}
+END_TEST
+
+/* A connect of a new socket to srv, closed after: what shim_connect returned. */
+static int connect_once(const struct sockaddr_in *srv)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0), r;
+
+	r = shim_connect(fd, (const struct sockaddr *)srv, sizeof *srv);
+	close(fd);
+	return r;
+}
+
+/* A moved generation (a reload), a NOTE that cannot go out, a verdict
+ * without ttl and one of an older generation are each asked again. */
+START_TEST(connect_cache_misses_when_it_must)
+{
+	struct sockaddr_in srv;
+	int lfd = bound(SOCK_STREAM, &srv);
+
+	(void)lfd;
+	ck_assert_int_eq(connect_once(&srv), 0);
+	ck_assert_int_eq(connect_once(&srv), 0);
+	ck_assert_int_eq(stub.calls, 1);
+	test_page->generation++; /* a reload: the broker now says deny */
+	answer(PROTO_DENY, EPERM, "now-denied", "");
+	ck_assert_int_eq(connect_once(&srv), -1);
+	ck_assert_int_eq(stub.calls, 2);
+	test_page->generation++;
+	answer(PROTO_ALLOW, 0, "ok", "");
+	ck_assert_int_eq(connect_once(&srv), 0);
+	note.refuse = 1; /* the broker cannot be told: asked instead */
+	ck_assert_int_eq(connect_once(&srv), 0);
+	ck_assert_int_eq(stub.calls, 4);
+	note.refuse = 0;
+	ck_assert_int_eq(connect_once(&srv), 0);
+	ck_assert_int_eq(stub.calls, 4);
+	test_page->generation++;
+	stub.answer.ttl_ms = 0; /* not to keep */
+	ck_assert_int_eq(connect_once(&srv), 0);
+	ck_assert_int_eq(connect_once(&srv), 0);
+	ck_assert_int_eq(stub.calls, 6);
+}
+END_TEST
+
+/* A rewrite (a socket handed over) is never kept: each connect asks. */
+START_TEST(rewrites_are_not_cached)
+{
+	struct sockaddr_in srv;
+	int lfd = bound(SOCK_STREAM, &srv);
+
+	answer(PROTO_REWRITE, 0, "rw", "rw.test");
+	for (int i = 0; i < 2; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		stub.handover = handover_to(&srv);
+		ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&srv, sizeof srv), 0);
+		close(fd);
+	}
+	(void)lfd;
+	ck_assert_int_eq(stub.calls, 2);
+	ck_assert_int_eq(note.calls, 0);
+}
+END_TEST
+
+/* A fork child asks for its own verdicts: what it does is its own. */
+START_TEST(a_fork_child_asks_anew)
+{
+	struct sockaddr_in srv;
+	int lfd = bound(SOCK_STREAM, &srv), fd, st;
+	pid_t pid;
+
+	(void)lfd;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&srv, sizeof srv), 0);
+	close(fd);
+	pid = fork();
+	if (pid == 0) {
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		_exit(shim_connect(fd, (struct sockaddr *)&srv, sizeof srv) == 0 && stub.calls == 2 &&
+		      note.calls == 0 ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+END_TEST
+
+/* Without the broker's page nothing is kept: every attempt asks. */
+START_TEST(no_page_no_cache)
+{
+	struct sockaddr_in srv, rcv;
+	int lfd = bound(SOCK_STREAM, &srv), rfd = bound(SOCK_DGRAM, &rcv);
+	int ufd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	(void)lfd;
+	(void)rfd;
+	for (int i = 0; i < 2; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&srv, sizeof srv), 0);
+		close(fd);
+		ck_assert_int_eq(shim_sendto(ufd, "x", 1, 0, (struct sockaddr *)&rcv, sizeof rcv), 1);
+	}
+	ck_assert_int_eq(stub.calls, 4);
+}
+END_TEST
+
+/* What the shim maps is the broker's page and nothing else: a descriptor
+ * that is not one (a socket, a short file, another magic) is closed and
+ * nothing is cached. */
+START_TEST(only_a_page_is_taken)
+{
+	int sv[2], fd = memfd_create("short", MFD_CLOEXEC), bad = memfd_create("bad", MFD_CLOEXEC);
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	shim_page_take(sv[0]);
+	ck_assert_int_eq(fcntl(sv[0], F_GETFD), -1); /* closed */
+	ck_assert_int_eq(ftruncate(fd, 16), 0);
+	shim_page_take(fd);
+	ck_assert_int_eq(ftruncate(bad, PROTO_PAGE_SIZE), 0); /* zeroes: no magic */
+	shim_page_take(bad);
+	ck_assert_uint_eq(shim_page_gen(), 0);
+	close(sv[1]);
+}
+END_TEST
+
 /* ---- the datagram cache, interrupted ---- */
 
 /* What the cache's clock stub does once, from inside a lookup or a store,
@@ -555,15 +771,16 @@ static long hook_clock(void)
 
 	hook.what = HOOK_NONE; /* once: the store below reads the clock too */
 	if (what == HOOK_STORE)
-		shim_cache_store(&hook.addr, hook.port, PROTO_L4_UDP, &hook.v);
+		shim_cache_store(&hook.addr, hook.port, PROTO_OP_SEND, PROTO_L4_UDP, &hook.v);
 	else if (what == HOOK_LOOKUP)
-		hook.found = shim_cache_lookup(&hook.addr, hook.port, PROTO_L4_UDP, &hook.seen);
+		hook.found = shim_cache_lookup(&hook.addr, hook.port, PROTO_OP_SEND, PROTO_L4_UDP, &hook.seen);
 	return proto_now_ms();
 }
 
 static struct proto_verdict verdict(int action)
 {
-	struct proto_verdict v = { .action = (uint8_t)action, .ttl_ms = 60000 };
+	struct proto_verdict v = { .action = (uint8_t)action, .ttl_ms = 60000,
+				   .gen = test_page->generation };
 
 	v.err = action == PROTO_DENY ? ECONNREFUSED : 0;
 	return v;
@@ -579,9 +796,9 @@ static uint16_t colliding_port(const struct proto_addr *a, uint16_t port)
 		if (p == port)
 			continue;
 		shim_cache_clear();
-		shim_cache_store(a, port, PROTO_L4_UDP, &v);
-		shim_cache_store(a, p, PROTO_L4_UDP, &v);
-		if (!shim_cache_lookup(a, port, PROTO_L4_UDP, &out)) {
+		shim_cache_store(a, port, PROTO_OP_SEND, PROTO_L4_UDP, &v);
+		shim_cache_store(a, p, PROTO_OP_SEND, PROTO_L4_UDP, &v);
+		if (!shim_cache_lookup(a, port, PROTO_OP_SEND, PROTO_L4_UDP, &out)) {
 			shim_cache_clear();
 			return p;
 		}
@@ -613,19 +830,19 @@ START_TEST(shim_cache_lookup_interrupted_by_a_store_misses)
 	struct proto_verdict deny = verdict(PROTO_DENY), out;
 	uint16_t other = colliding_port(&a, 53);
 
-	shim_cache_store(&a, 53, PROTO_L4_UDP, &deny);
+	shim_cache_store(&a, 53, PROTO_OP_SEND, PROTO_L4_UDP, &deny);
 	hook.what = HOOK_STORE;
 	hook.addr = a;
 	hook.port = other;
 	hook.v = verdict(PROTO_ALLOW);
 	memset(&out, 0, sizeof out);
-	bool found = shim_cache_lookup(&a, 53, PROTO_L4_UDP, &out);
+	bool found = shim_cache_lookup(&a, 53, PROTO_OP_SEND, PROTO_L4_UDP, &out);
 	ck_assert_int_eq(hook.what, HOOK_NONE); /* the handler did run inside the read */
 	ck_assert_msg(!found || out.action == PROTO_DENY, "a cached denial read as action %d",
 		      out.action);
 	ck_assert(!found);
 	/* what the handler stored is whole */
-	ck_assert(shim_cache_lookup(&a, other, PROTO_L4_UDP, &out));
+	ck_assert(shim_cache_lookup(&a, other, PROTO_OP_SEND, PROTO_L4_UDP, &out));
 	ck_assert_int_eq(out.action, PROTO_ALLOW);
 }
 END_TEST
@@ -639,11 +856,11 @@ START_TEST(shim_cache_store_interrupted_stays_whole)
 	uint16_t other = colliding_port(&a, 53);
 
 	/* a read of the old entry while the new one is being written */
-	shim_cache_store(&a, other, PROTO_L4_UDP, &deny);
+	shim_cache_store(&a, other, PROTO_OP_SEND, PROTO_L4_UDP, &deny);
 	hook.what = HOOK_LOOKUP;
 	hook.addr = a;
 	hook.port = other;
-	shim_cache_store(&a, 53, PROTO_L4_UDP, &deny);
+	shim_cache_store(&a, 53, PROTO_OP_SEND, PROTO_L4_UDP, &deny);
 	ck_assert_int_eq(hook.what, HOOK_NONE);
 	ck_assert(!hook.found);
 
@@ -651,16 +868,16 @@ START_TEST(shim_cache_store_interrupted_stays_whole)
 	hook.what = HOOK_STORE;
 	hook.port = other;
 	hook.v = verdict(PROTO_ALLOW);
-	shim_cache_store(&a, 53, PROTO_L4_UDP, &deny);
+	shim_cache_store(&a, 53, PROTO_OP_SEND, PROTO_L4_UDP, &deny);
 	ck_assert_int_eq(hook.what, HOOK_NONE);
-	ck_assert(shim_cache_lookup(&a, 53, PROTO_L4_UDP, &out));
+	ck_assert(shim_cache_lookup(&a, 53, PROTO_OP_SEND, PROTO_L4_UDP, &out));
 	ck_assert_int_eq(out.action, PROTO_DENY);
 	ck_assert_int_eq(out.err, ECONNREFUSED);
-	ck_assert(!shim_cache_lookup(&a, other, PROTO_L4_UDP, &out));
+	ck_assert(!shim_cache_lookup(&a, other, PROTO_OP_SEND, PROTO_L4_UDP, &out));
 
 	/* and the slot is usable again */
-	shim_cache_store(&a, other, PROTO_L4_UDP, &hook.v);
-	ck_assert(shim_cache_lookup(&a, other, PROTO_L4_UDP, &out));
+	shim_cache_store(&a, other, PROTO_OP_SEND, PROTO_L4_UDP, &hook.v);
+	ck_assert(shim_cache_lookup(&a, other, PROTO_OP_SEND, PROTO_L4_UDP, &out));
 	ck_assert_int_eq(out.action, PROTO_ALLOW);
 }
 END_TEST
@@ -1937,6 +2154,7 @@ Suite *suite_shim(void)
 	TCase *tc = tcase_create("stub");
 	TCase *tb = tcase_create("broker-socket");
 	TCase *tcache = tcase_create("cache");
+	TCase *tnopage = tcase_create("nopage");
 	TCase *tlog = tcase_create("log");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
@@ -1959,6 +2177,11 @@ Suite *suite_shim(void)
 	tcase_add_test(tc, fail_open_allows_and_says_so);
 	tcase_add_test(tc, version_mismatch_denies_even_with_fail_open);
 	tcase_add_test(tc, datagram_verdicts_are_cached_for_their_ttl);
+	tcase_add_test(tc, connect_verdicts_are_cached_and_noted);
+	tcase_add_test(tc, connect_denials_are_cached_with_their_line);
+	tcase_add_test(tc, connect_cache_misses_when_it_must);
+	tcase_add_test(tc, rewrites_are_not_cached);
+	tcase_add_test(tc, a_fork_child_asks_anew);
 	tcase_add_test(tc, ttl_zero_is_not_cached);
 	tcase_add_test(tc, denied_datagrams_never_arrive);
 	tcase_add_test(tc, dns_queries_go_to_the_stub);
@@ -1983,6 +2206,10 @@ Suite *suite_shim(void)
 	tcase_add_test(tc, freeaddrinfo_takes_libc_lists_too);
 	suite_add_tcase(s, tc);
 
+	tcase_add_checked_fixture(tnopage, setup_nopage, teardown);
+	tcase_add_test(tnopage, no_page_no_cache);
+	tcase_add_test(tnopage, only_a_page_is_taken);
+	suite_add_tcase(s, tnopage);
 	tcase_add_checked_fixture(tcache, cache_setup, cache_teardown);
 	tcase_add_test(tcache, shim_cache_lookup_interrupted_by_a_store_misses);
 	tcase_add_test(tcache, shim_cache_store_interrupted_stays_whole);

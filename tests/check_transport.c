@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "suites.h"
@@ -220,8 +221,16 @@ START_TEST(test_rewrite_direct_is_the_programs_own)
 	send_ask(&f, 2, PROTO_OP_CONNECT, PROTO_L4_TCP, 9, a, PROTO_ASK_NONBLOCK, 0);
 	next_answer(&f, &m, &fd);
 	ck_assert_int_eq(m.u.verdict.action, PROTO_ALLOW);
-	ck_assert_int_eq(fd, -1);
 	ck_assert_str_eq(m.u.verdict.name, "rw.test");
+	ck_assert_uint_gt(m.u.verdict.ttl_ms, 0);
+	{ /* no socket comes with it: only the generation page, the first time */
+		struct stat st;
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(fstat(fd, &st), 0);
+		ck_assert(S_ISREG(st.st_mode));
+		ck_assert_int_eq(st.st_size, PROTO_PAGE_SIZE);
+		close(fd);
+	}
 	send_ask(&f, 3, PROTO_OP_SEND, PROTO_L4_UDP, 9, a, 0, 0);
 	next_answer(&f, &m, &fd);
 	ck_assert_int_eq(m.u.verdict.action, PROTO_ALLOW);
