@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -192,7 +193,12 @@ static void page_open(struct server *s)
 	s->page = p;
 	s->page->magic = PROTO_PAGE_MAGIC;
 	s->page->version = PROTO_VERSION;
-	__atomic_store_n(&s->page->generation, 1, __ATOMIC_RELEASE);
+	/* A random first generation: verdicts a shim kept from a broker that
+	 * ran before this one on the same socket never pass for this one's. */
+	uint32_t first = 0;
+	if (getrandom(&first, sizeof first, 0) != sizeof first || first == 0)
+		first = (uint32_t)proto_now_ms() | 1;
+	__atomic_store_n(&s->page->generation, first, __ATOMIC_RELEASE);
 	s->page_fd = fd;
 }
 

@@ -43,29 +43,38 @@ static __thread struct slot cache[CACHE_SLOTS] __attribute__((tls_model("initial
 
 long (*shim_cache_clock)(void) = proto_now_ms;
 
-/* The broker's generation page, mapped read-only once per process: NULL
- * until a verdict brought it. A fork child keeps it (the same broker). */
+/* The broker's generation page, mapped read-only: NULL until a verdict
+ * brought it, and replaced when one brings another broker's (a broker
+ * restarted on the same socket). A fork child keeps it (the same broker).
+ * A replaced page stays mapped, since another thread may be reading it:
+ * one page per broker start, at most. */
 static const struct proto_page *page;
+static dev_t page_dev;
+static ino_t page_ino;
 
 void shim_page_take(int fd)
 {
 	struct stat st;
 	void *p;
 
-	if (__atomic_load_n(&page, __ATOMIC_ACQUIRE) || fstat(fd, &st) < 0 ||
-	    !S_ISREG(st.st_mode) || st.st_size < PROTO_PAGE_SIZE) {
-		close(fd);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < PROTO_PAGE_SIZE ||
+	    (__atomic_load_n(&page, __ATOMIC_ACQUIRE) && st.st_dev == page_dev &&
+	     st.st_ino == page_ino)) {
+		close(fd); /* not a page, or the one in use */
 		return;
 	}
 	p = mmap(NULL, PROTO_PAGE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
 	close(fd);
 	if (p == MAP_FAILED)
 		return;
-	const struct proto_page *mine = p, *none = NULL;
-	if (mine->magic != PROTO_PAGE_MAGIC || mine->version != PROTO_VERSION ||
-	    !__atomic_compare_exchange_n(&page, &none, mine, false, __ATOMIC_RELEASE,
-					 __ATOMIC_RELAXED))
-		munmap(p, PROTO_PAGE_SIZE); /* not a page of ours, or another thread's came first */
+	const struct proto_page *mine = p;
+	if (mine->magic != PROTO_PAGE_MAGIC || mine->version != PROTO_VERSION) {
+		munmap(p, PROTO_PAGE_SIZE); /* not a page of ours */
+		return;
+	}
+	page_dev = st.st_dev;
+	page_ino = st.st_ino;
+	__atomic_store_n(&page, mine, __ATOMIC_RELEASE);
 }
 
 uint32_t shim_page_gen(void)

@@ -176,7 +176,8 @@ void shim_cache_store(const struct proto_addr *a, uint16_t port, int op, int l4,
 		      const struct proto_verdict *v);
 void shim_cache_clear(void);
 /* cache.c: maps the broker's generation page from fd (a verdict brought
- * it) unless the process has one; fd is closed in any case. */
+ * it) unless it is the one in use: another broker's replaces it. fd is
+ * closed in any case. */
 void shim_page_take(int fd);
 /* cache.c: the page's generation, 0 while there is no page. */
 uint32_t shim_page_gen(void);

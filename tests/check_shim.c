@@ -714,6 +714,27 @@ START_TEST(a_fork_child_asks_anew)
 }
 END_TEST
 
+/* A page of another broker (one restarted on the same socket) replaces
+ * the one in use, and what was kept from the old one is stale. */
+START_TEST(another_brokers_page_replaces)
+{
+	struct sockaddr_in srv;
+	int lfd = bound(SOCK_STREAM, &srv);
+	struct proto_page *old = test_page;
+
+	(void)lfd;
+	ck_assert_int_eq(connect_once(&srv), 0);
+	ck_assert_int_eq(connect_once(&srv), 0);
+	ck_assert_int_eq(stub.calls, 1);
+	page_give(); /* the new broker's, at the same generation by chance */
+	test_page->generation = old->generation + 1;
+	ck_assert_uint_eq(shim_page_gen(), test_page->generation);
+	old->generation = test_page->generation; /* the old page no longer counts */
+	ck_assert_int_eq(connect_once(&srv), 0);
+	ck_assert_int_eq(stub.calls, 2);
+}
+END_TEST
+
 /* Without the broker's page nothing is kept: every attempt asks. */
 START_TEST(no_page_no_cache)
 {
@@ -2182,6 +2203,7 @@ Suite *suite_shim(void)
 	tcase_add_test(tc, connect_cache_misses_when_it_must);
 	tcase_add_test(tc, rewrites_are_not_cached);
 	tcase_add_test(tc, a_fork_child_asks_anew);
+	tcase_add_test(tc, another_brokers_page_replaces);
 	tcase_add_test(tc, ttl_zero_is_not_cached);
 	tcase_add_test(tc, denied_datagrams_never_arrive);
 	tcase_add_test(tc, dns_queries_go_to_the_stub);
