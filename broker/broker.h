@@ -576,6 +576,16 @@ int capture_netns(pid_t pid, dev_t *dev, ino_t *ino);
  * it, with its executable in exe; 0 (exe "") when not found. */
 pid_t capture_owner(pid_t proc_pid, dev_t ns_dev, ino_t ns_ino, const struct sockaddr *peer,
 		    bool stream, char *exe, size_t cap);
+/* The process of network namespace (ns_dev, ns_ino) with a descriptor on
+ * socket inode, the lowest pid first: among root and its descendants (an
+ * isolated namespace's sandbox and its tree) when root is not 0, then,
+ * when everywhere, among every process. Its pid, with its executable in
+ * exe, both read from the same process; 0 (exe "") when none. */
+pid_t capture_inode_owner(pid_t root, bool everywhere, dev_t ns_dev, ino_t ns_ino,
+			  unsigned long inode, char *exe, size_t len);
+/* Called, when set, between finding a process that holds the socket and
+ * reading its executable (the unit tests' way into that window). */
+extern void (*capture_window)(pid_t pid);
 /* True when the network namespace dev/ino is the captured one. */
 bool capture_owns_netns(const struct capture *cap, dev_t dev, ino_t ino);
 /* The sandbox whose sockets these are (as the broker sees its pid). */
