@@ -22,7 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/sock_diag.h>
 
 #include "broker.h"
 
@@ -50,7 +52,8 @@ struct capture {
 	pid_t pid;           /* the sandbox (PID 1 inside), as the broker sees it */
 	dev_t ns_dev;        /* its network namespace */
 	ino_t ns_ino;
-	struct capture_sock socks[SANDBOX_CAPTURE_SOCKS];
+	struct capture_sock socks[SANDBOX_LISTEN_SOCKS];
+	int diag;            /* a NETLINK_SOCK_DIAG socket in the namespace */
 	struct nflog *nflog; /* the packets the namespace drops, NULL when not read */
 	struct {
 		unsigned long in, out, count;
@@ -133,6 +136,86 @@ static unsigned long socket_inode(pid_t proc_pid, const struct proto_addr *a, ui
 		return inode;
 	snprintf(want, sizeof want, "%032X:%04X", 0, port);
 	return table_inode(proc_pid, v6, want, false);
+}
+
+/* Asks sock_diag socket diag (of the namespace) for the TCP socket whose
+ * own address is local and whose peer is remote (as that socket sees them:
+ * for a redirected connection, where it was going), an exact lookup in
+ * the kernel's hash. Returns 1 with its inode in *inode (0 when it has no
+ * owner any more, such as in TIME_WAIT), 0 when the kernel knows no such
+ * socket, -1 when the question could not be asked or read. */
+int capture_diag_inode(int diag, const struct sockaddr *local, const struct sockaddr *remote,
+		       unsigned long *inode)
+{
+	static uint32_t seq;
+	struct {
+		struct nlmsghdr nh;
+		struct inet_diag_req_v2 r;
+	} req = { .nh = { .nlmsg_len = sizeof req, .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			  .nlmsg_flags = NLM_F_REQUEST, .nlmsg_seq = ++seq },
+		  .r = { .sdiag_family = (uint8_t)local->sa_family, .sdiag_protocol = IPPROTO_TCP,
+			 .idiag_states = ~0u,
+			 .id.idiag_cookie = { INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE } } };
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	union {
+		struct nlmsghdr nh;
+		char buf[8192];
+	} rep;
+	struct inet_diag_sockid *id = &req.r.id;
+
+	if (local->sa_family != remote->sa_family)
+		return errno = EAFNOSUPPORT, -1;
+	if (local->sa_family == AF_INET) {
+		const struct sockaddr_in *l = (const void *)local, *r = (const void *)remote;
+
+		id->idiag_sport = l->sin_port, id->idiag_dport = r->sin_port;
+		memcpy(id->idiag_src, &l->sin_addr, 4), memcpy(id->idiag_dst, &r->sin_addr, 4);
+	} else if (local->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *l = (const void *)local, *r = (const void *)remote;
+
+		id->idiag_sport = l->sin6_port, id->idiag_dport = r->sin6_port;
+		memcpy(id->idiag_src, &l->sin6_addr, 16), memcpy(id->idiag_dst, &r->sin6_addr, 16);
+	} else {
+		return errno = EAFNOSUPPORT, -1;
+	}
+	if (sendto(diag, &req, sizeof req, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0)
+		return -1;
+	/* the kernel answers while it takes the question: the answer is there */
+	for (;;) {
+		ssize_t n = recv(diag, &rep, sizeof rep, MSG_DONTWAIT);
+
+		if (n < 0)
+			return -1;
+		int left = (int)n;
+
+		for (struct nlmsghdr *h = &rep.nh; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+			if (h->nlmsg_seq != req.nh.nlmsg_seq)
+				continue; /* an answer to a question given up on */
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(h);
+
+				if (h->nlmsg_len < NLMSG_LENGTH(sizeof *e))
+					return errno = EPROTO, -1;
+				if (e->error == -ENOENT)
+					return 0;
+				return errno = -e->error, -1;
+			}
+			if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+				const struct inet_diag_msg *m = NLMSG_DATA(h);
+
+				if (h->nlmsg_len < NLMSG_LENGTH(sizeof *m))
+					return errno = EPROTO, -1;
+				/* no connection of these addresses, but a listener on
+				 * the first: not the socket that connected */
+				if (m->idiag_state == 10 /* TCP_LISTEN */ ||
+				    m->id.idiag_sport != id->idiag_sport ||
+				    m->id.idiag_dport != id->idiag_dport)
+					return 0;
+				*inode = m->idiag_inode;
+				return 1;
+			}
+		}
+	}
 }
 
 /* Called, when set, between finding a process that holds the socket and
@@ -350,36 +433,41 @@ pid_t capture_owner(pid_t proc_pid, dev_t ns_dev, ino_t ns_ino, const struct soc
 
 /* -------------------------------------------------------------- sockets */
 
-/* Where the redirected connection fd was going. Returns 0 or -1. */
-static int original_dst(int fd, int family, struct proto_addr *a, uint16_t *port)
+/* Where the redirected connection fd was going, as it was asked (in ss)
+ * and canonical (a, port). Returns 0 or -1. */
+static int original_dst(int fd, int family, struct sockaddr_storage *ss, struct proto_addr *a,
+			uint16_t *port)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
+	socklen_t len = sizeof *ss;
 
-	if (family == AF_INET ? getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len)
-			      : getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len))
+	if (family == AF_INET ? getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, ss, &len)
+			      : getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, ss, &len))
 		return -1;
-	if (proto_addr_from_sockaddr((struct sockaddr *)&ss, ss.ss_family, a, port) < 0)
+	if (proto_addr_from_sockaddr((struct sockaddr *)ss, ss->ss_family, a, port) < 0)
 		return -1;
 	policy_addr_canonical(a);
 	return 0;
 }
 
 /* The process of the namespace that made the connection accepted from
- * peer: the socket's inode by its address in the namespace's
- * /proc/net/tcp, then its holder among the namespace's processes. Returns
+ * peer to dst: the socket's inode by its four addresses (sock_diag), or,
+ * when that cannot be asked, by its address in the namespace's
+ * /proc/net/tcp; then its holder among the namespace's processes. Returns
  * its pid with its executable in exe, or 0. */
-static pid_t capture_conn_owner(const struct capture *cap, const struct sockaddr *peer, char *exe,
-				size_t len)
+static pid_t capture_conn_owner(const struct capture *cap, const struct sockaddr *peer,
+				const struct sockaddr *dst, char *exe, size_t len)
 {
+	unsigned long inode = 0;
 	struct proto_addr a;
 	uint16_t port;
 
 	exe[0] = 0;
-	if (proto_addr_from_sockaddr(peer, peer->sa_family, &a, &port) < 0)
-		return 0;
-	return capture_inode_owner(cap->pid, true, cap->ns_dev, cap->ns_ino,
-				   socket_inode(cap->pid, &a, port, true), exe, len);
+	if (capture_diag_inode(cap->diag, peer, dst, &inode) < 0) {
+		if (proto_addr_from_sockaddr(peer, peer->sa_family, &a, &port) < 0)
+			return 0;
+		inode = socket_inode(cap->pid, &a, port, true);
+	}
+	return capture_inode_owner(cap->pid, true, cap->ns_dev, cap->ns_ino, inode, exe, len);
 }
 
 /* The listener's handler: takes each waiting connection, finds where it
@@ -389,7 +477,7 @@ static void capture_accept(struct capture_sock *cs)
 	struct capture *cap = cs->cap;
 
 	for (int i = 0; i < CAPTURE_ACCEPTS; i++) {
-		struct sockaddr_storage peer;
+		struct sockaddr_storage peer, dst;
 		socklen_t plen = sizeof peer;
 		struct capture_conn k = { .fd = -1 };
 		int fd = accept4(cs->w.fd, (struct sockaddr *)&peer, &plen,
@@ -402,12 +490,13 @@ static void capture_accept(struct capture_sock *cs)
 		}
 		cap->connections++;
 		k.fd = fd;
-		if (original_dst(fd, peer.ss_family, &k.dst, &k.port) < 0) {
+		if (original_dst(fd, peer.ss_family, &dst, &k.dst, &k.port) < 0) {
 			log_warn("captured connection: no original destination: %s", strerror(errno));
 			close(fd);
 			continue;
 		}
-		k.pid = capture_conn_owner(cap, (struct sockaddr *)&peer, k.exe, sizeof k.exe);
+		k.pid = capture_conn_owner(cap, (struct sockaddr *)&peer, (struct sockaddr *)&dst, k.exe,
+					   sizeof k.exe);
 		k.ns_pid = cap->pid;
 		cap->sink.connection(cap->sink.ctx, &k);
 	}
@@ -564,7 +653,8 @@ struct capture *capture_new(struct loop *l, const int fds[SANDBOX_CAPTURE_FDS], 
 	cap->loop = l;
 	cap->sink = *sink;
 	cap->pid = pid;
-	for (int i = 0; i < SANDBOX_CAPTURE_SOCKS; i++) {
+	cap->diag = fds[SANDBOX_DIAG_FD];
+	for (int i = 0; i < SANDBOX_LISTEN_SOCKS; i++) {
 		watch_init(&cap->socks[i].w, fds[i], capture_event, &cap->socks[i]);
 		cap->socks[i].cap = cap;
 	}
@@ -595,7 +685,7 @@ struct capture *capture_new(struct loop *l, const int fds[SANDBOX_CAPTURE_FDS], 
 			return NULL;
 		}
 	}
-	for (int i = 0; i < SANDBOX_CAPTURE_SOCKS; i++) {
+	for (int i = 0; i < SANDBOX_LISTEN_SOCKS; i++) {
 		int fd = fds[i], type = 0;
 		socklen_t tl = sizeof type;
 
@@ -618,6 +708,15 @@ struct capture *capture_new(struct loop *l, const int fds[SANDBOX_CAPTURE_FDS], 
 		}
 		cap->socks[i].stream = type == SOCK_STREAM;
 	}
+	vl = sizeof v;
+	if (getsockopt(cap->diag, SOL_SOCKET, SO_DOMAIN, &v, &vl) < 0 || v != AF_NETLINK ||
+	    getsockopt(cap->diag, SOL_SOCKET, SO_PROTOCOL, &v, &vl) < 0 || v != NETLINK_SOCK_DIAG ||
+	    !socket_in_netns(cap->diag, cap->ns_dev, cap->ns_ino)) {
+		snprintf(err, errlen, "descriptor %d is not a sock_diag socket in the sandbox's network "
+				      "namespace", SANDBOX_DIAG_FD);
+		capture_free(cap);
+		return NULL;
+	}
 	return cap;
 }
 
@@ -626,7 +725,9 @@ void capture_free(struct capture *cap)
 	if (!cap)
 		return;
 	nflog_free(cap->nflog);
-	for (int i = 0; i < SANDBOX_CAPTURE_SOCKS; i++) {
+	if (cap->diag >= 0)
+		close(cap->diag);
+	for (int i = 0; i < SANDBOX_LISTEN_SOCKS; i++) {
 		if (cap->socks[i].w.fd < 0)
 			continue;
 		loop_unwatch(cap->loop, &cap->socks[i].w);

@@ -1,9 +1,11 @@
 /* check_capture.c: unit tests of broker/capture.c's attribution, on real
- * processes and sockets of this namespace: the process that holds a socket
+ * processes and sockets of this namespace: the socket of a connection by
+ * its four addresses (sock_diag), and the process that holds a socket
  * among a sandbox's tree (forked children, orphans, threads' children, a
  * process that changed uid, many processes) and then the host's; a
  * process that ends between holding and being read is never named, nor
  * is the one that takes its pid. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -17,6 +19,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <linux/netlink.h>
 
 #include "suites.h"
 #include "testlib.h"
@@ -167,6 +171,102 @@ static pid_t owner(pid_t root, bool everywhere, unsigned long inode, char *exe)
 {
 	return capture_inode_owner(root, everywhere, ns_dev, ns_ino, inode, exe, PATH_MAX);
 }
+
+/* ------------------------------------------------------------ sock_diag */
+
+static int diag_socket(void)
+{
+	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+
+	ck_assert_int_ge(fd, 0);
+	return fd;
+}
+
+/* A listener on 127.0.0.1, any port. */
+static int listener(void)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+	ck_assert_int_eq(listen(fd, 8), 0);
+	return fd;
+}
+
+/* Connects a socket of family to lst (an IPv6 one by the mapped address)
+ * and accepts it; the accepted end in *acc, the peer as the listener saw it
+ * in peer, and what the client connected to in dst. Returns the client. */
+static int connected(int lst, int family, int *acc, struct sockaddr_storage *peer,
+		     struct sockaddr_storage *dst)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+	socklen_t len = sizeof sin;
+	int c = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_eq(getsockname(lst, (struct sockaddr *)&sin, &len), 0);
+	if (family == AF_INET) {
+		ck_assert_int_eq(connect(c, (struct sockaddr *)&sin, sizeof sin), 0);
+	} else {
+		sin6.sin6_port = sin.sin_port;
+		ck_assert_int_eq(inet_pton(AF_INET6, "::ffff:127.0.0.1", &sin6.sin6_addr), 1);
+		ck_assert_int_eq(connect(c, (struct sockaddr *)&sin6, sizeof sin6), 0);
+	}
+	len = sizeof *peer;
+	*acc = accept(lst, (struct sockaddr *)peer, &len);
+	ck_assert_int_ge(*acc, 0);
+	len = sizeof *dst;
+	ck_assert_int_eq(getsockname(*acc, (struct sockaddr *)dst, &len), 0);
+	return c;
+}
+
+START_TEST(test_capture_diag_inode_exact)
+{
+	struct sockaddr_storage peer, dst, peer2, dst2;
+	int diag = diag_socket(), lst = listener(), a, a2;
+	int c = connected(lst, AF_INET, &a, &peer, &dst), c2 = connected(lst, AF_INET, &a2, &peer2, &dst2);
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	unsigned long inode = 0;
+
+	ck_assert_int_eq(capture_diag_inode(diag, (struct sockaddr *)&peer, (struct sockaddr *)&dst,
+					    &inode), 1);
+	ck_assert_uint_eq(inode, inode_of(c));
+	ck_assert_int_eq(capture_diag_inode(diag, (struct sockaddr *)&peer2, (struct sockaddr *)&dst2,
+					    &inode), 1);
+	ck_assert_uint_eq(inode, inode_of(c2));
+	/* from the listener's own address, to where nothing connected it: the
+	 * listener, which is not a connection's */
+	((struct sockaddr_in *)&peer2)->sin_port = htons(1);
+	ck_assert_int_eq(capture_diag_inode(diag, (struct sockaddr *)&dst, (struct sockaddr *)&peer2,
+					    &inode), 0);
+	/* gone (reset, so not even in TIME_WAIT) */
+	ck_assert_int_eq(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+	close(c);
+	ck_assert_int_eq(capture_diag_inode(diag, (struct sockaddr *)&peer, (struct sockaddr *)&dst,
+					    &inode), 0);
+	/* a family that is not IP is not asked */
+	ck_assert_int_eq(capture_diag_inode(diag, (struct sockaddr *)&(struct sockaddr){ .sa_family = AF_UNIX },
+					    (struct sockaddr *)&dst, &inode), -1);
+	close(a), close(a2), close(c2), close(lst), close(diag);
+}
+END_TEST
+
+/* A dual-stack socket's IPv4 connection is found by its IPv4 addresses. */
+START_TEST(test_capture_diag_inode_dual_stack)
+{
+	struct sockaddr_storage peer, dst;
+	int diag = diag_socket(), lst = listener(), a;
+	int c = connected(lst, AF_INET6, &a, &peer, &dst);
+	unsigned long inode = 0;
+
+	ck_assert_int_eq(peer.ss_family, AF_INET);
+	ck_assert_int_eq(capture_diag_inode(diag, (struct sockaddr *)&peer, (struct sockaddr *)&dst,
+					    &inode), 1);
+	ck_assert_uint_eq(inode, inode_of(c));
+	close(a), close(c), close(lst), close(diag);
+}
+END_TEST
 
 /* --------------------------------------------------------------- owners */
 
@@ -383,6 +483,8 @@ Suite *suite_capture(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_capture_diag_inode_exact);
+	tcase_add_test(tc, test_capture_diag_inode_dual_stack);
 	tcase_add_loop_test(tc, test_capture_inode_owner_tree, 0,
 			    (int)(sizeof owner_cases / sizeof owner_cases[0]));
 	tcase_add_test(tc, test_capture_inode_owner_many);
