@@ -527,9 +527,11 @@ int resolver_getaddrinfo(const char *name, int family, struct proto_addr *out, i
 
 /* -------------------------------------------------------------- capture.c */
 
-#define SANDBOX_CAPTURE_SOCKS 4 /* TCP v4 and v6 listeners, DNS v4 and v6 sockets */
-#define SANDBOX_NFLOG_FD 4      /* then the NFLOG socket, when the sandbox could open one */
-#define SANDBOX_CAPTURE_FDS 5   /* the most a sandbox hands over */
+#define SANDBOX_LISTEN_SOCKS 4  /* TCP v4 and v6 listeners, DNS v4 and v6 sockets */
+#define SANDBOX_DIAG_FD 4       /* then a NETLINK_SOCK_DIAG socket: which socket connected */
+#define SANDBOX_CAPTURE_SOCKS 5 /* what a sandbox always hands over */
+#define SANDBOX_NFLOG_FD 5      /* then the NFLOG socket, when the sandbox could open one */
+#define SANDBOX_CAPTURE_FDS 6   /* the most a sandbox hands over */
 
 /* One connection the isolated namespace made, caught by a capture listener. */
 struct capture_conn {
@@ -581,6 +583,22 @@ int capture_netns(pid_t pid, dev_t *dev, ino_t *ino);
  * it, with its executable in exe; 0 (exe "") when not found. */
 pid_t capture_owner(pid_t proc_pid, dev_t ns_dev, ino_t ns_ino, const struct sockaddr *peer,
 		    bool stream, char *exe, size_t cap);
+/* The inode of the TCP socket of diag's network namespace (diag: a
+ * NETLINK_SOCK_DIAG socket) whose own address is local and whose peer is
+ * remote, in *inode (0: it has no owner any more). Returns 1, 0 when there
+ * is no such socket, -1 when the kernel could not be asked. */
+int capture_diag_inode(int diag, const struct sockaddr *local, const struct sockaddr *remote,
+		       unsigned long *inode);
+/* The process of network namespace (ns_dev, ns_ino) with a descriptor on
+ * socket inode, the lowest pid first: among root and its descendants (an
+ * isolated namespace's sandbox and its tree) when root is not 0, then,
+ * when everywhere, among every process. Its pid, with its executable in
+ * exe, both read from the same process; 0 (exe "") when none. */
+pid_t capture_inode_owner(pid_t root, bool everywhere, dev_t ns_dev, ino_t ns_ino,
+			  unsigned long inode, char *exe, size_t len);
+/* Called, when set, between finding a process that holds the socket and
+ * reading its executable (the unit tests' way into that window). */
+extern void (*capture_window)(pid_t pid);
 /* True when the network namespace dev/ino is the captured one. */
 bool capture_owns_netns(const struct capture *cap, dev_t dev, ino_t ino);
 /* The sandbox whose sockets these are (as the broker sees its pid). */

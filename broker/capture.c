@@ -22,7 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/sock_diag.h>
 
 #include "broker.h"
 
@@ -33,6 +35,7 @@
 
 #define CAPTURE_ACCEPTS 64 /* connections taken per wake-up */
 #define CAPTURE_UID_EXTENTS 16 /* lines of the sandbox's uid_map kept */
+#define CAPTURE_TREE_MAX 65536 /* processes of a namespace looked through by its tree */
 
 struct capture;
 
@@ -49,7 +52,8 @@ struct capture {
 	pid_t pid;           /* the sandbox (PID 1 inside), as the broker sees it */
 	dev_t ns_dev;        /* its network namespace */
 	ino_t ns_ino;
-	struct capture_sock socks[SANDBOX_CAPTURE_SOCKS];
+	struct capture_sock socks[SANDBOX_LISTEN_SOCKS];
+	int diag;            /* a NETLINK_SOCK_DIAG socket in the namespace */
 	struct nflog *nflog; /* the packets the namespace drops, NULL when not read */
 	struct {
 		unsigned long in, out, count;
@@ -134,58 +138,284 @@ static unsigned long socket_inode(pid_t proc_pid, const struct proto_addr *a, ui
 	return table_inode(proc_pid, v6, want, false);
 }
 
-/* Finds the process of network namespace (ns_dev, ns_ino) holding socket
- * inode. Returns its pid (as the broker sees it) with its executable in
- * exe, or 0. */
-static pid_t socket_owner(dev_t ns_dev, ino_t ns_ino, unsigned long inode, char *exe,
-			  size_t cap_len)
+/* Asks sock_diag socket diag (of the namespace) for the TCP socket whose
+ * own address is local and whose peer is remote (as that socket sees them:
+ * for a redirected connection, where it was going), an exact lookup in
+ * the kernel's hash. Returns 1 with its inode in *inode (0 when it has no
+ * owner any more, such as in TIME_WAIT), 0 when the kernel knows no such
+ * socket, -1 when the question could not be asked or read. */
+int capture_diag_inode(int diag, const struct sockaddr *local, const struct sockaddr *remote,
+		       unsigned long *inode)
 {
-	char want[48], path[300], link[64];
+	static uint32_t seq;
+	struct {
+		struct nlmsghdr nh;
+		struct inet_diag_req_v2 r;
+	} req = { .nh = { .nlmsg_len = sizeof req, .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			  .nlmsg_flags = NLM_F_REQUEST, .nlmsg_seq = ++seq },
+		  .r = { .sdiag_family = (uint8_t)local->sa_family, .sdiag_protocol = IPPROTO_TCP,
+			 .idiag_states = ~0u,
+			 .id.idiag_cookie = { INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE } } };
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	union {
+		struct nlmsghdr nh;
+		char buf[8192];
+	} rep;
+	struct inet_diag_sockid *id = &req.r.id;
+
+	if (local->sa_family != remote->sa_family)
+		return errno = EAFNOSUPPORT, -1;
+	if (local->sa_family == AF_INET) {
+		const struct sockaddr_in *l = (const void *)local, *r = (const void *)remote;
+
+		id->idiag_sport = l->sin_port, id->idiag_dport = r->sin_port;
+		memcpy(id->idiag_src, &l->sin_addr, 4), memcpy(id->idiag_dst, &r->sin_addr, 4);
+	} else if (local->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *l = (const void *)local, *r = (const void *)remote;
+
+		id->idiag_sport = l->sin6_port, id->idiag_dport = r->sin6_port;
+		memcpy(id->idiag_src, &l->sin6_addr, 16), memcpy(id->idiag_dst, &r->sin6_addr, 16);
+	} else {
+		return errno = EAFNOSUPPORT, -1;
+	}
+	if (sendto(diag, &req, sizeof req, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0)
+		return -1;
+	/* the kernel answers while it takes the question: the answer is there */
+	for (;;) {
+		ssize_t n = recv(diag, &rep, sizeof rep, MSG_DONTWAIT);
+
+		if (n < 0)
+			return -1;
+		int left = (int)n;
+
+		for (struct nlmsghdr *h = &rep.nh; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+			if (h->nlmsg_seq != req.nh.nlmsg_seq)
+				continue; /* an answer to a question given up on */
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(h);
+
+				if (h->nlmsg_len < NLMSG_LENGTH(sizeof *e))
+					return errno = EPROTO, -1;
+				if (e->error == -ENOENT)
+					return 0;
+				return errno = -e->error, -1;
+			}
+			if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+				const struct inet_diag_msg *m = NLMSG_DATA(h);
+
+				if (h->nlmsg_len < NLMSG_LENGTH(sizeof *m))
+					return errno = EPROTO, -1;
+				/* no connection of these addresses, but a listener on
+				 * the first: not the socket that connected */
+				if (m->idiag_state == 10 /* TCP_LISTEN */ ||
+				    m->id.idiag_sport != id->idiag_sport ||
+				    m->id.idiag_dport != id->idiag_dport)
+					return 0;
+				*inode = m->idiag_inode;
+				return 1;
+			}
+		}
+	}
+}
+
+/* Called, when set, between finding a process that holds the socket and
+ * reading its executable: the unit tests' way into that window. */
+void (*capture_window)(pid_t pid);
+
+/* Calls fn(fd, name, ctx) for each entry of the directory open at fd but
+ * "." and "..", until fn returns true. Returns true so, false at the end
+ * (read with getdents64 itself: no DIR, no system calls of its own). */
+static bool dir_find(int fd, bool (*fn)(int fd, const char *name, void *ctx), void *ctx)
+{
+	union {
+		struct dirent64 align;
+		char b[4096];
+	} buf;
+	ssize_t n;
+
+	while ((n = getdents64(fd, buf.b, sizeof buf.b)) > 0)
+		for (ssize_t off = 0; off < n;) {
+			const struct dirent64 *e = (const void *)(buf.b + off);
+
+			off += e->d_reclen;
+			if (e->d_name[0] != '.' && fn(fd, e->d_name, ctx))
+				return true;
+		}
+	return false;
+}
+
+/* dir_find's fn: true when the descriptor name of fds links to ctx. */
+static bool fd_is(int fds, const char *name, void *ctx)
+{
+	char link[64];
+	ssize_t n = readlinkat(fds, name, link, sizeof link - 1);
+
+	return n > 0 && (link[n] = 0, strcmp(link, ctx) == 0);
+}
+
+/* True when the process of dir (its /proc/PID, open) is in network
+ * namespace (ns_dev, ns_ino) and has a descriptor on the socket want
+ * ("socket:[INODE]"). Every read goes through dir: a process that ends
+ * meanwhile fails them, even when another takes its pid. */
+static bool proc_holds(int dir, dev_t ns_dev, ino_t ns_ino, const char *want)
+{
+	struct stat st;
+	bool held;
+	int fds;
+
+	if (fstatat(dir, "ns/net", &st, 0) < 0 || st.st_dev != ns_dev || st.st_ino != ns_ino)
+		return false;
+	fds = openat(dir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fds < 0)
+		return false;
+	held = dir_find(fds, fd_is, (void *)want);
+	close(fds);
+	return held;
+}
+
+/* The executable of process pid into exe when it is in network namespace
+ * (ns_dev, ns_ino) and holds the socket want. Returns true so, with both
+ * read from the same process. */
+static bool proc_owner(pid_t pid, dev_t ns_dev, ino_t ns_ino, const char *want, char *exe,
+		       size_t len)
+{
+	char path[32];
+	ssize_t n = -1;
+	int dir;
+
+	snprintf(path, sizeof path, "/proc/%ld", (long)pid);
+	dir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return false;
+	if (proc_holds(dir, ns_dev, ns_ino, want)) {
+		if (capture_window)
+			capture_window(pid);
+		n = readlinkat(dir, "exe", exe, len - 1);
+	}
+	close(dir);
+	exe[n > 0 ? n : 0] = 0;
+	return n > 0; /* no executable: it ended (or is ending); another may hold it */
+}
+
+static int pid_cmp(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* A list of pids being made. */
+struct pids {
+	pid_t *v;
+	size_t n, cap;
+	bool whole; /* false once one could not be read, or did not fit */
+};
+
+/* dir_find's fn: appends the children of thread name of tasks (a
+ * /proc/PID/task) to ctx, a struct pids. */
+static bool task_children(int tasks, const char *name, void *ctx)
+{
+	struct pids *l = ctx;
+	char path[300], buf[4096];
+	size_t got = 0;
+	ssize_t r;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/children", name);
+	if ((fd = openat(tasks, path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false; /* the thread ended: its children are another's now */
+	while (got < sizeof buf - 1 && (r = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
+		got += (size_t)r;
+	close(fd);
+	buf[got] = 0;
+	if (got == sizeof buf - 1)
+		return !(l->whole = false); /* more children than we read */
+	for (char *p = buf, *end;; p = end) {
+		long c = strtol(p, &end, 10);
+
+		if (end == p)
+			break;
+		if (l->n == l->cap) {
+			size_t m = l->cap ? l->cap * 2 : 64;
+			pid_t *g = m <= CAPTURE_TREE_MAX ? realloc(l->v, m * sizeof *g) : NULL;
+
+			if (!g)
+				return !(l->whole = false);
+			l->v = g, l->cap = m;
+		}
+		l->v[l->n++] = (pid_t)c;
+	}
+	return false;
+}
+
+/* The pids of root and its descendants (the processes of the PID
+ * namespace root is the first of), lowest first, in l. Returns true, or
+ * false when they could not all be read. */
+static bool tree_pids(pid_t root, struct pids *l)
+{
+	size_t w = 0;
+
+	l->n = 0;
+	l->whole = true;
+	if (!l->cap && !(l->v = malloc(64 * sizeof *l->v)))
+		return false;
+	if (!l->cap)
+		l->cap = 64;
+	l->v[l->n++] = root;
+	for (size_t i = 0; i < l->n && l->whole; i++) {
+		char path[32];
+		int tasks;
+
+		snprintf(path, sizeof path, "/proc/%ld/task", (long)l->v[i]);
+		if ((tasks = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			continue; /* it ended: its children are another's now */
+		dir_find(tasks, task_children, l);
+		close(tasks);
+	}
+	if (!l->whole)
+		return false;
+	qsort(l->v, l->n, sizeof *l->v, pid_cmp);
+	for (size_t i = 0; i < l->n; i++) /* a process seen twice, moved while read */
+		if (w == 0 || l->v[i] != l->v[w - 1])
+			l->v[w++] = l->v[i];
+	l->n = w;
+	return true;
+}
+
+/* The holder of socket inode: the sandbox's tree first (a handful of
+ * processes), then, when none there holds it, every process on the host
+ * (the old way, which a process that entered the namespace from outside,
+ * or one moved while the tree was read, needs). */
+pid_t capture_inode_owner(pid_t root, bool everywhere, dev_t ns_dev, ino_t ns_ino,
+			  unsigned long inode, char *exe, size_t len)
+{
+	static struct pids tree; /* kept, to be reused */
+	char want[48];
 	DIR *proc;
 	struct dirent *p;
-	pid_t found = 0;
 
+	exe[0] = 0;
 	if (!inode)
 		return 0;
 	snprintf(want, sizeof want, "socket:[%lu]", inode);
-	proc = opendir("/proc");
-	if (!proc)
+	if (root > 0 && tree_pids(root, &tree))
+		for (size_t i = 0; i < tree.n; i++)
+			if (proc_owner(tree.v[i], ns_dev, ns_ino, want, exe, len))
+				return tree.v[i];
+	/* not in the tree: held by a process that joined the namespace from
+	 * outside it, or moved while the tree was read */
+	if (!everywhere || !(proc = opendir("/proc")))
 		return 0;
-	while (!found && (p = readdir(proc))) {
+	while ((p = readdir(proc))) {
 		pid_t pid = (pid_t)strtol(p->d_name, NULL, 10);
-		dev_t dev;
-		ino_t ino;
-		DIR *fds;
-		struct dirent *e;
 
-		if (pid <= 0 || capture_netns(pid, &dev, &ino) < 0 || dev != ns_dev || ino != ns_ino)
-			continue;
-		snprintf(path, sizeof path, "/proc/%ld/fd", (long)pid);
-		fds = opendir(path);
-		if (!fds)
-			continue;
-		while ((e = readdir(fds))) {
-			ssize_t n;
-
-			snprintf(path, sizeof path, "/proc/%ld/fd/%s", (long)pid, e->d_name);
-			n = readlink(path, link, sizeof link - 1);
-			if (n > 0 && (link[n] = 0, strcmp(link, want) == 0)) {
-				found = pid;
-				break;
-			}
+		if (pid > 0 && proc_owner(pid, ns_dev, ns_ino, want, exe, len)) {
+			closedir(proc);
+			return pid;
 		}
-		closedir(fds);
 	}
 	closedir(proc);
-	exe[0] = 0;
-	if (found) {
-		ssize_t n;
-
-		snprintf(path, sizeof path, "/proc/%ld/exe", (long)found);
-		n = readlink(path, exe, cap_len - 1);
-		exe[n > 0 ? n : 0] = 0;
-	}
-	return found;
+	return 0;
 }
 
 pid_t capture_owner(pid_t proc_pid, dev_t ns_dev, ino_t ns_ino, const struct sockaddr *peer,
@@ -197,24 +427,47 @@ pid_t capture_owner(pid_t proc_pid, dev_t ns_dev, ino_t ns_ino, const struct soc
 	exe[0] = 0;
 	if (proto_addr_from_sockaddr(peer, peer->sa_family, &a, &port) < 0)
 		return 0;
-	return socket_owner(ns_dev, ns_ino, socket_inode(proc_pid, &a, port, stream), exe, cap);
+	return capture_inode_owner(0, true, ns_dev, ns_ino, socket_inode(proc_pid, &a, port, stream),
+				   exe, cap);
 }
 
 /* -------------------------------------------------------------- sockets */
 
-/* Where the redirected connection fd was going. Returns 0 or -1. */
-static int original_dst(int fd, int family, struct proto_addr *a, uint16_t *port)
+/* Where the redirected connection fd was going, as it was asked (in ss)
+ * and canonical (a, port). Returns 0 or -1. */
+static int original_dst(int fd, int family, struct sockaddr_storage *ss, struct proto_addr *a,
+			uint16_t *port)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
+	socklen_t len = sizeof *ss;
 
-	if (family == AF_INET ? getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len)
-			      : getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len))
+	if (family == AF_INET ? getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, ss, &len)
+			      : getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, ss, &len))
 		return -1;
-	if (proto_addr_from_sockaddr((struct sockaddr *)&ss, ss.ss_family, a, port) < 0)
+	if (proto_addr_from_sockaddr((struct sockaddr *)ss, ss->ss_family, a, port) < 0)
 		return -1;
 	policy_addr_canonical(a);
 	return 0;
+}
+
+/* The process of the namespace that made the connection accepted from
+ * peer to dst: the socket's inode by its four addresses (sock_diag), or,
+ * when that cannot be asked, by its address in the namespace's
+ * /proc/net/tcp; then its holder among the namespace's processes. Returns
+ * its pid with its executable in exe, or 0. */
+static pid_t capture_conn_owner(const struct capture *cap, const struct sockaddr *peer,
+				const struct sockaddr *dst, char *exe, size_t len)
+{
+	unsigned long inode = 0;
+	struct proto_addr a;
+	uint16_t port;
+
+	exe[0] = 0;
+	if (capture_diag_inode(cap->diag, peer, dst, &inode) < 0) {
+		if (proto_addr_from_sockaddr(peer, peer->sa_family, &a, &port) < 0)
+			return 0;
+		inode = socket_inode(cap->pid, &a, port, true);
+	}
+	return capture_inode_owner(cap->pid, true, cap->ns_dev, cap->ns_ino, inode, exe, len);
 }
 
 /* The listener's handler: takes each waiting connection, finds where it
@@ -224,7 +477,7 @@ static void capture_accept(struct capture_sock *cs)
 	struct capture *cap = cs->cap;
 
 	for (int i = 0; i < CAPTURE_ACCEPTS; i++) {
-		struct sockaddr_storage peer;
+		struct sockaddr_storage peer, dst;
 		socklen_t plen = sizeof peer;
 		struct capture_conn k = { .fd = -1 };
 		int fd = accept4(cs->w.fd, (struct sockaddr *)&peer, &plen,
@@ -237,16 +490,32 @@ static void capture_accept(struct capture_sock *cs)
 		}
 		cap->connections++;
 		k.fd = fd;
-		if (original_dst(fd, peer.ss_family, &k.dst, &k.port) < 0) {
+		if (original_dst(fd, peer.ss_family, &dst, &k.dst, &k.port) < 0) {
 			log_warn("captured connection: no original destination: %s", strerror(errno));
 			close(fd);
 			continue;
 		}
-		k.pid = capture_owner(cap->pid, cap->ns_dev, cap->ns_ino, (struct sockaddr *)&peer,
-				      true, k.exe, sizeof k.exe);
+		k.pid = capture_conn_owner(cap, (struct sockaddr *)&peer, (struct sockaddr *)&dst, k.exe,
+					   sizeof k.exe);
 		k.ns_pid = cap->pid;
 		cap->sink.connection(cap->sink.ctx, &k);
 	}
+}
+
+/* The process of the namespace whose UDP socket sent from, by its address
+ * in the namespace's /proc/net/udp. Returns its pid with its executable in
+ * exe, or 0. */
+static pid_t capture_query_owner(const struct capture *cap, const struct sockaddr *from, char *exe,
+				 size_t len)
+{
+	struct proto_addr a;
+	uint16_t port;
+
+	exe[0] = 0;
+	if (proto_addr_from_sockaddr(from, from->sa_family, &a, &port) < 0)
+		return 0;
+	return capture_inode_owner(cap->pid, true, cap->ns_dev, cap->ns_ino,
+				   socket_inode(cap->pid, &a, port, false), exe, len);
 }
 
 /* A DNS socket's handler: each query goes to the sink with a way back. */
@@ -265,8 +534,7 @@ static void capture_query(struct capture_sock *cs)
 			return;
 		cap->queries++;
 		q.len = (size_t)n;
-		q.pid = capture_owner(cap->pid, cap->ns_dev, cap->ns_ino, (struct sockaddr *)&q.from,
-				      false, q.exe, sizeof q.exe);
+		q.pid = capture_query_owner(cap, (struct sockaddr *)&q.from, q.exe, sizeof q.exe);
 		q.ns_pid = cap->pid;
 		cap->sink.query(cap->sink.ctx, &q);
 	}
@@ -323,7 +591,8 @@ static pid_t capture_sender(void *ctx, const struct nflog_packet *p, uid_t *uid,
 
 		inode = socket_inode(cap->pid, &p->src, p->sport, stream);
 	}
-	return inode ? socket_owner(cap->ns_dev, cap->ns_ino, inode, exe, len) : 0;
+	return inode ? capture_inode_owner(cap->pid, true, cap->ns_dev, cap->ns_ino, inode, exe, len)
+		     : 0;
 }
 
 static void capture_dropped(void *ctx, struct audit_event *ev)
@@ -384,7 +653,8 @@ struct capture *capture_new(struct loop *l, const int fds[SANDBOX_CAPTURE_FDS], 
 	cap->loop = l;
 	cap->sink = *sink;
 	cap->pid = pid;
-	for (int i = 0; i < SANDBOX_CAPTURE_SOCKS; i++) {
+	cap->diag = fds[SANDBOX_DIAG_FD];
+	for (int i = 0; i < SANDBOX_LISTEN_SOCKS; i++) {
 		watch_init(&cap->socks[i].w, fds[i], capture_event, &cap->socks[i]);
 		cap->socks[i].cap = cap;
 	}
@@ -415,7 +685,7 @@ struct capture *capture_new(struct loop *l, const int fds[SANDBOX_CAPTURE_FDS], 
 			return NULL;
 		}
 	}
-	for (int i = 0; i < SANDBOX_CAPTURE_SOCKS; i++) {
+	for (int i = 0; i < SANDBOX_LISTEN_SOCKS; i++) {
 		int fd = fds[i], type = 0;
 		socklen_t tl = sizeof type;
 
@@ -438,6 +708,15 @@ struct capture *capture_new(struct loop *l, const int fds[SANDBOX_CAPTURE_FDS], 
 		}
 		cap->socks[i].stream = type == SOCK_STREAM;
 	}
+	vl = sizeof v;
+	if (getsockopt(cap->diag, SOL_SOCKET, SO_DOMAIN, &v, &vl) < 0 || v != AF_NETLINK ||
+	    getsockopt(cap->diag, SOL_SOCKET, SO_PROTOCOL, &v, &vl) < 0 || v != NETLINK_SOCK_DIAG ||
+	    !socket_in_netns(cap->diag, cap->ns_dev, cap->ns_ino)) {
+		snprintf(err, errlen, "descriptor %d is not a sock_diag socket in the sandbox's network "
+				      "namespace", SANDBOX_DIAG_FD);
+		capture_free(cap);
+		return NULL;
+	}
 	return cap;
 }
 
@@ -446,7 +725,9 @@ void capture_free(struct capture *cap)
 	if (!cap)
 		return;
 	nflog_free(cap->nflog);
-	for (int i = 0; i < SANDBOX_CAPTURE_SOCKS; i++) {
+	if (cap->diag >= 0)
+		close(cap->diag);
+	for (int i = 0; i < SANDBOX_LISTEN_SOCKS; i++) {
 		if (cap->socks[i].w.fd < 0)
 			continue;
 		loop_unwatch(cap->loop, &cap->socks[i].w);

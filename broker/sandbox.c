@@ -2,19 +2,21 @@
  * `egress-run --isolate` makes (network, mount, PID, and user when not
  * root): PID 1 there. It brings loopback up with the default routes through
  * it, makes the capture sockets (TCP listeners that every outbound
- * connection is redirected to, UDP sockets for DNS) and the NFLOG socket
- * (nflog.c) and hands them to the broker outside, installs the nftables
- * rules that redirect, and drop and log everything else, points
- * /etc/resolv.conf at the DNS stub, puts the broker's files out of reach,
- * drops the capabilities that could undo any of it, and runs CMD as its
- * child: signals are passed on, orphans reaped, and everything ends (PID 1
- * exits, the kernel kills the namespace's processes) when CMD ends or the
- * broker goes away. */
+ * connection is redirected to, UDP sockets for DNS, a sock_diag socket that
+ * names the socket behind a connection) and the NFLOG socket (nflog.c) and
+ * hands them to the broker outside, installs the nftables rules that
+ * redirect, and drop and log everything else, points /etc/resolv.conf at
+ * the DNS stub, puts the broker's files out of reach, drops the
+ * capabilities that could undo any of it, and runs CMD as its child:
+ * signals are passed on, orphans reaped, and everything ends (PID 1 exits,
+ * the kernel kills the namespace's processes) when CMD ends or the broker
+ * goes away. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <linux/capability.h>
+#include <linux/netlink.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -617,6 +619,8 @@ int sandbox_main(int argc, char **argv)
 	fds[1] = sandbox_socket(AF_INET6, SOCK_STREAM, 0);
 	fds[2] = sandbox_socket(AF_INET, SOCK_DGRAM, 53);
 	fds[3] = sandbox_socket(AF_INET6, SOCK_DGRAM, 53);
+	/* the broker asks through it which socket made a captured connection */
+	fds[SANDBOX_DIAG_FD] = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	for (int i = 0; i < SANDBOX_CAPTURE_SOCKS; i++) {
 		if (fds[i] < 0) {
 			sandbox_fail("capture socket");

@@ -30,6 +30,7 @@ int main(void)
 	srunner_add_suite(sr, suite_upstream());
 	srunner_add_suite(sr, suite_transport());
 	srunner_add_suite(sr, suite_nflog());
+	srunner_add_suite(sr, suite_capture());
 	srunner_add_suite(sr, suite_hostsfile());
 #endif
 	srunner_run_all(sr, CK_NORMAL);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/netlink.h>
 
 #include "suites.h"
 #include "testlib.h"
@@ -482,7 +483,7 @@ enum {
 	NS_SANDBOX, NS_SANDBOX_PEER, /* a socketpair: the sandbox's connection and its end */
 	NS_EARLY, NS_EARLY_PEER,     /* a program's, added before the capture */
 	NS_LATE, NS_LATE_PEER,       /* a program's, added after it */
-	NS_CAP,                      /* SANDBOX_CAPTURE_SOCKS capture sockets (no NFLOG): TCP, TCP, UDP :53, UDP */
+	NS_CAP,                      /* SANDBOX_CAPTURE_SOCKS capture sockets (no NFLOG): TCP, TCP, UDP :53, UDP, sock_diag */
 	NS_UDP = NS_CAP + SANDBOX_CAPTURE_SOCKS, /* a program's UDP socket, for a DNS query */
 	NS_TCP,                      /* a program's TCP socket, for a captured connection */
 	NS_FDS
@@ -543,6 +544,7 @@ static void nschild_main(int ctl, uid_t uid)
 	fd[NS_CAP + 1] = lo_socket(SOCK_STREAM, 0);
 	fd[NS_CAP + 2] = lo_socket(SOCK_DGRAM, 53);
 	fd[NS_CAP + 3] = lo_socket(SOCK_DGRAM, 0);
+	fd[NS_CAP + SANDBOX_DIAG_FD] = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (uid && setresuid(uid, uid, uid) < 0)
 		_exit(4);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, &fd[NS_SANDBOX]) < 0 ||

@@ -21,6 +21,7 @@ Suite *suite_synth(void);
 Suite *suite_upstream(void);
 Suite *suite_transport(void);
 Suite *suite_nflog(void);
+Suite *suite_capture(void);
 Suite *suite_hostsfile(void);
 Suite *suite_shim(void);
 

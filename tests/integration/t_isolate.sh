@@ -80,6 +80,23 @@ assert_audit 1 "attributed to the name python resolved" op=connect name=web.test
 iso py-d "$PY" "$H/rawsys.py" "$FARIP" "$PD"
 assert_out py-d "reset" "isolated: python's raw syscall to the denied port is cut"
 assert_eq "$(conns d)" "$before_d" "the denied server saw nothing of the isolated runs"
+# the owner is found among the namespace's own processes, however many,
+# wherever in its tree: an orphan (its parent gone) among 60 others, and
+# the child of a second thread
+raw_d=$(audit_count op=connect "port=$PD" captured=true action=deny "exe=$RAW")
+iso crowd sh -c 'i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i + 1)); done
+r=$( ( "$0" "$1" "$2" & ) ); echo "$r"; kill $(jobs -p)' "$RAW" "$FARIP" "$PD"
+assert_out crowd "reset" "isolated: an orphan among 60 processes is cut"
+raw_d=$((raw_d + 1))
+assert_audit "$raw_d" "and recorded with its own executable" op=connect "port=$PD" captured=true \
+	action=deny "exe=$RAW"
+iso thread "$PY" -c 'import subprocess, sys, threading
+t = threading.Thread(target=lambda: subprocess.run(sys.argv[1:])); t.start(); t.join()' \
+	"$RAW" "$FARIP" "$PD"
+assert_out thread "reset" "isolated: the child of a second thread is cut"
+raw_d=$((raw_d + 1))
+assert_audit "$raw_d" "and recorded with its own executable, not its parent's" op=connect \
+	"port=$PD" captured=true action=deny "exe=$RAW"
 assert_audit_ge 3 "each denial is recorded, caught" op=connect "port=$PD" action=deny captured=true
 
 # ---- programs that use libc: the shim as before, connects made by the broker
