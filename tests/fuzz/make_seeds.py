@@ -8,7 +8,7 @@ import os
 import struct
 
 top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
-VERSION = 5
+VERSION = 6
 
 
 def write(kind, name, data):
@@ -30,8 +30,8 @@ def ask(op, l4, family, port, a, flags, name=b""):
     return bytes([op, l4, family, len(name)]) + struct.pack("<H", port) + a + bytes([flags]) + name
 
 
-def verdict(action, err, ttl, rule, name, addrs, port=0):
-    return (bytes([action, len(addrs), len(rule), len(name)]) + struct.pack("<iIH", err, ttl, port)
+def verdict(action, err, ttl, rule, name, addrs, port=0, gen=0):
+    return (bytes([action, len(addrs), len(rule), len(name)]) + struct.pack("<iIHI", err, ttl, port, gen)
             + rule + name + b"".join(addrs))
 
 
@@ -48,6 +48,9 @@ write("proto", "verdict-deny", msg(2, 3, verdict(2, 111, 0, b"no-metadata", b"ap
 write("proto", "verdict-pending", msg(2, 4, verdict(4, 0, 10000, b"via-proxy", b"", [])))
 write("proto", "verdict-fail", msg(2, 4, verdict(5, 13, 0, b"via-proxy", b"a.b", [])))
 write("proto", "verdict-stub", msg(2, 5, verdict(1, 0, 0, b"dns", b"", [addr(4, bytes([127, 0, 0, 1])), addr(6, bytes(15) + b"\x01")], 40053)))
+write("proto", "verdict-kept", msg(2, 6, verdict(1, 0, 10000, b"model-api", b"", [], 0, 0x1234abcd)))
+write("proto", "note-allow", msg(6, 0, ask(2, 1, 0, 443, v4, 0) + bytes([1])))
+write("proto", "note-deny", msg(6, 0, ask(2, 1, 0, 443, v6, 0) + bytes([2])))
 write("proto", "control-status", msg(3, 9, bytes([2])))
 write("proto", "text", msg(4, 9, struct.pack("<i", 0) + b"egress-broker 0.1\n"))
 write("proto", "error", msg(5, 9, struct.pack("<i", 1)))
