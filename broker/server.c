@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,27 @@ static void proc_stat(pid_t pid, pid_t *ppid, unsigned long long *starttime)
 
 /* ------------------------------------------------------ generation page */
 
+/* Puts the page's robust lock in place and takes it, for the life of this
+ * thread (the loop's): its word then says whether the broker lives
+ * (proto.h). Returns 0, or -1 with errno. */
+static int page_lock(struct server *s)
+{
+	pthread_mutex_t *m = (pthread_mutex_t *)((char *)s->page + PROTO_PAGE_LOCK_OFFSET);
+	pthread_mutexattr_t a;
+	int rc;
+
+	_Static_assert(PROTO_PAGE_LOCK_OFFSET + sizeof(pthread_mutex_t) <= PROTO_PAGE_SIZE,
+		       "the lock fits the page");
+	if ((rc = pthread_mutexattr_init(&a)) == 0 &&
+	    (rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED)) == 0 &&
+	    (rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST)) == 0 &&
+	    (rc = pthread_mutex_init(m, &a)) == 0)
+		rc = pthread_mutex_lock(m);
+	pthread_mutexattr_destroy(&a);
+	errno = rc;
+	return rc ? -1 : 0;
+}
+
 /* Makes the generation page: a memfd sealed so that no one but this
  * mapping can write it (F_SEAL_FUTURE_WRITE: no write(2), no new writable
  * mapping, no mprotect to writable of a read-only one), nor resize it.
@@ -191,6 +213,14 @@ static void page_open(struct server *s)
 		return;
 	}
 	s->page = p;
+	if (page_lock(s) < 0) {
+		log_warn("no generation page (its lock: %s): verdicts are not cached, every attempt "
+			 "is asked", strerror(errno));
+		munmap(p, PROTO_PAGE_SIZE);
+		close(fd);
+		s->page = NULL;
+		return;
+	}
 	s->page->magic = PROTO_PAGE_MAGIC;
 	s->page->version = PROTO_VERSION;
 	/* A random first generation: verdicts a shim kept from a broker that
@@ -1403,7 +1433,8 @@ void server_free(struct server *s)
 		close(s->reserve_fd);
 	loop_free(s->loop);
 	audit_close(&s->audit);
-	if (s->page) {
+	if (s->page) { /* the broker has gone: its lock word says so (unlocked: no owner) */
+		pthread_mutex_unlock((pthread_mutex_t *)((char *)s->page + PROTO_PAGE_LOCK_OFFSET));
 		munmap(s->page, PROTO_PAGE_SIZE);
 		close(s->page_fd);
 	}

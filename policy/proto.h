@@ -148,6 +148,16 @@ struct proto_page {
 	uint32_t version;    /* PROTO_VERSION */
 	uint32_t generation; /* moved (never to 0) whenever a cached verdict may be stale */
 };
+/* At this offset the page holds a robust, process-shared pthread mutex
+ * that the broker's loop thread locks at start and holds for its life.
+ * Its first word (glibc's lock word, the kernel's robust futex) is the
+ * owner's thread id while the broker lives; when that thread ends, however
+ * it ends (SIGKILL too), the kernel sets PROTO_PAGE_OWNER_DIED there before
+ * the broker's descriptors close. A shim applies no kept verdict of a
+ * broker whose word says so. */
+#define PROTO_PAGE_LOCK_OFFSET 64
+#define PROTO_PAGE_TID_MASK 0x3fffffffu   /* FUTEX_TID_MASK */
+#define PROTO_PAGE_OWNER_DIED 0x40000000u /* FUTEX_OWNER_DIED */
 
 struct proto_control {
 	uint8_t what; /* enum proto_ctl */

@@ -80,8 +80,16 @@ void shim_page_take(int fd)
 uint32_t shim_page_gen(void)
 {
 	const struct proto_page *p = __atomic_load_n(&page, __ATOMIC_ACQUIRE);
+	const uint32_t *lock;
+	uint32_t word;
 
-	return p ? __atomic_load_n(&p->generation, __ATOMIC_ACQUIRE) : 0;
+	if (!p)
+		return 0;
+	lock = (const uint32_t *)((const char *)p + PROTO_PAGE_LOCK_OFFSET);
+	word = __atomic_load_n(lock, __ATOMIC_ACQUIRE);
+	if (!(word & PROTO_PAGE_TID_MASK) || (word & PROTO_PAGE_OWNER_DIED))
+		return 0; /* the broker has gone, or is going: nothing kept holds */
+	return __atomic_load_n(&p->generation, __ATOMIC_ACQUIRE);
 }
 
 static struct slot *slot_for(const struct proto_addr *a, uint16_t port, int op, int l4)

@@ -179,7 +179,8 @@ void shim_cache_clear(void);
  * it) unless it is the one in use: another broker's replaces it. fd is
  * closed in any case. */
 void shim_page_take(int fd);
-/* cache.c: the page's generation, 0 while there is no page. */
+/* cache.c: the page's generation; 0 while there is no page, and once its
+ * broker has gone (its lock word, proto.h). */
 uint32_t shim_page_gen(void);
 /* The cache's clock (proto_now_ms); a unit test's stub may store from it. */
 extern long (*shim_cache_clock)(void);

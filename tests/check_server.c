@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/netlink.h>
@@ -892,6 +893,10 @@ START_TEST(test_server_generation_page)
 	ck_assert_uint_eq(pg->version, PROTO_VERSION);
 	ck_assert_uint_eq(pg->generation, a.u.verdict.gen);
 	ck_assert_uint_ne(a.u.verdict.gen, 0);
+	/* its lock word names the thread that runs the loop: this one */
+	ck_assert_uint_eq(*(const uint32_t *)((const char *)pg + PROTO_PAGE_LOCK_OFFSET) &
+				  PROTO_PAGE_TID_MASK,
+			  (uint32_t)syscall(SYS_gettid));
 
 	errno = 0;
 	ck_assert_int_eq(write(fd, "x", 1), -1);

@@ -88,6 +88,9 @@ static void add_addr(const char *text)
 static FILE *errfile;
 
 
+/* The page's lock word (proto.h). */
+#define page_word() (*(uint32_t *)((char *)test_page + PROTO_PAGE_LOCK_OFFSET))
+
 static void page_give(void)
 {
 	int fd = memfd_create("test-generation", MFD_CLOEXEC);
@@ -99,6 +102,7 @@ static void page_give(void)
 	test_page->magic = PROTO_PAGE_MAGIC;
 	test_page->version = PROTO_VERSION;
 	test_page->generation = 7;
+	page_word() = (uint32_t)syscall(SYS_gettid); /* its broker lives: this thread holds it */
 	shim_page_take(fd);
 	ck_assert_uint_eq(shim_page_gen(), 7);
 }
@@ -714,6 +718,28 @@ START_TEST(a_fork_child_asks_anew)
 }
 END_TEST
 
+/* Once the broker's loop thread has ended (the kernel marks its robust
+ * lock), nothing kept is applied: every attempt asks, and fails closed. */
+START_TEST(a_dead_brokers_verdicts_are_not_applied)
+{
+	struct sockaddr_in srv;
+	int lfd = bound(SOCK_STREAM, &srv);
+	uint32_t alive = page_word();
+
+	(void)lfd;
+	ck_assert_int_eq(connect_once(&srv), 0);
+	ck_assert_int_eq(connect_once(&srv), 0);
+	ck_assert_int_eq(stub.calls, 1);
+	page_word() = alive | PROTO_PAGE_OWNER_DIED; /* killed */
+	ck_assert_int_eq(connect_once(&srv), 0);
+	ck_assert_int_eq(stub.calls, 2);
+	page_word() = 0; /* ended, its lock released */
+	ck_assert_int_eq(connect_once(&srv), 0);
+	ck_assert_int_eq(stub.calls, 3);
+	ck_assert_int_eq(note.calls, 1);
+}
+END_TEST
+
 /* A page of another broker (one restarted on the same socket) replaces
  * the one in use, and what was kept from the old one is stale. */
 START_TEST(another_brokers_page_replaces)
@@ -726,7 +752,7 @@ START_TEST(another_brokers_page_replaces)
 	ck_assert_int_eq(connect_once(&srv), 0);
 	ck_assert_int_eq(connect_once(&srv), 0);
 	ck_assert_int_eq(stub.calls, 1);
-	page_give(); /* the new broker's, at the same generation by chance */
+	page_give(); /* the new broker's */
 	test_page->generation = old->generation + 1;
 	ck_assert_uint_eq(shim_page_gen(), test_page->generation);
 	old->generation = test_page->generation; /* the old page no longer counts */
@@ -2204,6 +2230,7 @@ Suite *suite_shim(void)
 	tcase_add_test(tc, rewrites_are_not_cached);
 	tcase_add_test(tc, a_fork_child_asks_anew);
 	tcase_add_test(tc, another_brokers_page_replaces);
+	tcase_add_test(tc, a_dead_brokers_verdicts_are_not_applied);
 	tcase_add_test(tc, ttl_zero_is_not_cached);
 	tcase_add_test(tc, denied_datagrams_never_arrive);
 	tcase_add_test(tc, dns_queries_go_to_the_stub);
