@@ -31,6 +31,7 @@
 #define SERVER_TICK_S 1      /* timer period: transport deadlines */
 #define SERVER_ACCEPTS 64    /* accepts per wake-up, so clients are served too */
 #define SERVER_FIRST_SERIAL 16 /* client serials start here; 0 means none */
+#define SERVER_NOTES_PER_WAKE 32 /* NOTEs of one client read in a row */
 
 /* A network namespace, as /proc/PID/ns/net names it: a hash key. */
 struct netns {
@@ -367,17 +368,21 @@ static int client_send_error(struct server *s, struct client *c, uint32_t id, in
 	return client_send(s, c, &s->ans, -1);
 }
 
-static void client_readable(struct server *s, struct client *c);
+static bool client_readable(struct server *s, struct client *c);
 
-/* The handler of a client's socket. */
+/* The handler of a client's socket: one message, or a run of NOTEs (they
+ * are answered with nothing, so a thread that connects again and again
+ * from its cache leaves several at once) up to SERVER_NOTES_PER_WAKE. */
 static void client_event(void *ctx, uint32_t events)
 {
 	struct client *c = ctx;
 
-	if (events & EPOLLIN)
-		client_readable(c->s, c);
-	else if (events & (EPOLLHUP | EPOLLERR))
+	if (events & EPOLLIN) {
+		for (int i = 0; i < SERVER_NOTES_PER_WAKE && client_readable(c->s, c); i++)
+			;
+	} else if (events & (EPOLLHUP | EPOLLERR)) {
 		client_close(c->s, c);
+	}
 }
 
 int server_add_client(struct server *s, int fd)
@@ -844,8 +849,9 @@ static int received_fds(struct msghdr *mh, int *fds, int max)
 
 /* Reads and handles one message from c (one per wake-up, so that a busy
  * client cannot starve the others). Descriptors a message brings are
- * closed unless it is the sandbox's CAPTURE. */
-static void client_readable(struct server *s, struct client *c)
+ * closed unless it is the sandbox's CAPTURE. Returns true when it was a
+ * NOTE (c is still there, and another may follow at once). */
+static bool client_readable(struct server *s, struct client *c)
 {
 	union {
 		struct cmsghdr align;
@@ -860,33 +866,33 @@ static void client_readable(struct server *s, struct client *c)
 
 	n = recvmsg(c->w.fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
+		return false;
 	nfds = n > 0 ? received_fds(&mh, fds, SANDBOX_CAPTURE_FDS) : 0;
 	rc = n <= 0 ? -1 : proto_decode(s->in, (size_t)n, &s->msg);
 	if (rc == 0 && s->msg.type == PROTO_CONTROL && s->msg.u.control.what == PROTO_CTL_CAPTURE &&
 	    !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		server_capture(s, c, s->msg.id, fds, nfds);
-		return;
+		return false;
 	}
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
 	if (n <= 0) {
 		client_close(s, c);
-		return;
+		return false;
 	}
 	if (mh.msg_flags & MSG_TRUNC) {
 		client_malformed(s, c, "message too long");
-		return;
+		return false;
 	}
 	if (rc == PROTO_BAD_VERSION || rc == PROTO_BAD_TYPE) {
 		if (client_send_error(s, c, s->msg.id,
 				      rc == PROTO_BAD_VERSION ? PROTO_E_VERSION : PROTO_E_TYPE) == 0)
 			client_close(s, c);
-		return;
+		return false;
 	}
 	if (rc < 0) {
 		client_malformed(s, c, "malformed message");
-		return;
+		return false;
 	}
 	switch (s->msg.type) {
 	case PROTO_ASK:
@@ -894,7 +900,7 @@ static void client_readable(struct server *s, struct client *c)
 		break;
 	case PROTO_NOTE:
 		server_note(s, c, &s->msg.u.note);
-		break;
+		return true;
 	case PROTO_CONTROL:
 		/* A program under --isolate may not steer its broker; nor may
 		 * anything else outside the broker's network namespace once it
@@ -912,6 +918,7 @@ static void client_readable(struct server *s, struct client *c)
 		client_malformed(s, c, "unexpected message type");
 		break;
 	}
+	return false;
 }
 
 /* ---------------------------------------------------------- lookup stub */
