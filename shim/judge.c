@@ -178,25 +178,28 @@ static void to_broker(int obj, struct shim_dest *d, const struct proto_ask *ask,
 }
 
 /* An attempt applied from the cache: a datagram's verdict as it is, a
- * connect's once the broker has been told (a NOTE), a connect's denial
- * with its line as when asked (a datagram's is said once, when asked).
+ * connect's once the broker has been told (a NOTE), with its line as when
+ * asked (a datagram's is said once, when asked).
  * Returns 0 or -1 as shim_judge, or 2 when the broker could not be told at
  * once: ask. */
 static int cached(int obj, struct shim_dest *d, const struct proto_ask *ask,
 		  const struct proto_verdict *v, const char *verb)
 {
+	bool allow = v->action == PROTO_ALLOW;
 	char dest[PROTO_DEST_MAX];
 
 	if (ask->op == PROTO_OP_CONNECT && shim_note(ask, v->action) < 0)
 		return 2;
-	if (v->action == PROTO_ALLOW) {
+	if (ask->op == PROTO_OP_CONNECT &&
+	    shim_config.log > (allow ? SHIM_LOG_DENY : SHIM_LOG_OFF)) {
+		proto_dest_format(NULL, &ask->addr, ask->port, dest, sizeof dest);
+		shim_log_line("egress: %s %s to %s (rule %s)", allow ? "allowed" : "denied", verb,
+			      dest, v->rule);
+	}
+	if (allow) {
 		if (v->port && v->naddr > 0)
 			to_broker(obj, d, ask, v);
 		return 0;
-	}
-	if (ask->op == PROTO_OP_CONNECT && shim_config.log != SHIM_LOG_OFF) {
-		proto_dest_format(NULL, &ask->addr, ask->port, dest, sizeof dest);
-		shim_log_line("egress: denied %s to %s (rule %s)", verb, dest, v->rule);
 	}
 	errno = deny_errno(v->err);
 	return -1;

@@ -598,12 +598,15 @@ START_TEST(connect_verdicts_are_cached_and_noted)
 	struct sockaddr_in srv;
 	int lfd = bound(SOCK_STREAM, &srv);
 
+	shim_config.log = SHIM_LOG_ALL; /* each one says so, cached or not */
 	for (int i = 0; i < 5; i++) {
 		int fd = socket(AF_INET, SOCK_STREAM, 0);
 		ck_assert_int_eq(shim_connect(fd, (struct sockaddr *)&srv, sizeof srv), 0);
 		ck_assert_int_ge(accept(lfd, NULL, NULL), 0);
 		close(fd);
 	}
+	ck_assert_int_eq(count_lines(errtext()), 5);
+	ck_assert_ptr_nonnull(strstr(errtext(), "egress: allowed connect to 127.0.0.1:"));
 	ck_assert_int_eq(stub.calls, 1);
 	ck_assert_int_eq(note.calls, 4);
 	ck_assert_int_eq(note.action, PROTO_ALLOW);
