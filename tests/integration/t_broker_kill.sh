@@ -2,17 +2,22 @@
 # broker is SIGKILLed, restarted on the same socket, and SIGSTOPped: attempts
 # fail closed without hanging, stderr carries ONE "broker unreachable" line
 # for the whole process, and the same process works again once a broker
-# answers. The python program takes one step per line on a FIFO.
+# answers. A stopped broker still takes the note of a connect its kept
+# verdict allows (recorded when it runs again); what it must answer fails.
+# The python program takes one step per line on a FIFO.
 . "$ROOT/tests/integration/lib.sh"
 need_build
 
 start_server a http 127.0.0.1
 start_server b http 127.0.0.1
-PA=$(port a) PB=$(port b)
+start_server c http 127.0.0.1
+start_server d http 127.0.0.1
+PA=$(port a) PB=$(port b) PC=$(port c) PD=$(port d)
 
 {
 	policy_egress
 	policy_rule srv-a cidr=127.0.0.1/32 "port=$PA" action=allow
+	policy_rule srv-c cidr=127.0.0.1/32 "port=$PC" action=allow
 } | write_policy
 start_broker || finish
 
@@ -65,15 +70,20 @@ assert_eq "$(step s5 "$PB")" "err EPERM" "s5: a denial from the new broker"
 
 echo "# SIGSTOP the broker: no answer within EGRESS_TIMEOUT_MS"
 kill -STOP "$BROKER_PID"
-r=$(step s6 "$PA")
-case $r in err\ *) pass "s6: fails instead of hanging on a stopped broker ($r)" ;; *) fail "s6: expected a failure, got [$r]" ;; esac
+# s4's verdict is kept: the connect goes, its note waits in the socket
+assert_eq "$(step s6a "$PA")" ok "s6a: a connect the cache holds goes while the broker is stopped"
+r=$(step s6 "$PC")
+case $r in err\ *) pass "s6: a connect the broker must answer fails instead of hanging on a stopped broker ($r)" ;; *) fail "s6: expected a failure, got [$r]" ;; esac
 kill -CONT "$BROKER_PID"
+assert_audit 1 "s6a recorded once the broker runs again" op=connect action=allow pid="$PYPID" port="$PA" cached=true
 # The late answer to s6 (an allow) must not be taken for s7's (a deny).
-assert_eq "$(step s7 "$PB")" "err EPERM" "s7: denied; the stale answer to s6 was not used"
+assert_eq "$(step s7 "$PD")" "err EPERM" "s7: denied; the stale answer to s6 was not used"
 assert_eq "$(step s8 "$PA")" ok "s8: allowed again"
 assert_lines "$T/loop.err" "broker unreachable" 1 "one 'broker unreachable' line for the whole process"
-assert_server a 3 "server saw s1, s4 and s8 only"
+assert_server a 4 "server a saw s1, s4, s6a and s8 only"
+assert_server c 0 "c saw nothing: s6 was never answered"
 assert_server b 0 "denied server saw nothing"
+assert_server d 0 "denied server saw nothing"
 
 echo quit >&3
 exec 3>&-
