@@ -39,76 +39,77 @@ static void cand_push(struct cand *c, int *nc, const unsigned *v, unsigned n, in
 static void cand_add(struct cand *c, int *nc, const struct idx_list *list, int addr_len,
 		     const struct policy_request *req)
 {
-	struct port_idx *pe;
-	struct name_idx *ee;
+	const struct idx_split *sp;
+	const struct idx_list *e;
 
 	if (!list)
 		return;
-	if (!list->split) {
-		cand_push(c, nc, list->v, list->n, addr_len);
+	if (!(sp = list->split)) {
+		cand_push(c, nc, idx_rules(list), list->n, addr_len);
 		return;
 	}
 	if (req->port == 0) {
-		cand_push(c, nc, list->ported, list->nported, addr_len);
-	} else {
-		HASH_FIND(hh, list->byport, &req->port, sizeof req->port, pe);
-		if (pe)
-			cand_push(c, nc, pe->rules.v, pe->rules.n, addr_len);
+		cand_push(c, nc, sp->ported, sp->nported, addr_len);
+	} else if ((e = policy_table_find(&sp->byport, KEY_PORT, &req->port, sizeof req->port))) {
+		cand_push(c, nc, idx_rules(e), e->n, addr_len);
 	}
-	if (req->exe && list->byexe) {
+	if (req->exe && sp->byexe.n) {
 		const char *base = strrchr(req->exe, '/');
 
 		base = base ? base + 1 : req->exe;
-		HASH_FIND_STR(list->byexe, base, ee);
-		if (ee)
-			cand_push(c, nc, ee->rules.v, ee->rules.n, addr_len);
-		if (base != req->exe) {
-			HASH_FIND_STR(list->byexe, req->exe, ee);
-			if (ee)
-				cand_push(c, nc, ee->rules.v, ee->rules.n, addr_len);
-		}
+		if ((e = policy_table_find(&sp->byexe, KEY_EXE, base, strlen(base))))
+			cand_push(c, nc, idx_rules(e), e->n, addr_len);
+		if (base != req->exe &&
+		    (e = policy_table_find(&sp->byexe, KEY_EXE, req->exe, strlen(req->exe))))
+			cand_push(c, nc, idx_rules(e), e->n, addr_len);
 	}
-	cand_push(c, nc, list->rest, list->nrest, addr_len);
+	cand_push(c, nc, sp->rest, sp->nrest, addr_len);
+}
+
+/* True when bit n of the 256-bit set is on. */
+static bool len_present(const uint64_t *set, size_t n)
+{
+	return n < 256 && (set[n / 64] >> (n % 64) & 1);
 }
 
 /* Collects the rules whose host or cidr can match req (and those with
  * neither), one ascending list per index hit (up to four for a split
- * list). Returns how many lists. */
+ * list). Only keys of a length (names) or a prefix length (cidrs) that
+ * some rule has are looked up. Returns how many lists. */
 static int gather(const struct policy *p, const struct policy_request *req, const char *name,
 		  const struct proto_addr *a, struct cand *c)
 {
 	int nc = 0;
 
 	if (name) {
-		struct name_idx *e;
+		size_t len = strlen(name);
 
-		HASH_FIND_STR(p->exact, name, e);
-		if (e)
-			cand_add(c, &nc, &e->rules, -1, req);
+		if (len_present(p->exact_lens, len))
+			cand_add(c, &nc, policy_table_find(&p->dest, KEY_EXACT, name, len), -1, req);
 		/* "*.suffix" matches strict subdomains: look up every parent. */
 		for (const char *s = strchr(name, '.'); s; s = strchr(s + 1, '.')) {
-			HASH_FIND_STR(p->wild, s + 1, e);
-			if (e)
-				cand_add(c, &nc, &e->rules, -1, req);
+			size_t slen = len - (size_t)(s + 1 - name);
+
+			if (len_present(p->wild_lens, slen))
+				cand_add(c, &nc, policy_table_find(&p->dest, KEY_WILD, s + 1, slen), -1,
+					 req);
 		}
 	}
 	if (a && (a->family == 4 || a->family == 6)) {
 		const bool *present = a->family == 4 ? p->cidr_len4 : p->cidr_len6;
-		unsigned max = a->family == 4 ? 32 : 128;
-		struct cidr_key key;
-		struct cidr_idx *e;
+		unsigned max = a->family == 4 ? 32 : 128, kind = a->family == 4 ? KEY_CIDR4 : KEY_CIDR6;
+		unsigned char key[17];
 
 		for (unsigned len = 0; len <= max; len++) {
+			unsigned nb = (len + 7) / 8;
+
 			if (!present[len])
 				continue;
-			memset(&key, 0, sizeof key);
-			key.family = a->family;
-			key.len = (uint8_t)len;
-			memcpy(key.bytes, a->bytes, 16);
-			policy_addr_mask(key.bytes, a->family, len);
-			HASH_FIND(hh, p->cidrs, &key, sizeof key, e);
-			if (e)
-				cand_add(c, &nc, &e->rules, (int)len, req);
+			key[0] = (uint8_t)len;
+			memcpy(key + 1, a->bytes, nb);
+			if (len % 8)
+				key[nb] &= (uint8_t)(0xff << (8 - len % 8));
+			cand_add(c, &nc, policy_table_find(&p->dest, kind, key, 1 + nb), (int)len, req);
 		}
 	}
 	cand_add(c, &nc, &p->any, -1, req);
@@ -136,38 +137,45 @@ static bool exe_match(const struct rule *r, const char *exe)
 	return false;
 }
 
-/* True when req satisfies r's port, proto and exe constraints (its host or
+/* True when req satisfies rule i's port, proto and exe constraints (its host or
  * cidr was matched by the index). An unknown port or l4 satisfies a port
  * or proto constraint only for a rule that does not deny. A deny rule with
  * a port or proto never denies a lookup: the connect or send is judged with
  * both, and fails there with the rule's errno rather than as a lookup. */
-static bool rule_match(const struct rule *r, const struct policy_request *req)
+static bool rule_match(const struct policy *p, unsigned i, const struct policy_request *req)
 {
-	if ((r->nports || r->l4) && r->action == PROTO_DENY && req->op == PROTO_OP_RESOLVE)
+	const struct rule_head *h = &p->heads[i];
+
+	if ((h->hi || h->l4) && h->action == PROTO_DENY && req->op == PROTO_OP_RESOLVE)
 		return false;
-	if (r->nports) {
-		bool ok = false;
+	if (h->hi) {
+		bool ok;
 
 		if (req->port == 0) {
-			ok = r->action != PROTO_DENY;
+			ok = h->action != PROTO_DENY;
 		} else {
-			for (unsigned i = 0; i < r->nports && !ok; i++)
-				ok = req->port >= r->ports[i].lo && req->port <= r->ports[i].hi;
+			ok = req->port >= h->lo && req->port <= h->hi;
+			if (!ok && (h->more & HEAD_PORTS)) {
+				const struct rule *r = &p->rules[i];
+
+				for (unsigned k = 1; k < r->nports && !ok; k++)
+					ok = req->port >= r->ports[k].lo && req->port <= r->ports[k].hi;
+			}
 		}
 		if (!ok)
 			return false;
 	}
-	if (r->l4) {
+	if (h->l4) {
 		if (req->l4 == PROTO_L4_ANY) {
-			if (r->action == PROTO_DENY)
+			if (h->action == PROTO_DENY)
 				return false;
 		} else if (req->l4 != PROTO_L4_TCP && req->l4 != PROTO_L4_UDP) {
 			return false;
-		} else if (!(r->l4 & (1u << req->l4))) {
+		} else if (!(h->l4 & (1u << req->l4))) {
 			return false;
 		}
 	}
-	if (r->nexes && !exe_match(r, req->exe))
+	if ((h->more & HEAD_EXES) && !exe_match(&p->rules[i], req->exe))
 		return false;
 	return true;
 }
@@ -221,7 +229,7 @@ void policy_decide(const struct policy *p, const struct policy_request *req,
 				c[i].pos++;
 			}
 		}
-		if (rule_match(&p->rules[min], req)) {
+		if (rule_match(p, min, req)) {
 			hit = &p->rules[min];
 			addr_len = len;
 			break;

@@ -10,33 +10,88 @@
 #define L4_TCP_BIT (1u << PROTO_L4_TCP)
 #define L4_UDP_BIT (1u << PROTO_L4_UDP)
 
-struct port_idx;
-struct name_idx;
+struct idx_split;
 
 /* A growing list of rule indices; ascending, without repeats, because rules
- * are added in file order. A long list is also split once loaded
- * (list_split in load.c) into three disjoint parts, so that a request walks
- * only the rules that can match it: rules with a few ports, listed under
- * each port (byport; all of them in order in ported, for a request without
- * a port); rules with literal exe names, listed under each name (byexe); and
- * the rest. 10,000 rules for one host, one port or one program each then
- * cost what a few do. */
+ * are added in file order. One rule (the common case) is held inline, in
+ * one; v is allocated from the second. A long list is also split once
+ * loaded (list_split in load.c) into three disjoint parts, so that a
+ * request walks only the rules that can match it (struct idx_split). */
 struct idx_list {
-	unsigned *v;             /* rule indices */
+	unsigned *v;             /* rule indices, when n > 1 */
 	unsigned n;              /* used */
-	unsigned cap;            /* allocated */
-	bool split;              /* the parts below are built */
-	struct port_idx *byport; /* port -> rules whose ports include it */
-	struct name_idx *byexe;  /* exe name or path -> rules naming it */
-	unsigned *ported, nported; /* every rule of byport */
-	unsigned *rest, nrest;   /* rules in neither */
+	unsigned cap;            /* allocated in v */
+	unsigned one;            /* the rule index, when n == 1 */
+	struct idx_split *split; /* the parts, or NULL */
 };
 
-/* One port's rules in a split list. */
-struct port_idx {
-	uint16_t port;
-	struct idx_list rules; /* never split itself */
-	UT_hash_handle hh;
+/* The rule indices of a list. */
+static inline const unsigned *idx_rules(const struct idx_list *l)
+{
+	return l->n == 1 ? &l->one : l->v;
+}
+
+/*
+ * A flat index: (kind, key bytes) -> rule list. Open addressing with
+ * linear probing over a power-of-two array of slots kept at most half
+ * full; a slot holds the high 32 bits of the key's hash beside where its
+ * entry is, so that a miss reads one slot and a hit one slot and one
+ * entry. The entries (struct table_entry, key inline) lie in one arena in
+ * the order they were added, which is also how they are walked.
+ */
+struct policy_table {
+	uint64_t *slots;      /* hash >> 32 << 32 | (entry offset / 8 + 1); 0 empty */
+	uint32_t mask;        /* slot count - 1 */
+	uint32_t n;           /* entries */
+	unsigned char *arena; /* the entries, 8-byte aligned */
+	size_t used, cap;     /* of arena, in bytes */
+};
+
+struct table_entry {
+	uint32_t hash;          /* the low 32 bits of the key's hash: its home slot */
+	uint16_t len;           /* key bytes */
+	uint8_t kind;           /* enum table_kind */
+	struct idx_list rules;  /* the rules under this key */
+	unsigned char key[];    /* len bytes */
+};
+
+/* What a key is; part of the key. */
+enum table_kind {
+	KEY_EXACT = 1, /* host = name: the normalised name */
+	KEY_WILD,      /* host = *.suffix: the suffix */
+	KEY_CIDR4,     /* cidr: the prefix length, then its bytes of the network */
+	KEY_CIDR6,
+	KEY_PORT,      /* a split list's port: 2 bytes, host order */
+	KEY_EXE,       /* a split list's exe base name or full path */
+};
+
+/* The key's hash; policy_table_find_hashed takes it back. */
+uint64_t policy_table_hash(unsigned kind, const void *key, size_t len);
+/* The rules under the key, or NULL when it is not there. */
+const struct idx_list *policy_table_find(const struct policy_table *t, unsigned kind,
+					 const void *key, size_t len);
+const struct idx_list *policy_table_find_hashed(const struct policy_table *t, uint64_t hash,
+						unsigned kind, const void *key, size_t len);
+/* The rules under the key, added empty when it is new; valid until the next
+ * add. Returns NULL when out of memory (t is unchanged). */
+struct idx_list *policy_table_add(struct policy_table *t, unsigned kind, const void *key,
+				  size_t len);
+/* The entry after prev (NULL: the first), in the order they were added, or
+ * NULL after the last. */
+struct table_entry *policy_table_next(const struct policy_table *t, struct table_entry *prev);
+/* Frees the slots and entries, not what their lists hold; t is left empty. */
+void policy_table_free(struct policy_table *t);
+
+/* The parts of a split list: rules with a few ports, listed under each
+ * port (byport; all of them in order in ported, for a request without a
+ * port); rules with literal exe names, listed under each name (byexe); and
+ * the rest. 10,000 rules for one host, one port or one program each then
+ * cost what a few do. */
+struct idx_split {
+	struct policy_table byport; /* KEY_PORT -> rules whose ports include it */
+	struct policy_table byexe;  /* KEY_EXE -> rules naming it */
+	unsigned *ported, nported;  /* every rule of byport */
+	unsigned *rest, nrest;      /* rules in neither */
 };
 
 struct port_range {
@@ -62,26 +117,19 @@ struct rule {
 	unsigned limit_line;            /* where limit was set, for its check */
 };
 
-/* Exact-name and wildcard-suffix index: name -> rules naming it; also a
- * split list's exe index (exe base name or full path, no glob). */
-struct name_idx {
-	char *key;            /* normalised name (wildcards: without "*."), or exe */
-	struct idx_list rules;
-	UT_hash_handle hh;
+/* What rule_match reads of a rule, packed eight to a cache line, so that
+ * walking candidates touches this array and not the rules; the rule itself
+ * is read only for a second port range or an exe pattern. */
+struct rule_head {
+	uint16_t lo, hi; /* the first port range; 0-0: any port */
+	uint8_t action;  /* enum proto_action */
+	uint8_t l4;      /* L4_*_BIT mask; 0 = any */
+	uint8_t more;    /* HEAD_PORTS, HEAD_EXES */
+	uint8_t unused;
 };
 
-/* Key of the cidr index: the masked network with its prefix length. */
-struct cidr_key {
-	uint8_t family;    /* 4 or 6 */
-	uint8_t len;       /* prefix length */
-	uint8_t bytes[16]; /* host bits zero */
-};
-
-struct cidr_idx {
-	struct cidr_key key;
-	struct idx_list rules;
-	UT_hash_handle hh;
-};
+#define HEAD_PORTS 1u /* more than one port range */
+#define HEAD_EXES 2u  /* exe patterns */
 
 struct hosts_entry {
 	char *name;              /* normalised */
@@ -100,12 +148,14 @@ struct policy {
 	uint32_t timeout_ms;  /* [egress] timeout: a rewritten connect's upstream */
 	struct policy_transport transport; /* [egress] transport */
 	struct rule *rules;   /* in file order */
+	struct rule_head *heads; /* one per rule, made once loaded */
 	unsigned nrules;
 	unsigned cap;
-	struct name_idx *exact;     /* host = name */
-	struct name_idx *wild;      /* host = *.suffix, keyed by suffix */
-	struct cidr_idx *cidrs;     /* cidr = and numeric host = */
-	bool cidr_len4[33];         /* prefix lengths present in cidrs, IPv4 */
+	struct policy_table dest;   /* host = (KEY_EXACT, KEY_WILD), cidr = and numeric
+				     * host = (KEY_CIDR4, KEY_CIDR6) */
+	uint64_t exact_lens[4];     /* bit n: a KEY_EXACT key of n bytes is in dest */
+	uint64_t wild_lens[4];      /* the same, KEY_WILD */
+	bool cidr_len4[33];         /* prefix lengths present in dest, IPv4 */
 	bool cidr_len6[129];        /* the same, IPv6 */
 	struct idx_list any;        /* rules with neither host nor cidr */
 	struct hosts_entry *hosts;  /* [hosts] */
