@@ -72,46 +72,70 @@ static bool len_present(const uint64_t *set, size_t n)
 	return n < 256 && (set[n / 64] >> (n % 64) & 1);
 }
 
+/* One key to look up in p->dest. */
+struct probe {
+	const unsigned char *key;
+	size_t len;
+	unsigned kind;
+	int addr_len;  /* the candidates' addr_len */
+	uint64_t hash;
+};
+
+/* Probes: 1 exact name + at most 126 parent suffixes + at most 129 prefix
+ * lengths of one family. */
+#define PROBE_MAX 256
+
 /* Collects the rules whose host or cidr can match req (and those with
  * neither), one ascending list per index hit (up to four for a split
  * list). Only keys of a length (names) or a prefix length (cidrs) that
- * some rule has are looked up. Returns how many lists. */
+ * some rule has are looked up, and all of them together: every home slot
+ * is prefetched before the first is read, so that the cache misses of a
+ * large table overlap instead of adding up. Returns how many lists. */
 static int gather(const struct policy *p, const struct policy_request *req, const char *name,
 		  const struct proto_addr *a, struct cand *c)
 {
-	int nc = 0;
+	struct probe pr[PROBE_MAX];
+	unsigned char ckeys[129][17];
+	int nc = 0, np = 0;
 
-	if (name) {
+	if (name && p->dest.n) {
 		size_t len = strlen(name);
 
 		if (len_present(p->exact_lens, len))
-			cand_add(c, &nc, policy_table_find(&p->dest, KEY_EXACT, name, len), -1, req);
+			pr[np++] = (struct probe){ (const unsigned char *)name, len, KEY_EXACT, -1, 0 };
 		/* "*.suffix" matches strict subdomains: look up every parent. */
-		for (const char *s = strchr(name, '.'); s; s = strchr(s + 1, '.')) {
+		for (const char *s = strchr(name, '.'); s && np < PROBE_MAX; s = strchr(s + 1, '.')) {
 			size_t slen = len - (size_t)(s + 1 - name);
 
 			if (len_present(p->wild_lens, slen))
-				cand_add(c, &nc, policy_table_find(&p->dest, KEY_WILD, s + 1, slen), -1,
-					 req);
+				pr[np++] = (struct probe){ (const unsigned char *)s + 1, slen, KEY_WILD, -1,
+							   0 };
 		}
 	}
-	if (a && (a->family == 4 || a->family == 6)) {
-		const bool *present = a->family == 4 ? p->cidr_len4 : p->cidr_len6;
-		unsigned max = a->family == 4 ? 32 : 128, kind = a->family == 4 ? KEY_CIDR4 : KEY_CIDR6;
-		unsigned char key[17];
+	if (a && (a->family == 4 || a->family == 6) && p->dest.n) {
+		const uint8_t *lens = a->family == 4 ? p->cidr_lens4 : p->cidr_lens6;
+		unsigned nlens = a->family == 4 ? p->ncidr_lens4 : p->ncidr_lens6;
+		unsigned kind = a->family == 4 ? KEY_CIDR4 : KEY_CIDR6;
 
-		for (unsigned len = 0; len <= max; len++) {
-			unsigned nb = (len + 7) / 8;
+		for (unsigned k = 0; k < nlens && np < PROBE_MAX; k++) {
+			unsigned len = lens[k], nb = (len + 7) / 8;
+			unsigned char *key = ckeys[k];
 
-			if (!present[len])
-				continue;
 			key[0] = (uint8_t)len;
 			memcpy(key + 1, a->bytes, nb);
 			if (len % 8)
 				key[nb] &= (uint8_t)(0xff << (8 - len % 8));
-			cand_add(c, &nc, policy_table_find(&p->dest, kind, key, 1 + nb), (int)len, req);
+			pr[np++] = (struct probe){ key, 1 + nb, kind, (int)len, 0 };
 		}
 	}
+	for (int k = 0; k < np; k++) {
+		pr[k].hash = policy_table_hash(pr[k].kind, pr[k].key, pr[k].len);
+		policy_table_prefetch(&p->dest, pr[k].hash);
+	}
+	for (int k = 0; k < np; k++)
+		cand_add(c, &nc,
+			 policy_table_find_hashed(&p->dest, pr[k].hash, pr[k].kind, pr[k].key, pr[k].len),
+			 pr[k].addr_len, req);
 	cand_add(c, &nc, &p->any, -1, req);
 	return nc;
 }

@@ -65,6 +65,9 @@ enum table_kind {
 	KEY_EXE,       /* a split list's exe base name or full path */
 };
 
+/* Like realloc (old_size: the bytes of old to keep), but a large array
+ * gets huge pages where the kernel has them. */
+void *policy_huge_realloc(void *old, size_t old_size, size_t size);
 /* The key's hash; policy_table_find_hashed takes it back. */
 uint64_t policy_table_hash(unsigned kind, const void *key, size_t len);
 /* The rules under the key, or NULL when it is not there. */
@@ -72,6 +75,12 @@ const struct idx_list *policy_table_find(const struct policy_table *t, unsigned 
 					 const void *key, size_t len);
 const struct idx_list *policy_table_find_hashed(const struct policy_table *t, uint64_t hash,
 						unsigned kind, const void *key, size_t len);
+/* Starts the cache's fetch of the slot where a lookup of the hash h begins. */
+static inline void policy_table_prefetch(const struct policy_table *t, uint64_t h)
+{
+	if (t->n)
+		__builtin_prefetch(&t->slots[(uint32_t)h & t->mask]);
+}
 /* The rules under the key, added empty when it is new; valid until the next
  * add. Returns NULL when out of memory (t is unchanged). */
 struct idx_list *policy_table_add(struct policy_table *t, unsigned kind, const void *key,
@@ -157,6 +166,9 @@ struct policy {
 	uint64_t wild_lens[4];      /* the same, KEY_WILD */
 	bool cidr_len4[33];         /* prefix lengths present in dest, IPv4 */
 	bool cidr_len6[129];        /* the same, IPv6 */
+	uint8_t cidr_lens4[33];     /* those lengths, ascending */
+	uint8_t cidr_lens6[129];
+	unsigned ncidr_lens4, ncidr_lens6;
 	struct idx_list any;        /* rules with neither host nor cidr */
 	struct hosts_entry *hosts;  /* [hosts] */
 	char **unix_globs;          /* [egress] unix: sockets an isolated program may reach */

@@ -242,8 +242,11 @@ oom:
 /* Makes p->heads from p->rules. Returns 0 or -1 (out of memory). */
 static int heads_make(struct policy *p)
 {
-	if (!(p->heads = calloc(p->nrules ? p->nrules : 1, sizeof *p->heads)))
+	size_t size = (p->nrules ? p->nrules : 1) * sizeof *p->heads;
+
+	if (!(p->heads = policy_huge_realloc(NULL, 0, size)))
 		return -1;
+	memset(p->heads, 0, size);
 	for (unsigned i = 0; i < p->nrules; i++) {
 		const struct rule *r = &p->rules[i];
 		struct rule_head *h = &p->heads[i];
@@ -259,9 +262,15 @@ static int heads_make(struct policy *p)
 	return 0;
 }
 
-/* Splits every long candidate list of p. */
+/* Splits every long candidate list of p; lists the prefix lengths present. */
 static void split_all(struct policy *p)
 {
+	for (unsigned len = 0; len <= 128; len++) {
+		if (len <= 32 && p->cidr_len4[len])
+			p->cidr_lens4[p->ncidr_lens4++] = (uint8_t)len;
+		if (p->cidr_len6[len])
+			p->cidr_lens6[p->ncidr_lens6++] = (uint8_t)len;
+	}
 	list_split(&p->any, p->rules);
 	for (struct table_entry *e = policy_table_next(&p->dest, NULL); e;
 	     e = policy_table_next(&p->dest, e))
@@ -767,7 +776,7 @@ static int rule_begin(struct loader *l, const char *name, size_t len)
 		return fail(l, l->lineno, "duplicate rule name \"%.*s\"", (int)len, name);
 	if (p->nrules == p->cap) {
 		unsigned cap = p->cap ? 2 * p->cap : 16;
-		struct rule *v = realloc(p->rules, cap * sizeof *v);
+		struct rule *v = policy_huge_realloc(p->rules, p->cap * sizeof *v, cap * sizeof *v);
 
 		if (!v)
 			return fail(l, l->lineno, "out of memory");

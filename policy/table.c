@@ -2,11 +2,34 @@
  * rule lists, one open-addressing hash table each (struct policy_table). */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
 /* Fewest slots of a table that holds anything; a power of two. */
 #define TABLE_MIN_SLOTS 16
+
+/* Arrays at least this large are given whole huge pages where the kernel
+ * has them (transparent huge pages on madvise): a probe of a large index
+ * then misses the cache, but seldom the TLB as well. */
+#define HUGE_MIN (1u << 20)
+#define HUGE_PAGE (2u << 20)
+
+void *policy_huge_realloc(void *old, size_t old_size, size_t size)
+{
+	size_t round = (size + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+	void *p;
+
+	if (size < HUGE_MIN)
+		return realloc(old, size);
+	if (!(p = aligned_alloc(HUGE_PAGE, round)))
+		return NULL;
+	madvise(p, round, MADV_HUGEPAGE); /* a hint: without it, small pages */
+	if (old)
+		memcpy(p, old, old_size < size ? old_size : size);
+	free(old);
+	return p;
+}
 
 /* The size an entry with a key of len bytes takes in the arena. */
 static size_t entry_size(size_t len)
@@ -77,10 +100,11 @@ const struct idx_list *policy_table_find(const struct policy_table *t, unsigned 
 static int table_grow(struct policy_table *t)
 {
 	uint32_t n = t->slots ? 2 * (t->mask + 1) : TABLE_MIN_SLOTS, mask = n - 1;
-	uint64_t *slots = calloc(n, sizeof *slots);
+	uint64_t *slots = policy_huge_realloc(NULL, 0, n * sizeof *slots);
 
 	if (!slots)
 		return -1;
+	memset(slots, 0, n * sizeof *slots);
 	for (uint32_t k = 0; t->slots && k <= t->mask; k++) {
 		uint64_t s = t->slots[k];
 		uint32_t i;
@@ -119,7 +143,7 @@ struct idx_list *policy_table_add(struct policy_table *t, unsigned kind, const v
 
 		while (cap < t->used + size)
 			cap *= 2;
-		if (!(arena = realloc(t->arena, cap)))
+		if (!(arena = policy_huge_realloc(t->arena, t->used, cap)))
 			return NULL;
 		t->arena = arena;
 		t->cap = cap;
