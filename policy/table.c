@@ -47,14 +47,26 @@ uint64_t policy_table_hash(unsigned kind, const void *key, size_t len)
 {
 	const unsigned char *b = key;
 	uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)kind << 56) ^ len, w;
+	uint32_t lo, hi;
 
-	for (; len >= 8; b += 8, len -= 8) {
-		memcpy(&w, b, 8);
-		h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
-		h ^= h >> 29;
+	/* whole words, then the last 1..8 bytes in one or two loads that may
+	 * overlap what came before (the length is in h already) */
+	if (len > 8) {
+		for (; len > 8; b += 8, len -= 8) {
+			memcpy(&w, b, 8);
+			h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+			h ^= h >> 29;
+		}
+		memcpy(&w, b + len - 8, 8);
+	} else if (len >= 4) {
+		memcpy(&lo, b, 4);
+		memcpy(&hi, b + len - 4, 4);
+		w = (uint64_t)hi << 32 | lo;
+	} else if (len) {
+		w = (uint64_t)b[0] << 16 | (uint64_t)b[len / 2] << 8 | b[len - 1];
+	} else {
+		w = 0;
 	}
-	w = 0;
-	memcpy(&w, b, len);
 	/* splitmix64's finaliser: every key bit reaches every hash bit */
 	h ^= w;
 	h ^= h >> 30;
