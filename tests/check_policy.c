@@ -1279,6 +1279,8 @@ struct rnd_rule {
 	unsigned l4;                 /* bit 1 << PROTO_L4_TCP, 1 << PROTO_L4_UDP; 0 any */
 	char exes[RND_EXES][24];
 	int nexes;
+	uint64_t limit;              /* rewrite: limit, 0 none */
+	int transport;               /* rewrite: its own transport's kind, 0 none */
 };
 
 struct rnd_set {
@@ -1438,6 +1440,14 @@ static void rnd_rule_make(uint64_t *s, struct rnd_rule *r, int i, char *text, si
 		r->err = ECONNREFUSED;
 		n += snprintf(t + n, left - (size_t)n, "errno = ECONNREFUSED\n");
 	}
+	if (r->action == PROTO_REWRITE && RND(s, 3) == 0) {
+		r->limit = 65536;
+		n += snprintf(t + n, left - (size_t)n, "limit = 64K\n");
+	}
+	if (r->action == PROTO_REWRITE && RND(s, 3) == 0) {
+		r->transport = POLICY_RELAY;
+		n += snprintf(t + n, left - (size_t)n, "transport = relay\n");
+	}
 	if (RND(s, 8) == 0) {
 		r->private_allow = RND(s, 2);
 		n += snprintf(t + n, left - (size_t)n, "private = %s\n", r->private_allow ? "allow" : "deny");
@@ -1512,9 +1522,13 @@ static void ref_decide(const struct rnd_set *set, const struct policy_request *r
 		alen = len;
 	}
 	*hit_out = hit;
+	v->limit = 0;
+	v->transport = NULL;
 	if (hit >= 0) {
 		v->action = set->r[hit].action;
 		v->err = v->action == PROTO_DENY ? set->r[hit].err : 0;
+		v->limit = set->r[hit].limit;
+		v->transport = set->r[hit].transport ? (const void *)1 : NULL; /* its own */
 	} else {
 		v->action = set->dflt;
 		v->err = v->action == PROTO_DENY ? set->dflt_err : 0;
@@ -1587,6 +1601,10 @@ START_TEST(test_policy_decide_random_sets)
 				snprintf(want, sizeof want, "r%d", ref);
 			else
 				snprintf(want, sizeof want, "%s", ref == -2 ? "private" : "default");
+			/* a rule's own transport, or the [egress] one (direct) */
+			ck_assert_int_eq(v.transport->kind, w.transport ? POLICY_RELAY : POLICY_DIRECT);
+			ck_assert_msg(ref < 0 || v.limit == w.limit, "set %d query %d: limit %llu",
+				      set_i, q, (unsigned long long)v.limit);
 			ck_assert_msg(v.action == w.action && v.err == w.err && strcmp(v.rule, want) == 0,
 				      "set %d query %d (%s, port %u, op %d, l4 %d, exe %s): got %d/%d/%s, "
 				      "want %d/%d/%s", set_i, q, req.name ? req.name : "-", req.port, req.op,
