@@ -137,6 +137,9 @@ static int gather(const struct policy *p, const struct policy_request *req, cons
 			 policy_table_find_hashed(&p->dest, pr[k].hash, pr[k].kind, pr[k].key, pr[k].len),
 			 pr[k].addr_len, req);
 	cand_add(c, &nc, &p->any, -1, req);
+	/* the first candidate of each list is the likeliest match */
+	for (int k = 0; k < nc; k++)
+		__builtin_prefetch(&p->heads[c[k].v[0]]);
 	return nc;
 }
 
@@ -170,7 +173,9 @@ static bool rule_match(const struct policy *p, unsigned i, const struct policy_r
 {
 	const struct rule_head *h = &p->heads[i];
 
-	if ((h->hi || h->l4) && h->action == PROTO_DENY && req->op == PROTO_OP_RESOLVE)
+	unsigned l4 = h->flags & (L4_TCP_BIT | L4_UDP_BIT);
+
+	if ((h->hi || l4) && h->action == PROTO_DENY && req->op == PROTO_OP_RESOLVE)
 		return false;
 	if (h->hi) {
 		bool ok;
@@ -179,7 +184,7 @@ static bool rule_match(const struct policy *p, unsigned i, const struct policy_r
 			ok = h->action != PROTO_DENY;
 		} else {
 			ok = req->port >= h->lo && req->port <= h->hi;
-			if (!ok && (h->more & HEAD_PORTS)) {
+			if (!ok && (h->flags & HEAD_PORTS)) {
 				const struct rule *r = &p->rules[i];
 
 				for (unsigned k = 1; k < r->nports && !ok; k++)
@@ -189,17 +194,17 @@ static bool rule_match(const struct policy *p, unsigned i, const struct policy_r
 		if (!ok)
 			return false;
 	}
-	if (h->l4) {
+	if (l4) {
 		if (req->l4 == PROTO_L4_ANY) {
 			if (h->action == PROTO_DENY)
 				return false;
 		} else if (req->l4 != PROTO_L4_TCP && req->l4 != PROTO_L4_UDP) {
 			return false;
-		} else if (!(h->l4 & (1u << req->l4))) {
+		} else if (!(l4 & (1u << req->l4))) {
 			return false;
 		}
 	}
-	if ((h->more & HEAD_EXES) && !exe_match(&p->rules[i], req->exe))
+	if ((h->flags & HEAD_EXES) && !exe_match(&p->rules[i], req->exe))
 		return false;
 	return true;
 }
@@ -221,7 +226,8 @@ void policy_decide(const struct policy *p, const struct policy_request *req,
 	const char *np = NULL;
 	struct proto_addr a;
 	const struct proto_addr *ap = NULL;
-	const struct rule *hit = NULL;
+	const struct rule_head *hit = NULL;
+	unsigned hit_i = 0;
 	int addr_len = -1, nc;
 	unsigned plen;
 
@@ -254,7 +260,8 @@ void policy_decide(const struct policy *p, const struct policy_request *req,
 			}
 		}
 		if (rule_match(p, min, req)) {
-			hit = &p->rules[min];
+			hit = &p->heads[min];
+			hit_i = min;
 			addr_len = len;
 			break;
 		}
@@ -263,12 +270,15 @@ void policy_decide(const struct policy *p, const struct policy_request *req,
 	v->transport = &p->transport;
 	v->limit = 0;
 	if (hit) {
+		/* the rule itself only for a transport or limit of its own */
 		v->action = hit->action;
 		v->err = hit->action == PROTO_DENY ? hit->err : 0;
-		v->rule = hit->name;
-		v->limit = hit->limit;
-		if (hit->transport)
-			v->transport = hit->transport;
+		v->rule = p->rules[hit_i].name;
+		if (hit->flags & HEAD_EXTRA) {
+			v->limit = p->rules[hit_i].limit;
+			if (p->rules[hit_i].transport)
+				v->transport = p->rules[hit_i].transport;
+		}
 	} else {
 		v->action = p->dflt_action;
 		v->err = p->dflt_action == PROTO_DENY ? p->dflt_err : 0;
@@ -279,7 +289,7 @@ void policy_decide(const struct policy *p, const struct policy_request *req,
 	 * a cidr wider than the private range opens a private address. */
 	plen = ap ? policy_addr_private_len(ap) : 0;
 	if (v->action != PROTO_DENY && plen && addr_len < (int)plen &&
-	    !(hit && hit->private_allow) && !p->private_allow && !req->from_hosts) {
+	    !(hit && (hit->flags & HEAD_PRIVATE)) && !p->private_allow && !req->from_hosts) {
 		v->action = PROTO_DENY;
 		v->err = EPERM;
 		v->rule = "private";

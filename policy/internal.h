@@ -126,19 +126,21 @@ struct rule {
 	unsigned limit_line;            /* where limit was set, for its check */
 };
 
-/* What rule_match reads of a rule, packed eight to a cache line, so that
- * walking candidates touches this array and not the rules; the rule itself
- * is read only for a second port range or an exe pattern. */
+/* What rule_match and the verdict read of a rule, packed eight to a cache
+ * line, so that walking candidates and answering touch this array and not
+ * the rules; the rule itself is read only for a second port range, an exe
+ * pattern, a transport or a limit. */
 struct rule_head {
 	uint16_t lo, hi; /* the first port range; 0-0: any port */
+	uint16_t err;    /* errno on deny (at most 4095) */
 	uint8_t action;  /* enum proto_action */
-	uint8_t l4;      /* L4_*_BIT mask; 0 = any */
-	uint8_t more;    /* HEAD_PORTS, HEAD_EXES */
-	uint8_t unused;
+	uint8_t flags;   /* L4_*_BIT (none: any proto), HEAD_* */
 };
 
-#define HEAD_PORTS 1u /* more than one port range */
-#define HEAD_EXES 2u  /* exe patterns */
+#define HEAD_PORTS (1u << 3)   /* more than one port range */
+#define HEAD_EXES (1u << 4)    /* exe patterns */
+#define HEAD_PRIVATE (1u << 5) /* private = allow */
+#define HEAD_EXTRA (1u << 6)   /* a transport or a limit */
 
 struct hosts_entry {
 	char *name;              /* normalised */

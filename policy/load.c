@@ -252,12 +252,14 @@ static int heads_make(struct policy *p)
 		struct rule_head *h = &p->heads[i];
 
 		h->action = (uint8_t)r->action;
-		h->l4 = (uint8_t)r->l4;
+		h->err = (uint16_t)r->err;
 		if (r->nports) {
 			h->lo = r->ports[0].lo;
 			h->hi = r->ports[0].hi;
 		}
-		h->more = (r->nports > 1 ? HEAD_PORTS : 0) | (r->nexes ? HEAD_EXES : 0);
+		h->flags = (uint8_t)(r->l4 | (r->nports > 1 ? HEAD_PORTS : 0) |
+				     (r->nexes ? HEAD_EXES : 0) | (r->private_allow ? HEAD_PRIVATE : 0) |
+				     (r->transport || r->limit ? HEAD_EXTRA : 0));
 	}
 	return 0;
 }
