@@ -173,7 +173,7 @@ static int cidr_index(struct policy *p, const struct proto_addr *a, unsigned len
 }
 
 /* Lists shorter than this are walked whole: splitting them saves nothing. */
-#define SPLIT_MIN 16
+#define SPLIT_MIN 8
 /* A rule whose ports span more than this many is not listed under each. */
 #define SPLIT_PORTS_MAX 64
 
