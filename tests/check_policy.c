@@ -880,8 +880,10 @@ END_TEST
 /* A long candidate list is split by port and by exe name: first match must
  * still win, for single ports, lists, small and wide ranges, rules without
  * ports, shadowed rules, literal and glob exe patterns, an unknown exe, and
- * requests without a port (a resolve). The same rules with the host list
- * under 16 rules (not split) must decide the same. */
+ * requests without a port (a resolve). The same rules with only p1..p5
+ * before them (13 rules, split as well since lists are split from 8; the
+ * random sets below compare short, unsplit lists with a linear walk) must
+ * decide the same. */
 START_TEST(test_policy_decide_split)
 {
 	static const struct {
