@@ -1,5 +1,6 @@
-/* internal.h: the compiled rule set, shared by the policy loader (load.c)
- * and the decision code (decide.c). Not for use outside policy/. */
+/* internal.h: the compiled rule set, shared by the policy loader (load.c),
+ * its indexes (table.c) and the decision code (decide.c). Not for use
+ * outside policy/ and its unit tests. */
 #ifndef EGRESS_POLICY_INTERNAL_H
 #define EGRESS_POLICY_INTERNAL_H
 
