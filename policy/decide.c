@@ -19,10 +19,13 @@ struct cand {
 	unsigned pos;      /* next to look at */
 	int addr_len;      /* >= 0: rules on this list match the request's address
 			    * by a cidr of this prefix length; -1: by name or any */
+	const struct rule_head *head; /* a one-rule list's copy of its head, or NULL */
 };
 
-/* Adds the rule indices v[0..n) to the candidates, unless there are none. */
-static void cand_push(struct cand *c, int *nc, const unsigned *v, unsigned n, int addr_len)
+/* Adds the rule indices v[0..n) to the candidates, unless there are none;
+ * head: the copy of v[0]'s head beside a one-rule list, or NULL. */
+static void cand_push(struct cand *c, int *nc, const unsigned *v, unsigned n, int addr_len,
+		      const struct rule_head *head)
 {
 	if (!n || *nc >= CAND_MAX)
 		return;
@@ -30,7 +33,14 @@ static void cand_push(struct cand *c, int *nc, const unsigned *v, unsigned n, in
 	c[*nc].n = n;
 	c[*nc].pos = 0;
 	c[*nc].addr_len = addr_len;
+	c[*nc].head = head;
 	(*nc)++;
+}
+
+/* Adds the rules of a list that is not split. */
+static void cand_list(struct cand *c, int *nc, const struct idx_list *l, int addr_len)
+{
+	cand_push(c, nc, idx_rules(l), l->n, addr_len, l->n == 1 ? &l->head : NULL);
 }
 
 /* Adds the rules of list that can match req: of a split list, those listed
@@ -45,25 +55,25 @@ static void cand_add(struct cand *c, int *nc, const struct idx_list *list, int a
 	if (!list)
 		return;
 	if (!(sp = list->split)) {
-		cand_push(c, nc, idx_rules(list), list->n, addr_len);
+		cand_list(c, nc, list, addr_len);
 		return;
 	}
 	if (req->port == 0) {
-		cand_push(c, nc, sp->ported, sp->nported, addr_len);
+		cand_push(c, nc, sp->ported, sp->nported, addr_len, NULL);
 	} else if ((e = policy_table_find(&sp->byport, KEY_PORT, &req->port, sizeof req->port))) {
-		cand_push(c, nc, idx_rules(e), e->n, addr_len);
+		cand_list(c, nc, e, addr_len);
 	}
 	if (req->exe && sp->byexe.n) {
 		const char *base = strrchr(req->exe, '/');
 
 		base = base ? base + 1 : req->exe;
 		if ((e = policy_table_find(&sp->byexe, KEY_EXE, base, strlen(base))))
-			cand_push(c, nc, idx_rules(e), e->n, addr_len);
+			cand_list(c, nc, e, addr_len);
 		if (base != req->exe &&
 		    (e = policy_table_find(&sp->byexe, KEY_EXE, req->exe, strlen(req->exe))))
-			cand_push(c, nc, idx_rules(e), e->n, addr_len);
+			cand_list(c, nc, e, addr_len);
 	}
-	cand_push(c, nc, sp->rest, sp->nrest, addr_len);
+	cand_push(c, nc, sp->rest, sp->nrest, addr_len, NULL);
 }
 
 /* True when bit n of the 256-bit set is on. */
@@ -139,7 +149,8 @@ static int gather(const struct policy *p, const struct policy_request *req, cons
 	cand_add(c, &nc, &p->any, -1, req);
 	/* the first candidate of each list is the likeliest match */
 	for (int k = 0; k < nc; k++)
-		__builtin_prefetch(&p->heads[c[k].v[0]]);
+		if (!c[k].head)
+			__builtin_prefetch(&p->heads[c[k].v[0]]);
 	return nc;
 }
 
@@ -164,15 +175,15 @@ static bool exe_match(const struct rule *r, const char *exe)
 	return false;
 }
 
-/* True when req satisfies rule i's port, proto and exe constraints (its host or
- * cidr was matched by the index). An unknown port or l4 satisfies a port
- * or proto constraint only for a rule that does not deny. A deny rule with
+/* True when req satisfies rule i's port, proto and exe constraints (h is
+ * its head; its host or cidr was matched by the index). An unknown port or
+ * l4 satisfies a port or proto constraint only for a rule that does not
+ * deny. A deny rule with
  * a port or proto never denies a lookup: the connect or send is judged with
  * both, and fails there with the rule's errno rather than as a lookup. */
-static bool rule_match(const struct policy *p, unsigned i, const struct policy_request *req)
+static bool rule_match(const struct policy *p, unsigned i, const struct rule_head *h,
+		       const struct policy_request *req)
 {
-	const struct rule_head *h = &p->heads[i];
-
 	unsigned l4 = h->flags & (L4_TCP_BIT | L4_UDP_BIT);
 
 	if ((h->hi || l4) && h->action == PROTO_DENY && req->op == PROTO_OP_RESOLVE)
@@ -246,6 +257,7 @@ void policy_decide(const struct policy *p, const struct policy_request *req,
 	for (;;) {
 		unsigned min = UINT_MAX;
 		int len = -1;
+		const struct rule_head *h = NULL;
 
 		for (int i = 0; i < nc; i++)
 			if (c[i].pos < c[i].n && c[i].v[c[i].pos] < min)
@@ -256,11 +268,15 @@ void policy_decide(const struct policy *p, const struct policy_request *req,
 			if (c[i].pos < c[i].n && c[i].v[c[i].pos] == min) {
 				if (c[i].addr_len > len)
 					len = c[i].addr_len;
+				if (c[i].head && c[i].pos == 0)
+					h = c[i].head;
 				c[i].pos++;
 			}
 		}
-		if (rule_match(p, min, req)) {
-			hit = &p->heads[min];
+		if (!h)
+			h = &p->heads[min];
+		if (rule_match(p, min, h, req)) {
+			hit = h;
 			hit_i = min;
 			addr_len = len;
 			break;

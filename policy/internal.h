@@ -11,17 +11,40 @@
 #define L4_TCP_BIT (1u << PROTO_L4_TCP)
 #define L4_UDP_BIT (1u << PROTO_L4_UDP)
 
+/* What rule_match and the verdict read of a rule, packed eight to a cache
+ * line, so that walking candidates and answering touch this array and not
+ * the rules; the rule itself is read only for a second port range, an exe
+ * pattern, a transport or a limit. */
+struct rule_head {
+	uint16_t lo, hi; /* the first port range; 0-0: any port */
+	uint16_t err;    /* errno on deny (at most 4095) */
+	uint8_t action;  /* enum proto_action */
+	uint8_t flags;   /* L4_*_BIT (none: any proto), HEAD_* */
+};
+
+#define HEAD_PORTS (1u << 3)   /* more than one port range */
+#define HEAD_EXES (1u << 4)    /* exe patterns */
+#define HEAD_PRIVATE (1u << 5) /* private = allow */
+#define HEAD_EXTRA (1u << 6)   /* a transport or a limit */
+
 struct idx_split;
 
 /* A growing list of rule indices; ascending, without repeats, because rules
  * are added in file order. One rule (the common case) is held inline, in
- * one; v is allocated from the second. A long list is also split once
- * loaded (list_split in load.c) into three disjoint parts, so that a
- * request walks only the rules that can match it (struct idx_split). */
+ * one, and once loaded a copy of its head beside it, so that a lookup that
+ * finds it needs no other cache line to judge it; v is allocated from the
+ * second. A long list is also split once loaded (list_split in load.c)
+ * into three disjoint parts, so that a request walks only the rules that
+ * can match it (struct idx_split). */
 struct idx_list {
-	unsigned *v;             /* rule indices, when n > 1 */
+	union {
+		struct {
+			unsigned *v;  /* rule indices, when n > 1 */
+			unsigned cap; /* allocated in v */
+		};
+		struct rule_head head; /* n == 1, once loaded: the rule's head */
+	};
 	unsigned n;              /* used */
-	unsigned cap;            /* allocated in v */
 	unsigned one;            /* the rule index, when n == 1 */
 	struct idx_split *split; /* the parts, or NULL */
 };
@@ -126,22 +149,6 @@ struct rule {
 	uint64_t limit;                 /* relay byte limit, 0 none */
 	unsigned limit_line;            /* where limit was set, for its check */
 };
-
-/* What rule_match and the verdict read of a rule, packed eight to a cache
- * line, so that walking candidates and answering touch this array and not
- * the rules; the rule itself is read only for a second port range, an exe
- * pattern, a transport or a limit. */
-struct rule_head {
-	uint16_t lo, hi; /* the first port range; 0-0: any port */
-	uint16_t err;    /* errno on deny (at most 4095) */
-	uint8_t action;  /* enum proto_action */
-	uint8_t flags;   /* L4_*_BIT (none: any proto), HEAD_* */
-};
-
-#define HEAD_PORTS (1u << 3)   /* more than one port range */
-#define HEAD_EXES (1u << 4)    /* exe patterns */
-#define HEAD_PRIVATE (1u << 5) /* private = allow */
-#define HEAD_EXTRA (1u << 6)   /* a transport or a limit */
 
 struct hosts_entry {
 	char *name;              /* normalised */

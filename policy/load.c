@@ -135,7 +135,8 @@ static void list_unsplit(struct idx_list *list)
 static void list_free(struct idx_list *list)
 {
 	list_unsplit(list);
-	free(list->v);
+	if (list->n > 1)
+		free(list->v);
 }
 
 /* Adds rule i under (kind, key) in t. Returns 0 or -1. */
@@ -239,7 +240,25 @@ oom:
 	list_unsplit(list);
 }
 
-/* Makes p->heads from p->rules. Returns 0 or -1 (out of memory). */
+/* Copies the head of a one-rule list beside it, in list and its parts. */
+static void list_heads(struct idx_list *list, const struct rule_head *heads)
+{
+	struct idx_split *sp = list->split;
+
+	if (list->n == 1)
+		list->head = heads[list->one];
+	if (!sp)
+		return;
+	for (struct table_entry *e = policy_table_next(&sp->byport, NULL); e;
+	     e = policy_table_next(&sp->byport, e))
+		list_heads(&e->rules, heads);
+	for (struct table_entry *e = policy_table_next(&sp->byexe, NULL); e;
+	     e = policy_table_next(&sp->byexe, e))
+		list_heads(&e->rules, heads);
+}
+
+/* Makes p->heads from p->rules (once split: the copies beside one-rule
+ * lists too). Returns 0 or -1 (out of memory). */
 static int heads_make(struct policy *p)
 {
 	size_t size = (p->nrules ? p->nrules : 1) * sizeof *p->heads;
@@ -261,6 +280,10 @@ static int heads_make(struct policy *p)
 				     (r->nexes ? HEAD_EXES : 0) | (r->private_allow ? HEAD_PRIVATE : 0) |
 				     (r->transport || r->limit ? HEAD_EXTRA : 0));
 	}
+	list_heads(&p->any, p->heads);
+	for (struct table_entry *e = policy_table_next(&p->dest, NULL); e;
+	     e = policy_table_next(&p->dest, e))
+		list_heads(&e->rules, p->heads);
 	return 0;
 }
 
