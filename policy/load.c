@@ -84,14 +84,21 @@ __attribute__((format(printf, 3, 4))) static int fail(struct loader *l, unsigned
  * Returns 0 or -1 (out of memory). */
 static int list_add(struct idx_list *list, unsigned i)
 {
-	if (list->n && list->v[list->n - 1] == i)
+	if (list->n && idx_rules(list)[list->n - 1] == i)
 		return 0;
-	if (list->n == list->cap) {
-		unsigned cap = list->cap ? 2 * list->cap : 2;
+	if (list->n == 0) {
+		list->one = i;
+		list->n = 1;
+		return 0;
+	}
+	if (list->n >= list->cap) { /* n == 1, cap == 0: the first v */
+		unsigned cap = list->cap ? 2 * list->cap : 4;
 		unsigned *v = realloc(list->v, cap * sizeof *v);
 
 		if (!v)
 			return -1;
+		if (!list->v)
+			v[0] = list->one;
 		list->v = v;
 		list->cap = cap;
 	}
@@ -99,81 +106,75 @@ static int list_add(struct idx_list *list, unsigned i)
 	return 0;
 }
 
+static void list_free(struct idx_list *list);
+
+/* Frees the lists of t's entries, and t. */
+static void table_free(struct policy_table *t)
+{
+	for (struct table_entry *e = policy_table_next(t, NULL); e; e = policy_table_next(t, e))
+		list_free(&e->rules);
+	policy_table_free(t);
+}
+
 /* Drops list's split, if any. */
 static void list_unsplit(struct idx_list *list)
 {
-	struct port_idx *pe, *ptmp;
-	struct name_idx *ee, *etmp;
+	struct idx_split *sp = list->split;
 
-	HASH_ITER(hh, list->byport, pe, ptmp) {
-		HASH_DEL(list->byport, pe);
-		free(pe->rules.v);
-		free(pe);
-	}
-	HASH_ITER(hh, list->byexe, ee, etmp) {
-		HASH_DEL(list->byexe, ee);
-		free(ee->key);
-		free(ee->rules.v);
-		free(ee);
-	}
-	free(list->ported);
-	free(list->rest);
-	list->ported = list->rest = NULL;
-	list->nported = list->nrest = 0;
-	list->split = false;
+	if (!sp)
+		return;
+	table_free(&sp->byport);
+	table_free(&sp->byexe);
+	free(sp->ported);
+	free(sp->rest);
+	free(sp);
+	list->split = NULL;
 }
 
 /* Frees what list holds. */
 static void list_free(struct idx_list *list)
 {
 	list_unsplit(list);
-	free(list->v);
+	if (list->n > 1)
+		free(list->v);
 }
 
-/* Adds rule i under key in a name index. Returns 0 or -1. */
-static int name_index(struct name_idx **head, const char *key, unsigned i)
+/* Adds rule i under (kind, key) in t. Returns 0 or -1. */
+static int table_index(struct policy_table *t, unsigned kind, const void *key, size_t len,
+		       unsigned i)
 {
-	struct name_idx *e;
+	struct idx_list *list = policy_table_add(t, kind, key, len);
 
-	HASH_FIND_STR(*head, key, e);
-	if (!e) {
-		e = calloc(1, sizeof *e);
-		if (!e || !(e->key = strdup(key))) {
-			free(e);
-			return -1;
-		}
-		HASH_ADD_KEYPTR(hh, *head, e->key, strlen(e->key), e);
-	}
-	return list_add(&e->rules, i);
+	return list ? list_add(list, i) : -1;
+}
+
+/* Adds rule i under the name key (normalised) of kind KEY_EXACT or KEY_WILD. */
+static int name_index(struct policy *p, unsigned kind, const char *key, unsigned i)
+{
+	size_t len = strlen(key);
+	uint64_t *lens = kind == KEY_EXACT ? p->exact_lens : p->wild_lens;
+
+	lens[len / 64] |= 1ull << (len % 64);
+	return table_index(&p->dest, kind, key, len, i);
 }
 
 /* Adds rule i under the network a/len (host bits already zero). */
 static int cidr_index(struct policy *p, const struct proto_addr *a, unsigned len, unsigned i)
 {
-	struct cidr_key key;
-	struct cidr_idx *e;
+	unsigned char key[17];
 
-	memset(&key, 0, sizeof key);
-	key.family = a->family;
-	key.len = (uint8_t)len;
-	memcpy(key.bytes, a->bytes, 16);
-	HASH_FIND(hh, p->cidrs, &key, sizeof key, e);
-	if (!e) {
-		e = calloc(1, sizeof *e);
-		if (!e)
-			return -1;
-		e->key = key;
-		HASH_ADD(hh, p->cidrs, key, sizeof key, e);
-	}
+	key[0] = (uint8_t)len;
+	memcpy(key + 1, a->bytes, (len + 7) / 8);
 	if (a->family == 4)
 		p->cidr_len4[len] = true;
 	else
 		p->cidr_len6[len] = true;
-	return list_add(&e->rules, i);
+	return table_index(&p->dest, a->family == 4 ? KEY_CIDR4 : KEY_CIDR6, key,
+			   1 + (len + 7) / 8, i);
 }
 
 /* Lists shorter than this are walked whole: splitting them saves nothing. */
-#define SPLIT_MIN 16
+#define SPLIT_MIN 8
 /* A rule whose ports span more than this many is not listed under each. */
 #define SPLIT_PORTS_MAX 64
 
@@ -195,31 +196,20 @@ static char split_kind(const struct rule *r)
 	return 'e';
 }
 
-/* Lists rule i under port in a split list's port index. Returns 0 or -1. */
-static int port_add(struct port_idx **head, uint16_t port, unsigned i)
-{
-	struct port_idx *e;
-
-	HASH_FIND(hh, *head, &port, sizeof port, e);
-	if (!e) {
-		e = calloc(1, sizeof *e);
-		if (!e)
-			return -1;
-		e->port = port;
-		HASH_ADD(hh, *head, port, sizeof port, e);
-	}
-	return list_add(&e->rules, i);
-}
-
-/* Splits list (see struct idx_list) when it is long. Out of memory, the
+/* Splits list (see struct idx_split) when it is long. Out of memory, the
  * list is left whole: slower to walk, but decided the same. */
 static void list_split(struct idx_list *list, const struct rule *rules)
 {
+	struct idx_split *sp;
+
 	if (list->n < SPLIT_MIN)
 		return;
-	list->ported = malloc(list->n * sizeof *list->ported);
-	list->rest = malloc(list->n * sizeof *list->rest);
-	if (!list->ported || !list->rest)
+	if (!(sp = calloc(1, sizeof *sp)))
+		return;
+	list->split = sp;
+	sp->ported = malloc(list->n * sizeof *sp->ported);
+	sp->rest = malloc(list->n * sizeof *sp->rest);
+	if (!sp->ported || !sp->rest)
 		goto oom;
 	for (unsigned k = 0; k < list->n; k++) {
 		unsigned i = list->v[k];
@@ -227,40 +217,89 @@ static void list_split(struct idx_list *list, const struct rule *rules)
 
 		switch (split_kind(r)) {
 		case 'p':
-			list->ported[list->nported++] = i;
+			sp->ported[sp->nported++] = i;
 			for (unsigned j = 0; j < r->nports; j++)
-				for (unsigned port = r->ports[j].lo; port <= r->ports[j].hi; port++)
-					if (port_add(&list->byport, (uint16_t)port, i) < 0)
+				for (unsigned port = r->ports[j].lo; port <= r->ports[j].hi; port++) {
+					uint16_t key = (uint16_t)port;
+
+					if (table_index(&sp->byport, KEY_PORT, &key, sizeof key, i) < 0)
 						goto oom;
+				}
 			break;
 		case 'e':
 			for (unsigned j = 0; j < r->nexes; j++)
-				if (name_index(&list->byexe, r->exes[j], i) < 0)
+				if (table_index(&sp->byexe, KEY_EXE, r->exes[j], strlen(r->exes[j]), i) < 0)
 					goto oom;
 			break;
 		default:
-			list->rest[list->nrest++] = i;
+			sp->rest[sp->nrest++] = i;
 		}
 	}
-	list->split = true;
 	return;
 oom:
 	list_unsplit(list);
 }
 
-/* Splits every long candidate list of p. */
+/* Copies the head of a one-rule list beside it, in list and its parts. */
+static void list_heads(struct idx_list *list, const struct rule_head *heads)
+{
+	struct idx_split *sp = list->split;
+
+	if (list->n == 1)
+		list->head = heads[list->one];
+	if (!sp)
+		return;
+	for (struct table_entry *e = policy_table_next(&sp->byport, NULL); e;
+	     e = policy_table_next(&sp->byport, e))
+		list_heads(&e->rules, heads);
+	for (struct table_entry *e = policy_table_next(&sp->byexe, NULL); e;
+	     e = policy_table_next(&sp->byexe, e))
+		list_heads(&e->rules, heads);
+}
+
+/* Makes p->heads from p->rules (once split: the copies beside one-rule
+ * lists too). Returns 0 or -1 (out of memory). */
+static int heads_make(struct policy *p)
+{
+	size_t size = (p->nrules ? p->nrules : 1) * sizeof *p->heads;
+
+	if (!(p->heads = policy_huge_realloc(NULL, 0, size)))
+		return -1;
+	memset(p->heads, 0, size);
+	for (unsigned i = 0; i < p->nrules; i++) {
+		const struct rule *r = &p->rules[i];
+		struct rule_head *h = &p->heads[i];
+
+		h->action = (uint8_t)r->action;
+		h->err = (uint16_t)r->err;
+		if (r->nports) {
+			h->lo = r->ports[0].lo;
+			h->hi = r->ports[0].hi;
+		}
+		h->flags = (uint8_t)(r->l4 | (r->nports > 1 ? HEAD_PORTS : 0) |
+				     (r->nexes ? HEAD_EXES : 0) | (r->private_allow ? HEAD_PRIVATE : 0) |
+				     (r->transport || r->limit ? HEAD_EXTRA : 0));
+	}
+	list_heads(&p->any, p->heads);
+	for (struct table_entry *e = policy_table_next(&p->dest, NULL); e;
+	     e = policy_table_next(&p->dest, e))
+		list_heads(&e->rules, p->heads);
+	return 0;
+}
+
+/* Splits every long candidate list of p; lists the prefix lengths present. */
 static void split_all(struct policy *p)
 {
-	struct name_idx *n, *ntmp;
-	struct cidr_idx *c, *ctmp;
-
+	for (unsigned len = 0; len <= 128; len++) {
+		if (len <= 32 && p->cidr_len4[len])
+			p->cidr_lens4[p->ncidr_lens4++] = (uint8_t)len;
+		if (p->cidr_len6[len])
+			p->cidr_lens6[p->ncidr_lens6++] = (uint8_t)len;
+	}
 	list_split(&p->any, p->rules);
-	HASH_ITER(hh, p->exact, n, ntmp)
-		list_split(&n->rules, p->rules);
-	HASH_ITER(hh, p->wild, n, ntmp)
-		list_split(&n->rules, p->rules);
-	HASH_ITER(hh, p->cidrs, c, ctmp)
-		list_split(&c->rules, p->rules);
+	for (struct table_entry *e = policy_table_next(&p->dest, NULL); e;
+	     e = policy_table_next(&p->dest, e))
+		list_split(&e->rules, p->rules);
 }
 
 /* ---------------------------------------------------------------- values */
@@ -569,11 +608,11 @@ static int rule_host(struct loader *l, const char *key, char *item)
 	} else if (strncmp(item, "*.", 2) == 0) {
 		if (policy_name_normalise(item + 2, name, sizeof name) < 0)
 			return fail(l, l->lineno, "bad host \"%s\"", item);
-		rc = name_index(&l->p->wild, name, i);
+		rc = name_index(l->p, KEY_WILD, name, i);
 	} else {
 		if (policy_name_normalise(item, name, sizeof name) < 0)
 			return fail(l, l->lineno, "bad host \"%s\"", item);
-		rc = name_index(&l->p->exact, name, i);
+		rc = name_index(l->p, KEY_EXACT, name, i);
 	}
 	if (rc < 0)
 		return fail(l, l->lineno, "out of memory");
@@ -762,7 +801,7 @@ static int rule_begin(struct loader *l, const char *name, size_t len)
 		return fail(l, l->lineno, "duplicate rule name \"%.*s\"", (int)len, name);
 	if (p->nrules == p->cap) {
 		unsigned cap = p->cap ? 2 * p->cap : 16;
-		struct rule *v = realloc(p->rules, cap * sizeof *v);
+		struct rule *v = policy_huge_realloc(p->rules, p->cap * sizeof *v, cap * sizeof *v);
 
 		if (!v)
 			return fail(l, l->lineno, "out of memory");
@@ -942,6 +981,8 @@ struct policy *policy_load(const char *path, char *err, size_t errlen)
 		section_end(&l);
 	if (!l.failed)
 		split_all(l.p);
+	if (!l.failed && heads_make(l.p) < 0)
+		fail(&l, l.lineno, "out of memory");
 	fclose(l.f);
 	free(l.line);
 	HASH_ITER(hh, l.names, rn, tmp) {
@@ -958,8 +999,6 @@ struct policy *policy_load(const char *path, char *err, size_t errlen)
 
 void policy_free(struct policy *p)
 {
-	struct name_idx *n, *ntmp;
-	struct cidr_idx *c, *ctmp;
 	struct hosts_entry *h, *htmp;
 
 	if (!p)
@@ -972,23 +1011,8 @@ void policy_free(struct policy *p)
 		free(p->rules[i].transport);
 	}
 	free(p->rules);
-	HASH_ITER(hh, p->exact, n, ntmp) {
-		HASH_DEL(p->exact, n);
-		free(n->key);
-		list_free(&n->rules);
-		free(n);
-	}
-	HASH_ITER(hh, p->wild, n, ntmp) {
-		HASH_DEL(p->wild, n);
-		free(n->key);
-		list_free(&n->rules);
-		free(n);
-	}
-	HASH_ITER(hh, p->cidrs, c, ctmp) {
-		HASH_DEL(p->cidrs, c);
-		list_free(&c->rules);
-		free(c);
-	}
+	free(p->heads);
+	table_free(&p->dest);
 	HASH_ITER(hh, p->hosts, h, htmp) {
 		HASH_DEL(p->hosts, h);
 		free(h->name);

@@ -1,5 +1,6 @@
 /* policy.h: the policy library. An INI file (inih) becomes a compiled rule
- * set (uthash indexes); policy_decide() turns a request into a verdict.
+ * set (flat hash indexes, policy/table.c); policy_decide() turns a request
+ * into a verdict.
  * No sockets, no DNS: testable alone. */
 #ifndef EGRESS_POLICY_H
 #define EGRESS_POLICY_H

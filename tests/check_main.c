@@ -15,6 +15,7 @@ int main(void)
 #else
 	sr = srunner_create(suite_proto());
 	srunner_add_suite(sr, suite_policy());
+	srunner_add_suite(sr, suite_table());
 	srunner_add_suite(sr, suite_sha256());
 	srunner_add_suite(sr, suite_buf());
 	srunner_add_suite(sr, suite_audit());

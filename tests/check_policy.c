@@ -2,6 +2,7 @@
  * errno names, the policy file loader and its errors, decisions, [hosts],
  * and a 10,000-rule file checked against a linear reference. */
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -879,8 +880,10 @@ END_TEST
 /* A long candidate list is split by port and by exe name: first match must
  * still win, for single ports, lists, small and wide ranges, rules without
  * ports, shadowed rules, literal and glob exe patterns, an unknown exe, and
- * requests without a port (a resolve). The same rules with the host list
- * under 16 rules (not split) must decide the same. */
+ * requests without a port (a resolve). The same rules with only p1..p5
+ * before them (13 rules, split as well since lists are split from 8; the
+ * random sets below compare short, unsplit lists with a linear walk) must
+ * decide the same. */
 START_TEST(test_policy_decide_split)
 {
 	static const struct {
@@ -1246,9 +1249,384 @@ START_TEST(test_policy_decide_10000_rules)
 }
 END_TEST
 
-/* ---------------------------------------------------------------- suite */
-
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* ------------------------------------------------- random rule sets */
+
+/* A differential test: random rule sets, written as policy files and also
+ * kept as plain data, and random requests judged both by policy_decide and
+ * by ref_decide below, a straightforward first-match walk over the rules
+ * in file order that uses no index. Names, wildcards, cidrs (IPv4, IPv6,
+ * IPv4-mapped, numeric hosts), ports and ranges (narrow ones are indexed
+ * by port, wide ones not), proto, literal and glob exe patterns, rules for
+ * any destination, private ranges (rule and [egress] private, [hosts]
+ * addresses); the small pools make long candidate lists, which are split. */
+
+#define RND_HOSTS 3
+#define RND_CIDRS 3
+#define RND_PORTS 3
+#define RND_EXES 2
+
+struct rnd_rule {
+	int action;
+	int err;
+	bool private_allow;
+	char hosts[RND_HOSTS][48];   /* exact, or "*.suffix" */
+	int nhosts;
+	struct proto_addr nets[RND_CIDRS]; /* canonical, host bits zero */
+	unsigned lens[RND_CIDRS];
+	int ncidrs;
+	unsigned lo[RND_PORTS], hi[RND_PORTS];
+	int nports;
+	unsigned l4;                 /* bit 1 << PROTO_L4_TCP, 1 << PROTO_L4_UDP; 0 any */
+	char exes[RND_EXES][24];
+	int nexes;
+	uint64_t limit;              /* rewrite: limit, 0 none */
+	int transport;               /* rewrite: its own transport's kind, 0 none */
+};
+
+struct rnd_set {
+	struct rnd_rule *r;
+	int n;
+	int dflt;
+	int dflt_err;
+	bool private_allow;
+};
+
+static unsigned rnd_next(uint64_t *s)
+{
+	*s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17; /* xorshift64 */
+	return (unsigned)(*s >> 16);
+}
+
+#define RND(s, n) (rnd_next(s) % (unsigned)(n))
+
+static const char *const rnd_v4[] = {
+	"10.0.0.1", "10.0.1.7", "10.1.0.1", "192.168.1.5", "203.0.113.9", "203.0.113.200",
+	"198.51.100.1", "169.254.169.254", "127.0.0.1", "8.8.8.8", "100.64.1.1", "0.0.0.0",
+};
+static const char *const rnd_v6[] = {
+	"2001:db8::1", "2001:db8:0:1::5", "2001:db8:1::9", "fd00::1", "fe80::1", "::1",
+	"2606:4700::1111", "64:ff9b::a9fe:a9fe",
+};
+static const char *const rnd_exe[] = {
+	"/usr/bin/curl", "/usr/bin/git", "/opt/tool/bin/git", "/usr/bin/python3", "node",
+};
+
+/* Writes a name of the pool (n0..n5 under z0..z2 under test, and
+ * one-label names) to out. */
+static void rnd_name(uint64_t *s, char *out, size_t cap)
+{
+	switch (RND(s, 4)) {
+	case 0: snprintf(out, cap, "z%u.test", RND(s, 3)); break;
+	case 1: snprintf(out, cap, "test"); break;
+	default: snprintf(out, cap, "n%u.z%u.test", RND(s, 6), RND(s, 3)); break;
+	}
+}
+
+/* Picks an address of the pools into a (canonical). */
+static void rnd_addr(uint64_t *s, struct proto_addr *a)
+{
+	char buf[64];
+
+	switch (RND(s, 6)) {
+	case 0: case 1: case 2:
+		ck_assert(policy_addr_parse(rnd_v4[RND(s, N(rnd_v4))], a) == 0);
+		break;
+	case 3:
+		snprintf(buf, sizeof buf, "::ffff:%s", rnd_v4[RND(s, N(rnd_v4))]);
+		ck_assert(policy_addr_parse(buf, a) == 0);
+		break;
+	default:
+		ck_assert(policy_addr_parse(rnd_v6[RND(s, N(rnd_v6))], a) == 0);
+	}
+	policy_addr_canonical(a);
+}
+
+/* Zeroes the bits of b beyond the first len. */
+static void rnd_mask(uint8_t *b, unsigned len)
+{
+	for (unsigned i = 0; i < 16; i++)
+		b[i] = len >= 8 * (i + 1) ? b[i] : len <= 8 * i ? 0 : (uint8_t)(b[i] & 0xff << (8 - len % 8));
+}
+
+/* Makes rule i of a random set, appending its section to text. */
+static void rnd_rule_make(uint64_t *s, struct rnd_rule *r, int i, char *text, size_t cap,
+			  size_t *used)
+{
+	static const char *const act[] = { "", "allow", "deny", "rewrite" };
+	static const unsigned plens4[] = { 0, 8, 16, 24, 31, 32 };
+	static const unsigned plens6[] = { 0, 16, 32, 48, 64, 120, 128 };
+	char *t = text + *used;
+	size_t left = cap - *used;
+	int n = 0;
+
+	memset(r, 0, sizeof *r);
+	n += snprintf(t + n, left - (size_t)n, "[rule \"r%d\"]\n", i);
+	if (RND(s, 10)) { /* one in ten has no destination */
+		int nh = (int)RND(s, RND_HOSTS + 1), nc = (int)RND(s, RND_CIDRS + 1);
+
+		if (!nh && !nc)
+			nh = 1;
+		for (int k = 0; k < nh; k++) {
+			char name[40];
+
+			rnd_name(s, name, sizeof name);
+			if (RND(s, 3) == 0)
+				snprintf(r->hosts[k], sizeof r->hosts[k], "*.%s", name);
+			else
+				snprintf(r->hosts[k], sizeof r->hosts[k], "%s", name);
+			n += snprintf(t + n, left - (size_t)n, "host = %s\n", r->hosts[k]);
+		}
+		r->nhosts = nh;
+		for (int k = 0; k < nc; k++) {
+			struct proto_addr a;
+			char txt[64];
+			bool host = RND(s, 5) == 0, mapped = false;
+			unsigned len;
+
+			rnd_addr(s, &a);
+			len = a.family == 4 ? plens4[RND(s, N(plens4))] : plens6[RND(s, N(plens6))];
+			if (host)
+				len = a.family == 4 ? 32 : 128;
+			rnd_mask(a.bytes, len);
+			r->nets[k] = a;
+			r->lens[k] = len;
+			if (a.family == 4 && !host && RND(s, 4) == 0)
+				mapped = true; /* ::ffff:a.b.c.d/(96 + len) */
+			policy_addr_format(&a, txt, sizeof txt);
+			if (host)
+				n += snprintf(t + n, left - (size_t)n, "host = %s\n", txt);
+			else if (mapped)
+				n += snprintf(t + n, left - (size_t)n, "cidr = ::ffff:%s/%u\n", txt, 96 + len);
+			else
+				n += snprintf(t + n, left - (size_t)n, "cidr = %s/%u\n", txt, len);
+		}
+		r->ncidrs = nc;
+	}
+	if (RND(s, 3)) {
+		r->nports = 1 + (int)RND(s, RND_PORTS);
+		for (int k = 0; k < r->nports; k++) {
+			unsigned kind = RND(s, 4);
+
+			r->lo[k] = 440 + RND(s, 10);
+			r->hi[k] = kind == 0 ? r->lo[k] + RND(s, 8) : kind == 1 ? r->lo[k] + 100 : r->lo[k];
+			if (r->lo[k] == r->hi[k])
+				n += snprintf(t + n, left - (size_t)n, "port = %u\n", r->lo[k]);
+			else
+				n += snprintf(t + n, left - (size_t)n, "port = %u-%u\n", r->lo[k], r->hi[k]);
+		}
+	}
+	switch (RND(s, 6)) {
+	case 0: r->l4 = 1u << PROTO_L4_TCP; n += snprintf(t + n, left - (size_t)n, "proto = tcp\n"); break;
+	case 1: r->l4 = 1u << PROTO_L4_UDP; n += snprintf(t + n, left - (size_t)n, "proto = udp\n"); break;
+	case 2:
+		r->l4 = 1u << PROTO_L4_TCP | 1u << PROTO_L4_UDP;
+		n += snprintf(t + n, left - (size_t)n, "proto = udp, tcp\n");
+		break;
+	}
+	if (RND(s, 3) == 0) {
+		static const char *const pats[] = { "git", "curl", "/usr/bin/git", "/usr/bin/curl",
+						    "py*", "/usr/*/git", "n?de", "python3", "/opt/*" };
+
+		r->nexes = 1 + (int)RND(s, RND_EXES);
+		for (int k = 0; k < r->nexes; k++) {
+			snprintf(r->exes[k], sizeof r->exes[k], "%s", pats[RND(s, N(pats))]);
+			n += snprintf(t + n, left - (size_t)n, "exe = %s\n", r->exes[k]);
+		}
+	}
+	r->action = 1 + (int)RND(s, 3);
+	n += snprintf(t + n, left - (size_t)n, "action = %s\n", act[r->action]);
+	r->err = EPERM;
+	if (r->action == PROTO_DENY && RND(s, 3) == 0) {
+		r->err = ECONNREFUSED;
+		n += snprintf(t + n, left - (size_t)n, "errno = ECONNREFUSED\n");
+	}
+	if (r->action == PROTO_REWRITE && RND(s, 3) == 0) {
+		r->limit = 65536;
+		n += snprintf(t + n, left - (size_t)n, "limit = 64K\n");
+	}
+	if (r->action == PROTO_REWRITE && RND(s, 3) == 0) {
+		r->transport = POLICY_RELAY;
+		n += snprintf(t + n, left - (size_t)n, "transport = relay\n");
+	}
+	if (RND(s, 8) == 0) {
+		r->private_allow = RND(s, 2);
+		n += snprintf(t + n, left - (size_t)n, "private = %s\n", r->private_allow ? "allow" : "deny");
+	}
+	ck_assert((size_t)n < left);
+	*used += (size_t)n;
+}
+
+/* True when the first len bits of a and net agree. */
+static bool rnd_in(const struct proto_addr *a, const struct proto_addr *net, unsigned len)
+{
+	struct proto_addr m = *a;
+
+	if (a->family != net->family)
+		return false;
+	rnd_mask(m.bytes, len);
+	return memcmp(m.bytes, net->bytes, 16) == 0;
+}
+
+/* The verdict by a linear walk in file order: the reference. */
+static void ref_decide(const struct rnd_set *set, const struct policy_request *req,
+		       struct policy_verdict *v, int *hit_out)
+{
+	const char *name = req->name, *base = NULL;
+	int hit = -1, alen = -1;
+	unsigned plen;
+
+	if (req->exe)
+		base = strrchr(req->exe, '/') ? strrchr(req->exe, '/') + 1 : req->exe;
+	for (int i = 0; i < set->n && hit < 0; i++) {
+		const struct rnd_rule *r = &set->r[i];
+		bool dest = !r->nhosts && !r->ncidrs, ok;
+		int len = -1;
+
+		for (int k = 0; k < r->nhosts && name; k++) {
+			const char *h = r->hosts[k];
+
+			if (h[0] == '*') {
+				size_t nl = strlen(name), sl = strlen(h + 2);
+
+				dest |= nl > sl + 1 && name[nl - sl - 1] == '.' && !strcmp(name + nl - sl, h + 2);
+			} else {
+				dest |= !strcmp(name, h);
+			}
+		}
+		for (int k = 0; k < r->ncidrs && req->addr; k++) {
+			if (rnd_in(req->addr, &r->nets[k], r->lens[k])) {
+				dest = true;
+				if ((int)r->lens[k] > len)
+					len = (int)r->lens[k];
+			}
+		}
+		if (!dest)
+			continue;
+		if ((r->nports || r->l4) && r->action == PROTO_DENY && req->op == PROTO_OP_RESOLVE)
+			continue;
+		ok = !r->nports || (req->port == 0 && r->action != PROTO_DENY);
+		for (int k = 0; k < r->nports && req->port; k++)
+			ok |= req->port >= r->lo[k] && req->port <= r->hi[k];
+		if (!ok)
+			continue;
+		if (r->l4 && (req->l4 == PROTO_L4_ANY ? r->action == PROTO_DENY
+						      : !(r->l4 & (1u << req->l4))))
+			continue;
+		ok = !r->nexes;
+		for (int k = 0; k < r->nexes && base; k++)
+			ok |= strchr(r->exes[k], '/') ? fnmatch(r->exes[k], req->exe, FNM_PATHNAME) == 0
+						      : fnmatch(r->exes[k], base, 0) == 0;
+		if (!ok)
+			continue;
+		hit = i;
+		alen = len;
+	}
+	*hit_out = hit;
+	v->limit = 0;
+	v->transport = NULL;
+	if (hit >= 0) {
+		v->action = set->r[hit].action;
+		v->err = v->action == PROTO_DENY ? set->r[hit].err : 0;
+		v->limit = set->r[hit].limit;
+		v->transport = set->r[hit].transport ? (const void *)1 : NULL; /* its own */
+	} else {
+		v->action = set->dflt;
+		v->err = v->action == PROTO_DENY ? set->dflt_err : 0;
+	}
+	plen = req->addr ? policy_addr_private_len(req->addr) : 0;
+	if (v->action != PROTO_DENY && plen && alen < (int)plen &&
+	    !(hit >= 0 && set->r[hit].private_allow) && !set->private_allow && !req->from_hosts) {
+		v->action = PROTO_DENY;
+		v->err = EPERM;
+		hit = -2;
+		*hit_out = hit;
+	}
+}
+
+START_TEST(test_policy_decide_random_sets)
+{
+	static const char *const dflt[] = { "", "allow", "deny", "rewrite" };
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+	size_t cap = 1 << 20;
+	char *text = malloc(cap), err[POLICY_ERR_MAX], name[64], want[16];
+	int matched = 0, privates = 0, decided = 0;
+
+	ck_assert(text);
+	for (int set_i = 0; set_i < 120; set_i++) {
+		struct rnd_set set;
+		size_t used = 0;
+		struct policy *p;
+
+		set.n = 1 + (int)RND(&seed, set_i % 4 == 3 ? 1500 : 120);
+		set.r = calloc((size_t)set.n, sizeof *set.r);
+		set.dflt = 1 + (int)RND(&seed, 3);
+		set.dflt_err = RND(&seed, 2) ? EPERM : EHOSTUNREACH;
+		set.private_allow = RND(&seed, 10) == 0;
+		ck_assert(set.r);
+		used += (size_t)snprintf(text, cap, "[egress]\ndefault = %s\nerrno = %s\nprivate = %s\n"
+					 "[hosts]\nn1.z1.test = 10.0.0.1\n",
+					 dflt[set.dflt], set.dflt_err == EPERM ? "EPERM" : "EHOSTUNREACH",
+					 set.private_allow ? "allow" : "deny");
+		for (int i = 0; i < set.n; i++)
+			rnd_rule_make(&seed, &set.r[i], i, text, cap, &used);
+		p = load_text(text, err, sizeof err);
+		ck_assert_msg(p != NULL, "set %d: %s", set_i, err);
+		for (int q = 0; q < 600; q++) {
+			static const int ops[] = { PROTO_OP_CONNECT, PROTO_OP_SEND, PROTO_OP_RESOLVE };
+			static const int l4s[] = { PROTO_L4_TCP, PROTO_L4_UDP, PROTO_L4_ANY };
+			struct policy_request req = { .op = ops[RND(&seed, 3)], .l4 = l4s[RND(&seed, 3)] };
+			struct proto_addr a;
+			struct policy_verdict v, w;
+			int ref;
+
+			if (RND(&seed, 4)) {
+				rnd_name(&seed, name, sizeof name);
+				if (RND(&seed, 3) == 0) { /* a subdomain of a pool name */
+					memmove(name + 2, name, strlen(name) + 1);
+					memcpy(name, "x.", 2);
+				}
+				req.name = name;
+			}
+			if (req.op != PROTO_OP_RESOLVE || RND(&seed, 8) == 0) {
+				rnd_addr(&seed, &a);
+				req.addr = &a;
+			}
+			req.port = RND(&seed, 5) ? (uint16_t)(438 + RND(&seed, 120)) : 0;
+			if (RND(&seed, 3))
+				req.exe = rnd_exe[RND(&seed, N(rnd_exe))];
+			req.from_hosts = RND(&seed, 10) == 0;
+			ref_decide(&set, &req, &w, &ref);
+			policy_decide(p, &req, &v);
+			if (ref >= 0)
+				snprintf(want, sizeof want, "r%d", ref);
+			else
+				snprintf(want, sizeof want, "%s", ref == -2 ? "private" : "default");
+			/* a rule's own transport, or the [egress] one (direct) */
+			ck_assert_int_eq(v.transport->kind, w.transport ? POLICY_RELAY : POLICY_DIRECT);
+			ck_assert_msg(ref < 0 || v.limit == w.limit, "set %d query %d: limit %llu",
+				      set_i, q, (unsigned long long)v.limit);
+			ck_assert_msg(v.action == w.action && v.err == w.err && strcmp(v.rule, want) == 0,
+				      "set %d query %d (%s, port %u, op %d, l4 %d, exe %s): got %d/%d/%s, "
+				      "want %d/%d/%s", set_i, q, req.name ? req.name : "-", req.port, req.op,
+				      req.l4, req.exe ? req.exe : "-", v.action, v.err, v.rule, w.action,
+				      w.err, want);
+			matched += ref >= 0;
+			privates += ref == -2;
+			decided++;
+		}
+		policy_free(p);
+		free(set.r);
+	}
+	free(text);
+	ck_assert_int_eq(decided, 120 * 600);
+	ck_assert_msg(matched > decided / 4 && privates > 100, "matched %d, private %d of %d",
+		      matched, privates, decided);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- suite */
 
 /* [egress] unix: the host sockets an isolated program may reach, by path
  * or glob (a * does not cross a /); the key may be given more than once. */
@@ -1326,6 +1704,7 @@ Suite *suite_policy(void)
 	tcase_add_test(tc, test_policy_decide_split);
 	tcase_add_test(tc, test_policy_hosts_lookup_table);
 	tcase_add_test(tc, test_policy_decide_10000_rules);
+	tcase_add_test(tc, test_policy_decide_random_sets);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	return s;

@@ -6,6 +6,7 @@
 
 Suite *suite_proto(void);
 Suite *suite_policy(void);
+Suite *suite_table(void);
 Suite *suite_sha256(void);
 Suite *suite_buf(void);
 Suite *suite_audit(void);
