@@ -186,9 +186,13 @@ int capture_diag_inode(int diag, const struct sockaddr *local, const struct sock
 
 		if (n < 0)
 			return -1;
-		int left = (int)n;
+		size_t left = (size_t)n;
 
-		for (struct nlmsghdr *h = &rep.nh; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+		/* NLMSG_OK and NLMSG_NEXT, with the lengths unsigned throughout */
+		for (struct nlmsghdr *h = &rep.nh;
+		     left >= sizeof *h && h->nlmsg_len >= sizeof *h && h->nlmsg_len <= left;
+		     left -= NLMSG_ALIGN(h->nlmsg_len) < left ? NLMSG_ALIGN(h->nlmsg_len) : left,
+				     h = (struct nlmsghdr *)((char *)h + NLMSG_ALIGN(h->nlmsg_len))) {
 			if (h->nlmsg_seq != req.nh.nlmsg_seq)
 				continue; /* an answer to a question given up on */
 			if (h->nlmsg_type == NLMSG_ERROR) {
