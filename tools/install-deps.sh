@@ -34,8 +34,10 @@ if [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ]; then
 	build_pkgs="$build_pkgs gcc-multilib libc6-dev-i386"
 fi
 # libclang-rt-dev: libFuzzer for make fuzz; busybox-static: t_isolate;
-# dpkg-dev (dpkg-scanpackages): t_apt's repository
-test_pkgs="tinyproxy microsocks dante-server libclang-rt-dev busybox-static dpkg-dev"
+# dpkg-dev (dpkg-scanpackages): t_apt's repository; python3.11 and
+# libpython3.11-testsuite: t_cpython runs Debian's CPython test modules with
+# /usr/bin/python3.11 (a python3 of its own may lack the test package)
+test_pkgs="tinyproxy microsocks dante-server libclang-rt-dev busybox-static dpkg-dev python3.11 libpython3.11-testsuite"
 
 # Commands that may also come from outside Debian (pyenv's python3, a node
 # of its own): the Debian package is installed only when the command is

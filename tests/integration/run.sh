@@ -9,8 +9,9 @@
 # Environment: BUILD (build or build/san), SANITIZE (non-empty: the library
 # is instrumented, preloaded programs get the sanitizer runtimes first in
 # LD_PRELOAD, see lib.sh), KEEP=1 keeps the temp dirs, VERBOSE=1 prints every
-# check. Each test is bounded by TEST_TIMEOUT seconds (default 180), each
-# program it runs by 20 s. A test that exits 77 is printed as "skip NAME"
+# check. Each test is bounded by TEST_TIMEOUT seconds (default 180), or by
+# the N of a line "# test-timeout: N" in the test file when that is larger,
+# each program it runs by 20 s. A test that exits 77 is printed as "skip NAME"
 # and counted in neither number.
 #
 # Isolated mode: each suite of ISOLATE_TESTS (default t_curl t_python
@@ -86,7 +87,9 @@ for t in $tests; do
 	T=$(mktemp -d /tmp/egress-it.XXXXXX)
 	export T
 	: >"$T/pids"
-	timeout -k 10 "$TEST_TIMEOUT" sh "$t" >"$T/test.log" 2>&1
+	limit=$(sed -n 's/^# test-timeout: *\([0-9][0-9]*\)$/\1/p' "$t" | head -n 1)
+	[ -n "$limit" ] && [ "$limit" -gt "$TEST_TIMEOUT" ] || limit=$TEST_TIMEOUT
+	timeout -k 10 "$limit" sh "$t" >"$T/test.log" 2>&1
 	rc=$?
 	# Anything the test left running (it was killed, or forgot): by pid.
 	for p in $(cat "$T/pids"); do
@@ -100,7 +103,7 @@ for t in $tests; do
 		echo "skip $name: $(grep -m1 'SKIP' "$T/test.log" | sed 's/^ *SKIP //')"
 	else
 		failed=$((failed + 1))
-		[ "$rc" = 124 ] && echo "  (test timed out after ${TEST_TIMEOUT}s)" >>"$T/test.log"
+		[ "$rc" = 124 ] && echo "  (test timed out after ${limit}s)" >>"$T/test.log"
 		echo "FAIL $name (temp dir $T)"
 		if [ -n "${VERBOSE:-}" ]; then
 			sed 's/^/    /' "$T/test.log"
