@@ -10,9 +10,11 @@
  * goes to the proxy's relay with a header naming the destination (by name
  * when the program had one: the proxy resolves it). Datagrams that come
  * while the association is being set up wait, DGRAM_PENDING of them.
- * Only the process the association is for is relayed: the first sender is
- * checked against it (by its socket, in /proc), and any other source is
- * dropped. An association ends when it has been idle for DGRAM_IDLE_S more
+ * Only the process the association is for is relayed: each new sender is
+ * checked against it (by its socket, in /proc), any other source is
+ * dropped, and the answers go to the latest of the process's sockets that
+ * sent (a process that sends to one destination from two sockets at once
+ * gets the answers of both on the later one). An association ends when it has been idle for DGRAM_IDLE_S more
  * than the shims may keep the verdict that sends there, and its close is
  * recorded with its byte counts, as a relayed connection's. */
 #include <errno.h>
@@ -193,10 +195,11 @@ static void from_program(void *ctx, uint32_t events)
 
 		if (n < 0)
 			return;
-		if (!g->proglen) {
+		if (!g->proglen || sl != g->proglen || memcmp(&src, &g->prog, sl) != 0) {
 			char exe[PATH_MAX];
 
-			/* the first sender must be the process this is for */
+			/* a new sender must be a socket of the process this is
+			 * for; the latest one gets the answers */
 			if (capture_owner(getpid(), g->m->ns_dev, g->m->ns_ino, (struct sockaddr *)&src,
 					  false, exe, sizeof exe) != g->key.pid) {
 				g->dropped++;
@@ -204,9 +207,6 @@ static void from_program(void *ctx, uint32_t events)
 			}
 			g->prog = src;
 			g->proglen = sl;
-		} else if (sl != g->proglen || memcmp(&src, &g->prog, sl) != 0) {
-			g->dropped++;
-			continue;
 		}
 		g->last_ms = proto_now_ms();
 		if (!within(g, (size_t)n))

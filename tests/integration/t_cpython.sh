@@ -33,13 +33,17 @@ for p in microsocks danted; do
 	command -v $p >/dev/null 2>&1 || { fail "$p is not installed (tools/install-deps.sh --test)"; finish; }
 done
 
+# Under SANITIZE the preloaded libasan slows OpenSSL's handshakes (its
+# malloc) so much that TLS cases of test_httplib and test_ftplib time out
+# under allow as well (12 s a case was not enough): the comparison would
+# measure libasan, not egress. The sanitized shim under python3 is
+# t_python's, t_cache's and t_lookups' to check.
+[ -z "${SANITIZE:-}" ] || skip "CPython's TLS cases outlast any bound with libasan preloaded (the plain build runs the comparison)"
+
 # cpytest.py: each module's cases dealt out to 8 interpreters, 16 at once
 # (a stuck case holds up only its eighth), a case bounded by 6 s (the
 # slowest passes bare in 3), an eighth by 200 s
 cpy_args="-j 16 --shards 8 --case-timeout 6 --module-timeout 200"
-# Under SANITIZE the preloaded libasan slows OpenSSL's handshakes (its
-# malloc): TLS cases then take more than 6 s with five runs at once.
-[ -n "${SANITIZE:-}" ] && cpy_args="-j 24 --shards 12 --case-timeout 12 --module-timeout 200"
 
 free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PS=$(free_port)
