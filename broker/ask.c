@@ -272,6 +272,7 @@ void ask_addr(const struct ask_state *st, const struct ask_who *w, const struct 
 
 	result_init(r, q->op, q->l4, q->port);
 	r->flags = q->flags;
+	r->src_port = q->src_port;
 	r->addr = q->addr;
 	r->has_addr = true;
 	policy_addr_canonical(&r->addr);
@@ -322,8 +323,7 @@ void ask_name(const struct ask_state *st, const struct ask_who *w, int op, int l
 	judge(st, &req, false, r);
 }
 
-/* True for 127.0.0.0/8 and ::1: inside an isolated namespace, its own. */
-static bool addr_loopback(const struct proto_addr *a)
+bool ask_addr_loopback(const struct proto_addr *a)
 {
 	static const uint8_t v6lo[16] = { [15] = 1 };
 
@@ -341,7 +341,7 @@ void ask_isolated(const struct ask_state *st, struct ask_result *r)
 	}
 	if (r->op == PROTO_OP_RESOLVE || r->next != ASK_ANSWER)
 		return;
-	if (addr_loopback(&r->addr)) {
+	if (ask_addr_loopback(&r->addr)) {
 		/* The namespace's own loopback holds nothing of the host's: what
 		 * the policy refuses there stays inside, and a datagram never
 		 * leaves. A connect that a rule allows is for the host's service

@@ -581,6 +581,9 @@ int capture_netns(pid_t pid, dev_t *dev, ino_t *ino);
  * (stream) or UDP socket bound to peer, found through proc_pid's
  * /proc/net and every process's descriptors: its pid as the broker sees
  * it, with its executable in exe; 0 (exe "") when not found. */
+/* True when process pid (of network namespace ns_dev, ns_ino) holds the
+ * UDP socket bound to local (or to its wildcard address and port). */
+bool capture_holds(pid_t pid, dev_t ns_dev, ino_t ns_ino, const struct sockaddr *local);
 pid_t capture_owner(pid_t proc_pid, dev_t ns_dev, ino_t ns_ino, const struct sockaddr *peer,
 		    bool stream, char *exe, size_t cap);
 /* The inode of the TCP socket of diag's network namespace (diag: a
@@ -617,6 +620,7 @@ struct dgram_request {
 	const char *name;   /* attributed name, NULL none */
 	struct proto_addr addr;
 	uint16_t port;
+	uint16_t src_port;  /* the sending socket's own port, as the shim named it; 0 unknown */
 	const char *rule;
 	const struct policy_transport *transport;
 	uint64_t limit;
@@ -634,9 +638,11 @@ struct dgrams;
 
 struct dgrams *dgrams_new(struct loop *l, const struct dgram_sink *sink);
 void dgrams_free(struct dgrams *m);
-/* The loopback port of r's association, made now if there is none; 0 with
- * errno when it cannot be made. */
-uint16_t dgrams_open(struct dgrams *m, const struct dgram_request *r);
+/* The loopback port of r's association, made now if there is none (on
+ * 127.0.0.1, and on ::1 too when *v6 says so); 0 with errno when it cannot
+ * be made. The socket of r's src_port is taken as the process's from now
+ * on, once it is found to be. */
+uint16_t dgrams_open(struct dgrams *m, const struct dgram_request *r, bool *v6);
 /* Ends the associations idle too long; call about once a second. */
 void dgrams_tick(struct dgrams *m);
 /* Associations now and in all (0 without m). */
@@ -720,6 +726,7 @@ struct ask_result {
 	uint32_t ttl_ms;               /* SEND: how long the shim may cache it */
 	uint16_t to_port;              /* SEND: go to addrs (naddr of them) at this port
 					* instead: a DNS query, to the lookup stub */
+	uint16_t src_port;             /* SEND: the asking socket's own port (0 unknown) */
 	const struct policy_transport *transport; /* REWRITE: owned by the policy */
 	uint64_t limit;                /* REWRITE: relay byte limit */
 	uint32_t timeout_ms;           /* REWRITE: upstream timeout */
@@ -754,6 +761,9 @@ void ask_name(const struct ask_state *st, const struct ask_who *w, int op, int l
  * direct, recorded as ALLOW); an allowed datagram is denied with
  * ENETUNREACH, but a DNS query, which the namespace's stub judges. */
 void ask_isolated(const struct ask_state *st, struct ask_result *r);
+
+/* True for 127.0.0.0/8 and ::1 (inside an isolated namespace, its own). */
+bool ask_addr_loopback(const struct proto_addr *a);
 /* True when p lets a rewritten connect to name go to a, an address the
  * transport resolved name to (private-range protection, address rules). */
 bool ask_upstream_ok(const struct policy *p, const char *name, const struct proto_addr *a,

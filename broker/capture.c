@@ -422,6 +422,20 @@ pid_t capture_inode_owner(pid_t root, bool everywhere, dev_t ns_dev, ino_t ns_in
 	return 0;
 }
 
+bool capture_holds(pid_t pid, dev_t ns_dev, ino_t ns_ino, const struct sockaddr *local)
+{
+	struct proto_addr a;
+	uint16_t port;
+	unsigned long inode;
+	char want[48], exe[PATH_MAX];
+
+	if (proto_addr_from_sockaddr(local, local->sa_family, &a, &port) < 0 ||
+	    !(inode = socket_inode(pid, &a, port, false)))
+		return false;
+	snprintf(want, sizeof want, "socket:[%lu]", inode);
+	return proc_owner(pid, ns_dev, ns_ino, want, exe, sizeof exe);
+}
+
 pid_t capture_owner(pid_t proc_pid, dev_t ns_dev, ino_t ns_ino, const struct sockaddr *peer,
 		    bool stream, char *exe, size_t cap)
 {

@@ -10,8 +10,9 @@
  * goes to the proxy's relay with a header naming the destination (by name
  * when the program had one: the proxy resolves it). Datagrams that come
  * while the association is being set up wait, DGRAM_PENDING of them.
- * Only the process the association is for is relayed: each new sender is
- * checked against it (by its socket, in /proc), any other source is
+ * Only the process the association is for is relayed: each sending socket
+ * is checked against it, when it asks (the shim names its port) or else
+ * when its datagram comes (by its socket, in /proc); any other source is
  * dropped, and the answers go to the latest of the process's sockets that
  * sent (a process that sends to one destination from two sockets at once
  * gets the answers of both on the later one). An association ends when it has been idle for DGRAM_IDLE_S more
@@ -35,6 +36,7 @@
 #define DGRAM_MAX 1024      /* associations at once, all processes */
 #define DGRAM_READS 64      /* datagrams moved per wake-up and direction */
 #define DGRAM_PENDING 16    /* datagrams held while a SOCKS5 association is set up */
+#define DGRAM_SOURCES 8     /* the process's sockets an association knows by port */
 
 enum dgram_state {
 	DG_READY,       /* datagrams move */
@@ -61,8 +63,10 @@ struct dgram {
 	struct dgram_key key;
 	UT_hash_handle hh;
 	struct dgrams *m;
-	struct watch w[3];              /* 0: the program's side (loopback), 1: the destination's
-					 * (or the SOCKS5 relay's), 2: the SOCKS5 control connection */
+	struct watch w[4];              /* 0: the program's side (127.0.0.1), 1: the destination's
+					 * (or the SOCKS5 relay's), 2: the SOCKS5 control connection,
+					 * 3: the program's side on ::1 (same port; -1 without IPv6) */
+	int prog_side;                  /* 0 or 3: the side prog sent on */
 	enum dgram_state state;
 	struct policy_transport pt;     /* a copy: a reload may free the policy's */
 	long deadline_ms;               /* SOCKS5: for the association to be up */
@@ -71,8 +75,10 @@ struct dgram {
 	struct pending *pend[DGRAM_PENDING];
 	int npend;
 	uint16_t local_port;
-	struct sockaddr_storage prog;   /* the program's socket, once it has sent */
+	struct sockaddr_storage prog;   /* the program's socket that sent last */
 	socklen_t proglen;
+	uint16_t ports[DGRAM_SOURCES];  /* ports of the process's sockets, found when they asked */
+	unsigned nports;                /* ports taken so far (the oldest gives way) */
 	uid_t uid;
 	char exe[PATH_MAX];
 	char name[PROTO_NAME_MAX + 1];
@@ -128,7 +134,7 @@ static void dgram_free(struct dgrams *m, struct dgram *g, const char *why)
 {
 	if (why)
 		record_close(m, g, why);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		if (g->w[i].fd < 0)
 			continue;
 		loop_unwatch(m->loop, &g->w[i]);
@@ -180,33 +186,68 @@ static void hold(struct dgram *g, const uint8_t *data, size_t n)
 	g->pend[g->npend++] = p;
 }
 
-/* The program's side: what it sends goes to the destination. */
-static void from_program(void *ctx, uint32_t events)
+/* True when src is one of the process's sockets the association knows by
+ * its port (a loopback address: where the shim's datagrams come from). */
+static bool known_source(const struct dgram *g, const struct sockaddr_storage *src)
 {
-	struct dgram *g = ctx;
+	struct proto_addr a;
+	uint16_t port;
+
+	if (proto_addr_from_sockaddr((const struct sockaddr *)src, src->ss_family, &a, &port) < 0 ||
+	    !ask_addr_loopback(&a))
+		return false;
+	for (unsigned i = 0; i < g->nports && i < DGRAM_SOURCES; i++)
+		if (g->ports[i] == port)
+			return true;
+	return false;
+}
+
+/* The process's socket of port asked for a datagram here: once it is found
+ * to be the process's (in /proc, while the shim holds it), its datagrams
+ * are taken by the port alone, so that one sent from a socket closed at
+ * once (a fire-and-forget sender) is not lost to a late lookup. */
+static void admit_source(struct dgram *g, uint16_t port)
+{
+	/* bound to loopback, or (found next) to the wildcard address */
+	struct sockaddr_in lo = { .sin_family = AF_INET, .sin_port = htons(port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in6 lo6 = { .sin6_family = AF_INET6, .sin6_port = htons(port),
+				    .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+
+	for (unsigned i = 0; i < g->nports && i < DGRAM_SOURCES; i++)
+		if (g->ports[i] == port)
+			return;
+	if (capture_holds(g->key.pid, g->m->ns_dev, g->m->ns_ino, (struct sockaddr *)&lo) ||
+	    capture_holds(g->key.pid, g->m->ns_dev, g->m->ns_ino, (struct sockaddr *)&lo6))
+		g->ports[g->nports++ % DGRAM_SOURCES] = port;
+}
+
+/* The program's side (side 0, or 3 for ::1): what it sends goes to the
+ * destination. */
+static void from_program_side(struct dgram *g, int side)
+{
 	uint8_t buf[65536];
 
-	(void)events;
 	for (int i = 0; i < DGRAM_READS; i++) {
 		struct sockaddr_storage src;
 		socklen_t sl = sizeof src;
-		ssize_t n = recvfrom(g->w[0].fd, buf, sizeof buf, MSG_DONTWAIT,
+		ssize_t n = recvfrom(g->w[side].fd, buf, sizeof buf, MSG_DONTWAIT,
 				     (struct sockaddr *)&src, &sl);
 
 		if (n < 0)
 			return;
 		if (!g->proglen || sl != g->proglen || memcmp(&src, &g->prog, sl) != 0) {
-			char exe[PATH_MAX];
-
 			/* a new sender must be a socket of the process this is
 			 * for; the latest one gets the answers */
-			if (capture_owner(getpid(), g->m->ns_dev, g->m->ns_ino, (struct sockaddr *)&src,
-					  false, exe, sizeof exe) != g->key.pid) {
+			if (!known_source(g, &src) &&
+			    !capture_holds(g->key.pid, g->m->ns_dev, g->m->ns_ino,
+					   (struct sockaddr *)&src)) {
 				g->dropped++;
 				continue;
 			}
 			g->prog = src;
 			g->proglen = sl;
+			g->prog_side = side;
 		}
 		g->last_ms = proto_now_ms();
 		if (!within(g, (size_t)n))
@@ -216,6 +257,18 @@ static void from_program(void *ctx, uint32_t events)
 		else
 			hold(g, buf, (size_t)n);
 	}
+}
+
+static void from_program(void *ctx, uint32_t events)
+{
+	(void)events;
+	from_program_side(ctx, 0);
+}
+
+static void from_program6(void *ctx, uint32_t events)
+{
+	(void)events;
+	from_program_side(ctx, 3);
 }
 
 /* The destination's side: its answers go back to the program. */
@@ -239,7 +292,7 @@ static void from_destination(void *ctx, uint32_t events)
 		g->last_ms = proto_now_ms();
 		if (!g->proglen || !within(g, (size_t)n))
 			continue;
-		if (sendto(g->w[0].fd, buf + h, (size_t)n, MSG_DONTWAIT, (struct sockaddr *)&g->prog,
+		if (sendto(g->w[g->prog_side].fd, buf + h, (size_t)n, MSG_DONTWAIT, (struct sockaddr *)&g->prog,
 			   g->proglen) == n)
 			g->received += (uint64_t)n;
 	}
@@ -421,7 +474,7 @@ static int destination_socket(const struct proto_addr *a, uint16_t port)
 	return fd;
 }
 
-uint16_t dgrams_open(struct dgrams *m, const struct dgram_request *r)
+uint16_t dgrams_open(struct dgrams *m, const struct dgram_request *r, bool *v6)
 {
 	struct dgram_key k;
 	struct dgram *g;
@@ -432,8 +485,12 @@ uint16_t dgrams_open(struct dgrams *m, const struct dgram_request *r)
 	k.port = r->port;
 	snprintf(k.rule, sizeof k.rule, "%s", r->rule);
 	HASH_FIND(hh, m->all, &k, sizeof k, g);
-	if (g)
+	if (g) {
+		if (r->src_port)
+			admit_source(g, r->src_port);
+		*v6 = g->w[3].fd >= 0;
 		return g->local_port;
+	}
 	if (m->active >= DGRAM_MAX) {
 		errno = EAGAIN;
 		return 0;
@@ -455,6 +512,16 @@ uint16_t dgrams_open(struct dgrams *m, const struct dgram_request *r)
 	watch_init(&g->w[0], loop_socket(AF_INET, SOCK_DGRAM, &g->local_port), from_program, g);
 	watch_init(&g->w[1], -1, from_destination, g);
 	watch_init(&g->w[2], -1, from_control, g);
+	watch_init(&g->w[3], -1, from_program6, g);
+	if (g->w[0].fd >= 0) { /* an IPv6 socket bound to ::1 sends only to ::1: the same port there */
+		uint16_t p6 = g->local_port;
+
+		g->w[3].fd = loop_socket(AF_INET6, SOCK_DGRAM, &p6);
+		if (g->w[3].fd >= 0 && loop_watch(m->loop, &g->w[3], EPOLLIN) < 0) {
+			close(g->w[3].fd);
+			g->w[3].fd = -1;
+		}
+	}
 	HASH_ADD(hh, m->all, key, sizeof g->key, g);
 	m->active++;
 	m->total++;
@@ -470,6 +537,9 @@ uint16_t dgrams_open(struct dgrams *m, const struct dgram_request *r)
 		errno = err;
 		return 0;
 	}
+	if (r->src_port)
+		admit_source(g, r->src_port);
+	*v6 = g->w[3].fd >= 0;
 	return g->local_port;
 }
 

@@ -566,7 +566,8 @@ static void server_decided(struct server *s, struct client *c, uint32_t id,
 
 	if (r->why && r->op == PROTO_OP_RESOLVE)
 		log_warn("pid %ld: %s refused: %s", (long)c->pid, r->name, r->why);
-	server_record_result(s, r, c->pid, c->uid, client_exe(c), false, false);
+	if (!(r->flags & PROTO_ASK_SOURCE)) /* that one was recorded when first asked */
+		server_record_result(s, r, c->pid, c->uid, client_exe(c), false, false);
 	server_answer(s, &rp);
 }
 
@@ -669,17 +670,21 @@ static void server_dgram(struct server *s, struct client *c, uint32_t id, struct
 	struct dgram_request dr = {
 		.pid = c->pid, .uid = c->uid, .exe = client_exe(c),
 		.name = r->name[0] ? r->name : NULL, .addr = r->addr, .port = r->port,
+		.src_port = r->src_port,
 		.rule = r->rule, .transport = r->transport, .limit = r->limit, .ttl_ms = r->ttl_ms,
 		.timeout_ms = r->timeout_ms,
 	};
-	uint16_t port = dgrams_open(s->dgrams, &dr);
+	bool v6 = false;
+	uint16_t port = dgrams_open(s->dgrams, &dr, &v6);
 
 	if (port) {
-		memset(&r->addrs[0], 0, sizeof r->addrs[0]);
+		memset(r->addrs, 0, 2 * sizeof r->addrs[0]);
 		r->addrs[0].family = 4;
 		r->addrs[0].bytes[0] = 127;
 		r->addrs[0].bytes[3] = 1;
-		r->naddr = 1;
+		r->addrs[1].family = 6; /* ::1, for an IPv6 socket bound there */
+		r->addrs[1].bytes[15] = 1;
+		r->naddr = v6 ? 2 : 1;
 		r->to_port = port;
 	} else {
 		r->action = PROTO_DENY;

@@ -9,7 +9,7 @@
 
 #include "proto.h"
 
-#define ASK_FIXED 24     /* op l4 family namelen port(2) addr(17) flags */
+#define ASK_FIXED 26     /* op l4 family namelen port(2) addr(17) flags src_port(2) */
 #define VERDICT_FIXED 18 /* action naddr rulelen namelen err(4) ttl(4) port(2) gen(4) */
 #define ADDR_LEN 17      /* family + 16 bytes */
 
@@ -93,6 +93,7 @@ static void put_ask(uint8_t *p, const struct proto_ask *a, size_t blen)
 	put16(p + 4, a->port);
 	put_addr(p + 6, &a->addr);
 	p[23] = a->flags;
+	put16(p + 24, a->src_port);
 	memcpy(p + ASK_FIXED, a->name, n);
 }
 
@@ -214,6 +215,7 @@ static int decode_ask(const uint8_t *p, size_t len, struct proto_ask *a)
 	a->port = get16(p + 4);
 	get_addr(p + 6, &a->addr);
 	a->flags = p[23];
+	a->src_port = get16(p + 24);
 	memcpy(a->name, p + ASK_FIXED, n);
 	if (memchr(a->name, 0, n) || proto_ask_check(a, n) < 0)
 		return PROTO_BAD_MSG;
@@ -333,6 +335,9 @@ int proto_ask_check(const struct proto_ask *a, size_t namelen)
 {
 	if (a->op < PROTO_OP_RESOLVE || a->op > PROTO_OP_SEND || a->l4 > PROTO_L4_UDP ||
 	    (a->flags & ~PROTO_ASK_FLAGS))
+		return -1;
+	if ((a->src_port && a->op != PROTO_OP_SEND) ||
+	    ((a->flags & PROTO_ASK_SOURCE) && (a->op != PROTO_OP_SEND || !a->src_port)))
 		return -1;
 	if (a->op == PROTO_OP_RESOLVE) {
 		if (namelen == 0 || namelen > PROTO_NAME_MAX || a->addr.family != 0 ||

@@ -82,7 +82,9 @@ enum proto_action {
 #define PROTO_ASK_INET6 0x02    /* CONNECT on an AF_INET6 socket: hand over one of that family */
 #define PROTO_ASK_PASSIVE 0x04  /* RESOLVE for binding (AI_PASSIVE, or no service and no
 				 * socket type): always the name's own addresses */
-#define PROTO_ASK_FLAGS (PROTO_ASK_NONBLOCK | PROTO_ASK_INET6 | PROTO_ASK_PASSIVE) /* all that are defined */
+#define PROTO_ASK_SOURCE 0x08   /* SEND asked again only to name src_port, which the socket
+				 * got after the verdict: not a new attempt (not recorded) */
+#define PROTO_ASK_FLAGS (PROTO_ASK_NONBLOCK | PROTO_ASK_INET6 | PROTO_ASK_PASSIVE | PROTO_ASK_SOURCE) /* all that are defined */
 
 enum proto_ctl {
 	PROTO_CTL_STATUS = 1,      /* human-readable status */
@@ -114,6 +116,7 @@ struct proto_ask {
 	uint8_t flags;                   /* PROTO_ASK_* */
 	uint16_t port;                   /* host order; 0 unknown */
 	struct proto_addr addr;          /* CONNECT and SEND */
+	uint16_t src_port;               /* SEND: the sending socket's own port, 0 unbound */
 	char name[PROTO_NAME_MAX + 1];   /* RESOLVE: NUL-terminated name */
 };
 
@@ -208,7 +211,7 @@ int proto_decode_answer(const void *buf, size_t len, uint16_t *type, uint32_t *i
  * both encode and decode need: a RESOLVE has a name of 1 to PROTO_NAME_MAX
  * bytes (namelen, not counting the NUL), a family of 0, 4 or 6 and no
  * address; a CONNECT or SEND has an IPv4 or IPv6 address, no name and no
- * family. Returns 0 or -1. */
+ * family; only a SEND has a src_port. Returns 0 or -1. */
 int proto_ask_check(const struct proto_ask *a, size_t namelen);
 
 /* The name of op ("resolve", "connect", "send"), l4 ("tcp", "udp", "any")

@@ -34,6 +34,7 @@ struct slot {
 	uint16_t to_port;          /* an allow's: the broker's port to send to instead, 0 none */
 	uint8_t nto;
 	struct proto_addr to[2];   /* and its addresses */
+	uint16_t src_port;         /* and the port of the socket that asked for it */
 	char rule[PROTO_RULE_MAX + 1]; /* for a denial's line */
 	long expires_ms; /* shim_cache_clock */
 	uint32_t gen;    /* the generation the verdict was decided in */
@@ -104,7 +105,7 @@ static struct slot *slot_for(const struct proto_addr *a, uint16_t port, int op, 
 }
 
 bool shim_cache_lookup(const struct proto_addr *a, uint16_t port, int op, int l4,
-		       struct proto_verdict *v)
+		       struct proto_verdict *v, uint16_t *src_port)
 {
 	struct slot *s = slot_for(a, port, op, l4), copy;
 	uint32_t seq = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
@@ -126,6 +127,7 @@ bool shim_cache_lookup(const struct proto_addr *a, uint16_t port, int op, int l4
 	v->port = copy.to_port;
 	v->naddr = copy.nto;
 	memcpy(v->addrs, copy.to, sizeof copy.to);
+	*src_port = copy.src_port;
 	memcpy(v->rule, copy.rule, sizeof copy.rule);
 	v->rule[PROTO_RULE_MAX] = 0;
 	v->name[0] = 0;
@@ -133,7 +135,7 @@ bool shim_cache_lookup(const struct proto_addr *a, uint16_t port, int op, int l4
 }
 
 void shim_cache_store(const struct proto_addr *a, uint16_t port, int op, int l4,
-		      const struct proto_verdict *v)
+		      const struct proto_verdict *v, uint16_t src_port)
 {
 	struct slot *s = slot_for(a, port, op, l4);
 	uint32_t seq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
@@ -154,6 +156,7 @@ void shim_cache_store(const struct proto_addr *a, uint16_t port, int op, int l4,
 	s->to_port = v->port;
 	s->nto = v->port ? (uint8_t)(v->naddr < 2 ? v->naddr : 2) : 0;
 	memcpy(s->to, v->addrs, sizeof s->to);
+	s->src_port = src_port;
 	memcpy(s->rule, v->rule, sizeof s->rule);
 	s->expires_ms = shim_cache_clock() + v->ttl_ms;
 	__atomic_store_n(&s->seq, seq + 2, __ATOMIC_RELEASE);

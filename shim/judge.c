@@ -205,25 +205,56 @@ static int cached(int obj, struct shim_dest *d, const struct proto_ask *ask,
 	return -1;
 }
 
+/* The port obj's socket sends from: its own, or, when it has none yet and
+ * bind is set, the one it gets now by binding to its family's wildcard
+ * address, as the kernel would bind it at its first send (so the caller
+ * does this only for a send that goes ahead). 0 when there is none. */
+static uint16_t own_port(int obj, bool bind_now)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	struct proto_addr a;
+	uint16_t port = 0;
+
+	if (getsockname(obj, (struct sockaddr *)&ss, &len) < 0 ||
+	    proto_addr_from_sockaddr((struct sockaddr *)&ss, ss.ss_family, &a, &port) < 0)
+		return 0;
+	if (port || !bind_now)
+		return port;
+	memset(&ss, 0, sizeof ss);
+	ss.ss_family = a.family == 4 && len == sizeof(struct sockaddr_in) ? AF_INET : AF_INET6;
+	len = ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	if (bind(obj, (struct sockaddr *)&ss, len) < 0)
+		return 0;
+	return own_port(obj, false);
+}
+
 int shim_judge(int fd, int obj, int op, int l4, struct shim_dest *d, const char *verb)
 {
 	struct proto_ask ask = { .op = (uint8_t)op, .l4 = (uint8_t)l4 };
 	struct proto_verdict v;
 	char dest[PROTO_DEST_MAX];
 	int newfd = -1, fl, r;
+	uint16_t src;
 
 	if (proto_addr_from_sockaddr((const struct sockaddr *)&d->ss, d->family, &ask.addr,
 				     &ask.port) < 0) {
 		errno = EAFNOSUPPORT; /* not from shim_dest_copy: nothing to judge */
 		return -1;
 	}
-	if (shim_cache_lookup(&ask.addr, ask.port, op, l4, &v) &&
-	    (r = cached(obj, d, &ask, &v, verb)) != 2)
+	/* A datagram that goes to the broker instead (v.port) is taken there
+	 * from the socket that asked for it: another socket of this thread
+	 * asks again, and names its port. */
+	if (shim_cache_lookup(&ask.addr, ask.port, op, l4, &v, &src) &&
+	    (!v.port || own_port(obj, true) == src) && (r = cached(obj, d, &ask, &v, verb)) != 2)
 		return r;
+	if (op == PROTO_OP_SEND && l4 == PROTO_L4_UDP)
+		ask.src_port = own_port(obj, false);
 	if (op == PROTO_OP_CONNECT && (fl = fcntl(obj, F_GETFL)) >= 0 && (fl & O_NONBLOCK))
 		ask.flags = PROTO_ASK_NONBLOCK;
 	if (op == PROTO_OP_CONNECT && d->ss.ss_family == AF_INET6)
 		ask.flags |= PROTO_ASK_INET6; /* a rewrite must hand back an IPv6 socket */
+again:
 	if (shim_ask(&ask, &v, op == PROTO_OP_CONNECT ? &newfd : NULL) < 0) {
 		int err = errno;
 		proto_dest_format(NULL, &ask.addr, ask.port, dest, sizeof dest);
@@ -236,8 +267,16 @@ int shim_judge(int fd, int obj, int op, int l4, struct shim_dest *d, const char 
 		errno = err == EMFILE || err == ENFILE ? err : EPERM;
 		return -1;
 	}
+	if (v.action == PROTO_ALLOW && op == PROTO_OP_SEND && l4 == PROTO_L4_UDP && v.port &&
+	    !ask.src_port && (ask.src_port = own_port(obj, true))) {
+		/* to the broker, from a socket that had no port when it asked:
+		 * it has one now, bound as its send would bind it, and the
+		 * broker is told which (not a new attempt) */
+		ask.flags |= PROTO_ASK_SOURCE;
+		goto again;
+	}
 	if (newfd < 0)
-		shim_cache_store(&ask.addr, ask.port, op, l4, &v);
+		shim_cache_store(&ask.addr, ask.port, op, l4, &v, ask.src_port);
 	if (v.action == PROTO_ALLOW) {
 		if (op == PROTO_OP_SEND && v.port && v.naddr > 0)
 			to_broker(obj, d, &ask, &v);

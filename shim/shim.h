@@ -168,12 +168,13 @@ int shim_classify(int fd, int flags, bool is_connect, int *op, int *l4);
 /* cache.c: this thread's verdict cache (connects and datagrams). lookup
  * returns true and fills *v (action, err, rule, and a datagram's port and
  * addresses) while an entry for the key is fresh: within its TTL, and of
- * the page's generation now. store keeps an ALLOW or DENY with a ttl_ms
- * and a generation. */
+ * the page's generation now; *src_port is the port of the socket that
+ * asked for it (a datagram's: the broker knows that socket). store keeps
+ * an ALLOW or DENY with a ttl_ms and a generation. */
 bool shim_cache_lookup(const struct proto_addr *a, uint16_t port, int op, int l4,
-		       struct proto_verdict *v);
+		       struct proto_verdict *v, uint16_t *src_port);
 void shim_cache_store(const struct proto_addr *a, uint16_t port, int op, int l4,
-		      const struct proto_verdict *v);
+		      const struct proto_verdict *v, uint16_t src_port);
 void shim_cache_clear(void);
 /* cache.c: maps the broker's generation page from fd (a verdict brought
  * it) unless it is the one in use: another broker's replaces it. fd is

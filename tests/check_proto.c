@@ -67,6 +67,7 @@ static bool sample(int i, struct proto_msg *m)
 		m->u.ask.op = PROTO_OP_SEND;
 		m->u.ask.l4 = PROTO_L4_UDP;
 		m->u.ask.port = 53;
+		m->u.ask.src_port = 0xbeef;
 		m->u.ask.addr = addr6(1);
 		return true;
 	case 4: /* verdict allow, nothing else */
@@ -153,6 +154,7 @@ static void assert_same(const struct proto_msg *a, const struct proto_msg *b)
 		ck_assert_uint_eq(a->u.ask.family, b->u.ask.family);
 		ck_assert_uint_eq(a->u.ask.port, b->u.ask.port);
 		ck_assert_mem_eq(&a->u.ask.addr, &b->u.ask.addr, sizeof a->u.ask.addr);
+		ck_assert_uint_eq(a->u.ask.src_port, b->u.ask.src_port);
 		ck_assert_str_eq(a->u.ask.name, b->u.ask.name);
 		break;
 	case PROTO_VERDICT:
@@ -242,10 +244,10 @@ START_TEST(test_proto_encode_layout)
 	struct proto_msg *m = msg_new();
 	uint8_t buf[64];
 	static const uint8_t want[] = {
-		'E', PROTO_VERSION, 1, 0, 0x04, 0x03, 0x02, 0x01, 24, 0, 0, 0, /* header */
+		'E', PROTO_VERSION, 1, 0, 0x04, 0x03, 0x02, 0x01, 26, 0, 0, 0, /* header */
 		PROTO_OP_CONNECT, PROTO_L4_TCP, 0, 0, 0xbb, 0x01, /* op l4 family namelen port */
 		4, 93, 184, 216, 34, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* addr */
-		PROTO_ASK_NONBLOCK, /* flags */
+		PROTO_ASK_NONBLOCK, 0, 0, /* flags src_port */
 	};
 
 	m->type = PROTO_ASK;
@@ -261,6 +263,10 @@ START_TEST(test_proto_encode_layout)
 	strcpy(m->u.ask.name, "x");
 	ck_assert_int_eq(proto_encode(m, buf, sizeof buf), -1);
 	m->u.ask.name[0] = 0;
+	/* nor a source port: only a SEND names its socket's */
+	m->u.ask.src_port = 5353;
+	ck_assert_int_eq(proto_encode(m, buf, sizeof buf), -1);
+	m->u.ask.src_port = 0;
 	ck_assert_int_eq(proto_encode(m, buf, sizeof buf), (ssize_t)sizeof want);
 	ck_assert_mem_eq(buf, want, sizeof want);
 	free(m);
@@ -428,11 +434,11 @@ static size_t raw(uint8_t *out, uint16_t type, const uint8_t *body, size_t blen)
 	return PROTO_HDR_LEN + blen;
 }
 
-/* An ASK body: op l4 family namelen port(2) addr(17) flags name. */
+/* An ASK body: op l4 family namelen port(2) addr(17) flags src_port(2) name. */
 static size_t ask_body(uint8_t *b, uint8_t op, uint8_t l4, uint8_t family, uint8_t addr_family,
 		       const char *name, size_t namelen)
 {
-	memset(b, 0, 24);
+	memset(b, 0, 26);
 	b[0] = op;
 	b[1] = l4;
 	b[2] = family;
@@ -441,8 +447,8 @@ static size_t ask_body(uint8_t *b, uint8_t op, uint8_t l4, uint8_t family, uint8
 	b[5] = 0x01;
 	b[6] = addr_family;
 	b[7] = 10;
-	memcpy(b + 24, name, namelen);
-	return 24 + namelen;
+	memcpy(b + 26, name, namelen);
+	return 26 + namelen;
 }
 
 START_TEST(test_proto_decode_bad_ask)
@@ -721,16 +727,26 @@ END_TEST
 
 #define NASK_SAMPLES 4 /* samples 0 to 3 are ASKs */
 
-/* The ASK samples, and one with every flag, pass the check. */
+/* The ASK samples, and each with every flag it may have, pass the check;
+ * PROTO_ASK_SOURCE only on a SEND that names its port. */
 START_TEST(test_proto_ask_check_valid)
 {
 	struct proto_msg *m = msg_new();
+	bool source = false;
 
 	sample(_i, m);
 	ck_assert_int_eq(m->type, PROTO_ASK);
 	ck_assert_int_eq(proto_ask_check(&m->u.ask, strlen(m->u.ask.name)), 0);
+	source = m->u.ask.op == PROTO_OP_SEND && m->u.ask.src_port;
 	m->u.ask.flags = PROTO_ASK_FLAGS;
+	ck_assert_int_eq(proto_ask_check(&m->u.ask, strlen(m->u.ask.name)), source ? 0 : -1);
+	m->u.ask.flags = PROTO_ASK_FLAGS & ~PROTO_ASK_SOURCE;
 	ck_assert_int_eq(proto_ask_check(&m->u.ask, strlen(m->u.ask.name)), 0);
+	if (source) {
+		m->u.ask.flags = PROTO_ASK_SOURCE;
+		m->u.ask.src_port = 0; /* naming no port */
+		ck_assert_int_eq(proto_ask_check(&m->u.ask, strlen(m->u.ask.name)), -1);
+	}
 	free(m);
 }
 END_TEST

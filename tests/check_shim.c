@@ -804,6 +804,8 @@ END_TEST
 
 /* ---- the datagram cache, interrupted ---- */
 
+static uint16_t src_unused; /* a lookup's port of the asking socket, not looked at here */
+
 /* What the cache's clock stub does once, from inside a lookup or a store,
  * as a signal handler of the thread would. */
 static struct {
@@ -821,9 +823,9 @@ static long hook_clock(void)
 
 	hook.what = HOOK_NONE; /* once: the store below reads the clock too */
 	if (what == HOOK_STORE)
-		shim_cache_store(&hook.addr, hook.port, PROTO_OP_SEND, PROTO_L4_UDP, &hook.v);
+		shim_cache_store(&hook.addr, hook.port, PROTO_OP_SEND, PROTO_L4_UDP, &hook.v, 0);
 	else if (what == HOOK_LOOKUP)
-		hook.found = shim_cache_lookup(&hook.addr, hook.port, PROTO_OP_SEND, PROTO_L4_UDP, &hook.seen);
+		hook.found = shim_cache_lookup(&hook.addr, hook.port, PROTO_OP_SEND, PROTO_L4_UDP, &hook.seen, &src_unused);
 	return proto_now_ms();
 }
 
@@ -846,9 +848,9 @@ static uint16_t colliding_port(const struct proto_addr *a, uint16_t port)
 		if (p == port)
 			continue;
 		shim_cache_clear();
-		shim_cache_store(a, port, PROTO_OP_SEND, PROTO_L4_UDP, &v);
-		shim_cache_store(a, p, PROTO_OP_SEND, PROTO_L4_UDP, &v);
-		if (!shim_cache_lookup(a, port, PROTO_OP_SEND, PROTO_L4_UDP, &out)) {
+		shim_cache_store(a, port, PROTO_OP_SEND, PROTO_L4_UDP, &v, 0);
+		shim_cache_store(a, p, PROTO_OP_SEND, PROTO_L4_UDP, &v, 0);
+		if (!shim_cache_lookup(a, port, PROTO_OP_SEND, PROTO_L4_UDP, &out, &src_unused)) {
 			shim_cache_clear();
 			return p;
 		}
@@ -880,19 +882,19 @@ START_TEST(shim_cache_lookup_interrupted_by_a_store_misses)
 	struct proto_verdict deny = verdict(PROTO_DENY), out;
 	uint16_t other = colliding_port(&a, 53);
 
-	shim_cache_store(&a, 53, PROTO_OP_SEND, PROTO_L4_UDP, &deny);
+	shim_cache_store(&a, 53, PROTO_OP_SEND, PROTO_L4_UDP, &deny, 0);
 	hook.what = HOOK_STORE;
 	hook.addr = a;
 	hook.port = other;
 	hook.v = verdict(PROTO_ALLOW);
 	memset(&out, 0, sizeof out);
-	bool found = shim_cache_lookup(&a, 53, PROTO_OP_SEND, PROTO_L4_UDP, &out);
+	bool found = shim_cache_lookup(&a, 53, PROTO_OP_SEND, PROTO_L4_UDP, &out, &src_unused);
 	ck_assert_int_eq(hook.what, HOOK_NONE); /* the handler did run inside the read */
 	ck_assert_msg(!found || out.action == PROTO_DENY, "a cached denial read as action %d",
 		      out.action);
 	ck_assert(!found);
 	/* what the handler stored is whole */
-	ck_assert(shim_cache_lookup(&a, other, PROTO_OP_SEND, PROTO_L4_UDP, &out));
+	ck_assert(shim_cache_lookup(&a, other, PROTO_OP_SEND, PROTO_L4_UDP, &out, &src_unused));
 	ck_assert_int_eq(out.action, PROTO_ALLOW);
 }
 END_TEST
@@ -906,11 +908,11 @@ START_TEST(shim_cache_store_interrupted_stays_whole)
 	uint16_t other = colliding_port(&a, 53);
 
 	/* a read of the old entry while the new one is being written */
-	shim_cache_store(&a, other, PROTO_OP_SEND, PROTO_L4_UDP, &deny);
+	shim_cache_store(&a, other, PROTO_OP_SEND, PROTO_L4_UDP, &deny, 0);
 	hook.what = HOOK_LOOKUP;
 	hook.addr = a;
 	hook.port = other;
-	shim_cache_store(&a, 53, PROTO_OP_SEND, PROTO_L4_UDP, &deny);
+	shim_cache_store(&a, 53, PROTO_OP_SEND, PROTO_L4_UDP, &deny, 0);
 	ck_assert_int_eq(hook.what, HOOK_NONE);
 	ck_assert(!hook.found);
 
@@ -918,16 +920,16 @@ START_TEST(shim_cache_store_interrupted_stays_whole)
 	hook.what = HOOK_STORE;
 	hook.port = other;
 	hook.v = verdict(PROTO_ALLOW);
-	shim_cache_store(&a, 53, PROTO_OP_SEND, PROTO_L4_UDP, &deny);
+	shim_cache_store(&a, 53, PROTO_OP_SEND, PROTO_L4_UDP, &deny, 0);
 	ck_assert_int_eq(hook.what, HOOK_NONE);
-	ck_assert(shim_cache_lookup(&a, 53, PROTO_OP_SEND, PROTO_L4_UDP, &out));
+	ck_assert(shim_cache_lookup(&a, 53, PROTO_OP_SEND, PROTO_L4_UDP, &out, &src_unused));
 	ck_assert_int_eq(out.action, PROTO_DENY);
 	ck_assert_int_eq(out.err, ECONNREFUSED);
-	ck_assert(!shim_cache_lookup(&a, other, PROTO_OP_SEND, PROTO_L4_UDP, &out));
+	ck_assert(!shim_cache_lookup(&a, other, PROTO_OP_SEND, PROTO_L4_UDP, &out, &src_unused));
 
 	/* and the slot is usable again */
-	shim_cache_store(&a, other, PROTO_OP_SEND, PROTO_L4_UDP, &hook.v);
-	ck_assert(shim_cache_lookup(&a, other, PROTO_OP_SEND, PROTO_L4_UDP, &out));
+	shim_cache_store(&a, other, PROTO_OP_SEND, PROTO_L4_UDP, &hook.v, 0);
+	ck_assert(shim_cache_lookup(&a, other, PROTO_OP_SEND, PROTO_L4_UDP, &out, &src_unused));
 	ck_assert_int_eq(out.action, PROTO_ALLOW);
 }
 END_TEST
