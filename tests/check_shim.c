@@ -764,6 +764,40 @@ START_TEST(another_brokers_page_replaces)
 }
 END_TEST
 
+/* A datagram the broker takes instead (a relay's association) names the
+ * sending socket's port: an unbound socket is bound after the verdict, as
+ * its send would bind it, and asks again with PROTO_ASK_SOURCE (not a new
+ * attempt); another socket to the same destination asks for itself. */
+START_TEST(relayed_datagrams_name_their_socket)
+{
+	struct sockaddr_in rcv, own;
+	socklen_t len = sizeof own;
+	int rfd = bound(SOCK_DGRAM, &rcv), relay = bound(SOCK_DGRAM, &own);
+	int a = socket(AF_INET, SOCK_DGRAM, 0), b = socket(AF_INET, SOCK_DGRAM, 0);
+
+	(void)rfd;
+	answer(PROTO_ALLOW, 0, "relay", "");
+	stub.answer.port = ntohs(own.sin_port); /* the association: relay's port */
+	stub.answer.naddr = 1;
+	stub.answer.addrs[0] = (struct proto_addr){ .family = 4, .bytes = { 127, 0, 0, 1 } };
+	ck_assert_int_eq(shim_sendto(a, "x", 1, 0, (struct sockaddr *)&rcv, sizeof rcv), 1);
+	ck_assert_int_eq(stub.calls, 2);
+	ck_assert(stub.last.flags & PROTO_ASK_SOURCE);
+	ck_assert_int_eq(getsockname(a, (struct sockaddr *)&own, &len), 0);
+	ck_assert_uint_ne(ntohs(own.sin_port), 0);
+	ck_assert_uint_eq(stub.last.src_port, ntohs(own.sin_port));
+	ck_assert_int_eq(drain(relay), 1); /* it went to the association */
+	ck_assert_int_eq(shim_sendto(a, "x", 1, 0, (struct sockaddr *)&rcv, sizeof rcv), 1);
+	ck_assert_int_eq(stub.calls, 2); /* the same socket: from the cache */
+	ck_assert_int_eq(shim_sendto(b, "x", 1, 0, (struct sockaddr *)&rcv, sizeof rcv), 1);
+	ck_assert_int_eq(stub.calls, 3); /* another socket: asks, naming its port at once */
+	ck_assert(!(stub.last.flags & PROTO_ASK_SOURCE));
+	ck_assert_uint_ne(stub.last.src_port, 0);
+	ck_assert_uint_ne(stub.last.src_port, ntohs(own.sin_port));
+	ck_assert_int_eq(drain(relay), 2);
+}
+END_TEST
+
 /* Without the broker's page nothing is kept: every attempt asks. */
 START_TEST(no_page_no_cache)
 {
@@ -2236,6 +2270,7 @@ Suite *suite_shim(void)
 	tcase_add_test(tc, a_fork_child_asks_anew);
 	tcase_add_test(tc, another_brokers_page_replaces);
 	tcase_add_test(tc, a_dead_brokers_verdicts_are_not_applied);
+	tcase_add_test(tc, relayed_datagrams_name_their_socket);
 	tcase_add_test(tc, ttl_zero_is_not_cached);
 	tcase_add_test(tc, denied_datagrams_never_arrive);
 	tcase_add_test(tc, dns_queries_go_to_the_stub);

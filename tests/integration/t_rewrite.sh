@@ -36,9 +36,9 @@ DOWN=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); p
 	policy_egress timeout=3
 	policy_hosts direct.egress.test=127.0.0.1 relay.egress.test=127.0.0.1 \
 		limited.egress.test=127.0.0.1 hold.egress.test=127.0.0.1 \
-		limdirect.egress.test=127.0.0.1
+		limdirect.egress.test=127.0.0.1 relay6.egress.test=::1
 	policy_rule direct host=direct.egress.test action=rewrite
-	policy_rule relay host=relay.egress.test action=rewrite transport=relay
+	policy_rule relay host=relay.egress.test,relay6.egress.test action=rewrite transport=relay
 	policy_rule limited host=limited.egress.test action=rewrite transport=relay limit=64K
 	policy_rule limdirect host=limdirect.egress.test action=rewrite limit=64K
 	policy_rule hold host=hold.egress.test action=rewrite transport=relay
@@ -260,6 +260,18 @@ if not_isolated "$NOUDP: the relay's association is on the host's loopback"; the
 		"relay: three datagrams there and their answers back, from the destination's address"
 	assert_audit_ge 1 "recorded as a rewrite through the datagram relay" op=send \
 		action=rewrite name=relay.egress.test transport=relay "upstream=datagram relay"
+	# fire-and-forget senders (each socket closed as soon as it has sent)
+	# and a socket bound to ::1: the association takes them by the port
+	# the shim named when it asked
+	start_server f udp 127.0.0.1
+	start_server f6 udp ::1
+	run_shim udp-fire "$PY" "$H/rwclient.py" fire relay.egress.test "$(port f)" 20 \
+		relay6.egress.test "$(port f6)"
+	assert_out udp-fire ok "relay: 20 sockets sent one datagram each and closed at once"
+	assert_server f 20 "relay: all 20 arrived, none lost to a closed sender"
+	assert_server f6 1 "relay: a socket bound to ::1 reaches the association on ::1"
+	assert_audit 21 "each sending socket's first datagram recorded once (none twice for naming its port)" \
+		op=send action=rewrite transport=relay "upstream=datagram relay" pid="$(audit_values pid op=send name=relay6.egress.test | head -n 1)"
 	run_shim udp-lim "$PY" "$H/rwclient.py" ping limited.egress.test "$(port u)" 640 100
 	assert_out udp-lim "pongs 630 from 127.0.0.1:$(port u)" \
 		"relay limit 64K: 630 exchanges of 104 bytes get through, then nothing"
@@ -275,7 +287,7 @@ assert_contains "$T/v6.out" "gaierror" "an IPv6-only lookup of a name a proxy re
 broker_status st2
 assert_eq "$(jget "$T/st2.json" resolver.lookups)" 1 "the broker's only DNS lookup was localhost's"
 if not_isolated "$NOUDP: no datagram relay was made"; then
-	assert_eq "$(jget "$T/st2.json" datagram_relays.active)" 2 "status: two datagram relays active"
+	assert_eq "$(jget "$T/st2.json" datagram_relays.active)" 4 "status: four datagram relays active (ping, fire, fire on ::1, limited)"
 	# an association's end (idle, or the broker stopping) is recorded with its bytes
 	stop_broker
 	assert_audit 1 "relay: the association's close has its byte counts" op=close \

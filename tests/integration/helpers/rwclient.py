@@ -33,6 +33,9 @@ results on stdout per subcommand; errors as "err ERRNONAME".
   oob NAME PORT             connects, sends one byte of urgent data
                             (MSG_OOB): "ok" or "err ERRNO"
   udp NAME PORT             sendto of one datagram: "ok" or "err ERRNO"
+  fire NAME PORT N [NAME6 PORT6]  N datagrams, each from a socket closed at
+                           once; then one from a socket bound to ::1 to NAME6
+                           (its IPv6 address) at PORT6
   ping NAME PORT N SIZE     N datagrams of SIZE bytes starting "ping", each
                             answer awaited 0.2 s: "pongs K from ADDR:PORT" (the
                             source recvfrom showed), or "err ERRNO"
@@ -187,6 +190,23 @@ try:
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         u.sendto(b"x", socket.getaddrinfo(name, int(sys.argv[3]), socket.AF_INET,
                                           socket.SOCK_DGRAM)[0][4])
+        print("ok")
+    elif cmd == "fire":
+        # N sockets, each sends one datagram and is closed at once (a
+        # fire-and-forget sender: syslog, statsd); then one from a socket
+        # bound to ::1, when NAME6 and PORT6 are given
+        dest = socket.getaddrinfo(name, int(sys.argv[3]), socket.AF_INET, socket.SOCK_DGRAM)[0][4]
+        for i in range(int(sys.argv[4])):
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.sendto(b"fire %d" % i, dest)
+            u.close()
+        if len(sys.argv) > 6:
+            dest6 = socket.getaddrinfo(sys.argv[5], int(sys.argv[6]), socket.AF_INET6,
+                                       socket.SOCK_DGRAM)[0][4]
+            u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            u.bind(("::1", 0))
+            u.sendto(b"fire6", dest6)
+            u.close()
         print("ok")
     elif cmd == "ping":
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
