@@ -522,6 +522,26 @@ start_server() {
 	fi
 }
 
+# free_port: a TCP port of 127.0.0.1 that is free now.
+free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# dante_conf PORT: $T/danted.conf for Debian's dante-server on
+# 127.0.0.1:PORT, relaying UDP ASSOCIATE (and CONNECT) for loopback
+# clients without authentication, logging to $T/danted.log.
+dante_conf() {
+	cat >"$T/danted.conf" <<EOF
+logoutput: $T/danted.log
+internal: 127.0.0.1 port = $1
+external: 127.0.0.1
+socksmethod: none
+clientmethod: none
+user.privileged: root
+user.unprivileged: nobody
+client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }
+socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 command: udpassociate udpreply }
+EOF
+}
+
 # port NAME: the port server NAME listens on.
 port() { cat "$T/srv-$1.port"; }
 

@@ -41,26 +41,15 @@ done
 [ -z "${SANITIZE:-}" ] || skip "CPython's TLS cases outlast any bound with libasan preloaded (the plain build runs the comparison)"
 
 # cpytest.py: each module's cases dealt out to 8 interpreters, 16 at once
-# (a stuck case holds up only its eighth), a case bounded by 6 s (the
+# (a stuck case holds up only its eighth), a case bounded by 10 s (the
 # slowest passes bare in 3), an eighth by 200 s
-cpy_args="-j 16 --shards 8 --case-timeout 6 --module-timeout 200"
+cpy_args="-j 16 --shards 8 --case-timeout 10 --module-timeout 200"
 
-free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PS=$(free_port)
 PD=$(free_port)
 microsocks -i 127.0.0.1 -p "$PS" >"$T/microsocks.out" 2>&1 &
 bg_record $!
-cat >"$T/danted.conf" <<EOF
-logoutput: $T/danted.log
-internal: 127.0.0.1 port = $PD
-external: 127.0.0.1
-socksmethod: none
-clientmethod: none
-user.privileged: root
-user.unprivileged: nobody
-client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }
-socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 command: udpassociate udpreply }
-EOF
+dante_conf "$PD"
 danted -f "$T/danted.conf" -p "$T/danted.pid" >"$T/danted.out" 2>&1 &
 bg_record $!
 listening() { "$PY" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$1"; }

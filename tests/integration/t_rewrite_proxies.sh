@@ -14,7 +14,6 @@ done
 
 start_server a http 127.0.0.1
 PA=$(port a)
-free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PT=$(free_port)
 PS=$(free_port)
 PD=$(free_port)
@@ -23,17 +22,7 @@ start_server u udp 127.0.0.1
 PU=$(port u)
 
 printf '127.0.0.1 localhost\n127.0.0.1 api.egress.test sx.egress.test udp.egress.test\n' >"$T/hosts"
-cat >"$T/danted.conf" <<EOF
-logoutput: $T/danted.log
-internal: 127.0.0.1 port = $PD
-external: 127.0.0.1
-socksmethod: none
-clientmethod: none
-user.privileged: root
-user.unprivileged: nobody
-client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }
-socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 command: udpassociate udpreply }
-EOF
+dante_conf "$PD"
 cat >"$T/tinyproxy.conf" <<EOF
 Port $PT
 Listen 127.0.0.1
