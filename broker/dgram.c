@@ -15,8 +15,9 @@
  * when its datagram comes (by its socket, in /proc); any other source is
  * dropped, and the answers go to the latest of the process's sockets that
  * sent (a process that sends to one destination from two sockets at once
- * gets the answers of both on the later one). An association ends when it has been idle for DGRAM_IDLE_S more
- * than the shims may keep the verdict that sends there, and its close is
+ * gets the answers of both on the later one). An association ends when it
+ * has been idle for DGRAM_IDLE_S more than the shims may keep the verdict
+ * that sends there, and its close is
  * recorded with its byte counts, as a relayed connection's. */
 #include <errno.h>
 #include <netinet/in.h>
@@ -186,6 +187,15 @@ static void hold(struct dgram *g, const uint8_t *data, size_t n)
 	g->pend[g->npend++] = p;
 }
 
+/* True when port is one the association knows a socket of the process by. */
+static bool known_port(const struct dgram *g, uint16_t port)
+{
+	for (unsigned i = 0; i < g->nports && i < DGRAM_SOURCES; i++)
+		if (g->ports[i] == port)
+			return true;
+	return false;
+}
+
 /* True when src is one of the process's sockets the association knows by
  * its port (a loopback address: where the shim's datagrams come from). */
 static bool known_source(const struct dgram *g, const struct sockaddr_storage *src)
@@ -193,13 +203,9 @@ static bool known_source(const struct dgram *g, const struct sockaddr_storage *s
 	struct proto_addr a;
 	uint16_t port;
 
-	if (proto_addr_from_sockaddr((const struct sockaddr *)src, src->ss_family, &a, &port) < 0 ||
-	    !ask_addr_loopback(&a))
-		return false;
-	for (unsigned i = 0; i < g->nports && i < DGRAM_SOURCES; i++)
-		if (g->ports[i] == port)
-			return true;
-	return false;
+	return proto_addr_from_sockaddr((const struct sockaddr *)src, src->ss_family, &a, &port) ==
+		       0 &&
+	       ask_addr_loopback(&a) && known_port(g, port);
 }
 
 /* The process's socket of port asked for a datagram here: once it is found
@@ -214,9 +220,8 @@ static void admit_source(struct dgram *g, uint16_t port)
 	struct sockaddr_in6 lo6 = { .sin6_family = AF_INET6, .sin6_port = htons(port),
 				    .sin6_addr = IN6ADDR_LOOPBACK_INIT };
 
-	for (unsigned i = 0; i < g->nports && i < DGRAM_SOURCES; i++)
-		if (g->ports[i] == port)
-			return;
+	if (known_port(g, port))
+		return;
 	if (capture_holds(g->key.pid, g->m->ns_dev, g->m->ns_ino, (struct sockaddr *)&lo) ||
 	    capture_holds(g->key.pid, g->m->ns_dev, g->m->ns_ino, (struct sockaddr *)&lo6))
 		g->ports[g->nports++ % DGRAM_SOURCES] = port;
@@ -292,8 +297,8 @@ static void from_destination(void *ctx, uint32_t events)
 		g->last_ms = proto_now_ms();
 		if (!g->proglen || !within(g, (size_t)n))
 			continue;
-		if (sendto(g->w[g->prog_side].fd, buf + h, (size_t)n, MSG_DONTWAIT, (struct sockaddr *)&g->prog,
-			   g->proglen) == n)
+		if (sendto(g->w[g->prog_side].fd, buf + h, (size_t)n, MSG_DONTWAIT,
+			   (struct sockaddr *)&g->prog, g->proglen) == n)
 			g->received += (uint64_t)n;
 	}
 }

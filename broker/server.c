@@ -202,23 +202,17 @@ static void page_open(struct server *s)
 	s->page_fd = -1;
 	if (fd >= 0 && ftruncate(fd, PROTO_PAGE_SIZE) == 0)
 		p = mmap(NULL, PROTO_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED ||
+	s->page = p == MAP_FAILED ? NULL : p;
+	if (!s->page ||
 	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) <
-		    0) {
+		    0 ||
+	    page_lock(s) < 0) {
 		log_warn("no generation page (%s): verdicts are not cached, every attempt is asked",
 			 strerror(errno));
-		if (p != MAP_FAILED)
-			munmap(p, PROTO_PAGE_SIZE);
+		if (s->page)
+			munmap(s->page, PROTO_PAGE_SIZE);
 		if (fd >= 0)
 			close(fd);
-		return;
-	}
-	s->page = p;
-	if (page_lock(s) < 0) {
-		log_warn("no generation page (its lock: %s): verdicts are not cached, every attempt "
-			 "is asked", strerror(errno));
-		munmap(p, PROTO_PAGE_SIZE);
-		close(fd);
 		s->page = NULL;
 		return;
 	}
