@@ -61,8 +61,8 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(XCFLAGS) $(CFLAGS) $(if $(filter tests/%,$<),$(CHECK_CFLAGS)) -MMD -MP -c $< -o $@
 
-# The shim links only the codecs (the wire protocol, DNS), never inih or uthash.
-$(LIB): $(call obj,$(SHIM_SRC) policy/proto.c policy/dns.c policy/hostsfile.c)
+# The shim links only the codecs (the wire protocol, its note ring, DNS), never inih or uthash.
+$(LIB): $(call obj,$(SHIM_SRC) policy/proto.c policy/ring.c policy/dns.c policy/hostsfile.c)
 	$(CC) -shared $(SANFLAGS) $(LDFLAGS) -o $@ $^ -ldl -lpthread
 
 build/lib/$(MULTIARCH)/libegress.so: build/libegress.so
@@ -74,7 +74,7 @@ build/lib/i386-linux-gnu/libegress.so: $(LIB32)
 	ln -sf ../../lib32/libegress.so $@
 
 # The i386 shim: the same sources and codecs, -m32, never sanitized.
-$(LIB32): $(call obj32,$(SHIM_SRC) policy/proto.c policy/dns.c policy/hostsfile.c)
+$(LIB32): $(call obj32,$(SHIM_SRC) policy/proto.c policy/ring.c policy/dns.c policy/hostsfile.c)
 	@mkdir -p $(dir $@)
 	$(CC) -m32 -shared $(LDFLAGS) -o $@ $^ -ldl -lpthread
 
@@ -107,7 +107,7 @@ $(BUILD)/obj/tests/check_main_shim.o: tests/check_main.c
 $(BUILD)/check_egress: $(call obj,tests/check_main.c tests/testlib.c $(TEST_SRC) $(BROKER_SRC) $(POLICY_SRC))
 	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(INIH_LIBS) -lpthread
 
-$(BUILD)/check_shim: $(BUILD)/obj/tests/check_main_shim.o $(call obj,tests/check_shim.c $(SHIM_SRC) policy/proto.c policy/dns.c policy/hostsfile.c)
+$(BUILD)/check_shim: $(BUILD)/obj/tests/check_main_shim.o $(call obj,tests/check_shim.c $(SHIM_SRC) policy/proto.c policy/ring.c policy/dns.c policy/hostsfile.c)
 	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) -ldl -lpthread
 
 # A client that attacks the broker socket on purpose (tests/integration).

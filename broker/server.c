@@ -32,6 +32,7 @@
 #define SERVER_ACCEPTS 64    /* accepts per wake-up, so clients are served too */
 #define SERVER_FIRST_SERIAL 16 /* client serials start here; 0 means none */
 #define SERVER_NOTES_PER_WAKE 32 /* NOTEs of one client read in a row */
+#define SERVER_RING_DELAY_NS 2000000 /* a note ring is read this long after its bell */
 
 /* A network namespace, as /proc/PID/ns/net names it: a hash key. */
 struct netns {
@@ -54,6 +55,10 @@ struct client {
 	bool isolated;            /* ns is a captured one: see client_isolated() */
 	bool paused;              /* reading stopped while lookups is at its bound */
 	bool page_sent;           /* the generation page went with a verdict */
+	struct proto_ring *ring;  /* its note ring (proto.h), NULL none */
+	uint32_t ring_tail;       /* slots of it read: ours, whatever the ring says */
+	bool ring_due;            /* its bell rang: on s->due until read */
+	struct client *due_next;
 	struct capture *capture;  /* a sandbox's connection: the capture it handed over */
 	UT_hash_handle hh;        /* serial -> client */
 	UT_hash_handle nh;        /* ns -> the sandbox's connection, in s->sandboxes */
@@ -62,7 +67,7 @@ struct client {
 struct server {
 	struct loop *loop;
 	struct listener listener;          /* fd -1 until server_listen() */
-	struct watch listen_w, signal_w, timer_w, resolver_w;
+	struct watch listen_w, signal_w, timer_w, resolver_w, ring_w;
 	int reserve_fd;                    /* spare descriptor for EMFILE */
 	char socket_path[108];             /* "" when not configured */
 	char policy_path[PATH_MAX];        /* reloaded from here */
@@ -95,6 +100,8 @@ struct server {
 	char transport_text[300];          /* for status */
 	struct transport_conn conns[TRANSPORT_LIST_MAX]; /* for status */
 	struct client *clients;            /* serial -> client */
+	struct client *due;                /* clients whose note ring rang, until ring_w fires */
+	bool ring_armed;                   /* ring_w is set to fire */
 	uint64_t next_serial;
 	time_t started;                    /* monotonic seconds */
 	bool stop;                         /* SIGTERM or SIGINT seen */
@@ -247,6 +254,144 @@ static void page_sync(struct server *s)
 	}
 }
 
+/* ------------------------------------------------------------ note rings */
+
+static void server_note(struct server *s, struct client *c, const struct proto_note *n);
+static void client_malformed(struct server *s, struct client *c, const char *why);
+
+/* Takes fd, which came with a NOTE of c, as c's note ring: a memfd the
+ * broker can map writable that is sealed against shrinking (whatever the
+ * program does to it then, reading the mapping cannot fault). One that
+ * is not is refused, and c's NOTEs keep coming as messages. Closes fd. */
+static void ring_take(struct client *c, int fd)
+{
+	struct stat st;
+	int seals = fcntl(fd, F_GET_SEALS);
+	void *p = MAP_FAILED;
+
+	if (!c->ring && seals >= 0 && (seals & F_SEAL_SHRINK) && fstat(fd, &st) == 0 &&
+	    S_ISREG(st.st_mode) && st.st_size >= PROTO_RING_SIZE)
+		p = mmap(NULL, PROTO_RING_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return;
+	c->ring = p;
+	if (c->ring->magic != PROTO_RING_MAGIC || c->ring->version != PROTO_VERSION) {
+		munmap(p, PROTO_RING_SIZE);
+		c->ring = NULL;
+		return;
+	}
+	c->ring_tail = __atomic_load_n(&c->ring->tail, __ATOMIC_ACQUIRE);
+	__atomic_store_n(&c->ring->state, PROTO_RING_READ, __ATOMIC_SEQ_CST);
+}
+
+/* Lets c's ring go; the shim asks from now on. */
+static void ring_drop(struct client *c)
+{
+	__atomic_store_n(&c->ring->state, PROTO_RING_SHUT, __ATOMIC_SEQ_CST);
+	munmap(c->ring, PROTO_RING_SIZE);
+	c->ring = NULL;
+}
+
+/* Records what waits in c's note ring, in order. Returns 0, or -1 when
+ * the ring is broken (the program wrote over it): it is let go then, and
+ * the caller closes c. */
+static int ring_read(struct server *s, struct client *c)
+{
+	uint8_t slot[PROTO_RING_SLOT];
+	size_t len;
+	int rc;
+
+	proto_ring_unbell(c->ring);
+	while ((rc = proto_ring_take(c->ring, &c->ring_tail, slot, &len)) == 1)
+		if (proto_decode(slot, len, &s->msg) != 0 || s->msg.type != PROTO_NOTE) {
+			rc = -1;
+			break;
+		} else {
+			server_note(s, c, &s->msg.u.note);
+		}
+	if (rc == 0)
+		return 0;
+	ring_drop(c);
+	return -1;
+}
+
+/* Records what waits in c's ring, if it has one. Returns 0, or -1 when the
+ * ring was broken: c is closed then. */
+static int ring_check(struct server *s, struct client *c)
+{
+	if (!c->ring || ring_read(s, c) == 0)
+		return 0;
+	client_malformed(s, c, "broken note ring");
+	return -1;
+}
+
+/* The bell of c's ring rang (a RING): it is read a moment from now, with
+ * what else comes into it meanwhile, at the cost of one wake-up. */
+static void ring_due(struct server *s, struct client *c)
+{
+	struct itimerspec its = { .it_value.tv_nsec = SERVER_RING_DELAY_NS };
+
+	if (!c->ring_due) {
+		c->ring_due = true;
+		c->due_next = s->due;
+		s->due = c;
+	}
+	if (!s->ring_armed && timerfd_settime(s->ring_w.fd, 0, &its, NULL) == 0)
+		s->ring_armed = true;
+	else if (!s->ring_armed)
+		ring_check(s, c); /* no timer: at once */
+}
+
+/* Reads every ring whose bell rang. */
+static void rings_read(struct server *s)
+{
+	struct client *c;
+
+	while ((c = s->due)) {
+		s->due = c->due_next;
+		c->due_next = NULL;
+		c->ring_due = false;
+		ring_check(s, c);
+	}
+}
+
+/* ring_w's handler. */
+static void rings_tick(void *ctx, uint32_t events)
+{
+	struct server *s = ctx;
+	uint64_t n;
+
+	(void)events;
+	if (read(s->ring_w.fd, &n, sizeof n) < 0 && errno == EAGAIN)
+		return;
+	s->ring_armed = false;
+	rings_read(s);
+}
+
+/* c is going: what its ring holds is recorded, and the shim told that
+ * nothing more will be (it asks instead). */
+static void ring_close(struct server *s, struct client *c)
+{
+	struct client **p;
+
+	for (p = &s->due; *p; p = &(*p)->due_next)
+		if (*p == c) {
+			*p = c->due_next;
+			break;
+		}
+	if (!c->ring)
+		return;
+	__atomic_store_n(&c->ring->state, PROTO_RING_SHUT, __ATOMIC_SEQ_CST);
+	if (ring_read(s, c) == 0) {
+		ring_drop(c);
+	} else {
+		log_warn("client pid %ld (%s): broken note ring", (long)c->pid,
+			 c->exe[0] ? c->exe : "?");
+		s->stats.malformed++;
+	}
+}
+
 /* ---------------------------------------------------------------- clients */
 
 static struct client *client_find(struct server *s, uint64_t serial)
@@ -282,6 +427,7 @@ static bool client_isolated(struct server *s, struct client *c)
 
 static void client_close(struct server *s, struct client *c)
 {
+	ring_close(s, c);
 	if (s->transport)
 		transport_client_gone(s->transport, c->serial);
 	if (c->capture) { /* the sandbox is gone, and its namespace with it */
@@ -867,11 +1013,24 @@ static bool client_readable(struct server *s, struct client *c)
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return false;
 	nfds = n > 0 ? received_fds(&mh, fds, SANDBOX_CAPTURE_FDS) : 0;
+	/* What waits in the ring came before this message (a bell excepted:
+	 * its ring is read a moment later, which is the point of it). */
+	if (n >= PROTO_HDR_LEN && (s->in[2] | s->in[3] << 8) != PROTO_RING &&
+	    ring_check(s, c) < 0) {
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+		return false;
+	}
 	rc = n <= 0 ? -1 : proto_decode(s->in, (size_t)n, &s->msg);
 	if (rc == 0 && s->msg.type == PROTO_CONTROL && s->msg.u.control.what == PROTO_CTL_CAPTURE &&
 	    !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		server_capture(s, c, s->msg.id, fds, nfds);
 		return false;
+	}
+	if (rc == 0 && s->msg.type == PROTO_NOTE && nfds == 1 &&
+	    !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		ring_take(c, fds[0]); /* the shim's note ring, for its next NOTEs */
+		nfds = 0;
 	}
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
@@ -900,6 +1059,13 @@ static bool client_readable(struct server *s, struct client *c)
 	case PROTO_NOTE:
 		server_note(s, c, &s->msg.u.note);
 		return true;
+	case PROTO_RING:
+		if (!c->ring) {
+			client_malformed(s, c, "a bell without a note ring");
+			return false;
+		}
+		ring_due(s, c);
+		return true;
 	case PROTO_CONTROL:
 		/* A program under --isolate may not steer its broker; nor may
 		 * anything else outside the broker's network namespace once it
@@ -909,7 +1075,12 @@ static bool client_readable(struct server *s, struct client *c)
 			client_send_error(s, c, s->msg.id, PROTO_E_DENIED);
 			break;
 		}
-		control_handle(s, c->uid, s->msg.u.control.what, &s->ans);
+		{
+			int what = s->msg.u.control.what;
+
+			rings_read(s); /* status counts what has been done */
+			control_handle(s, c->uid, what, &s->ans);
+		}
 		s->ans.id = s->msg.id;
 		client_send(s, c, &s->ans, -1);
 		break;
@@ -1196,6 +1367,8 @@ int server_reload(struct server *s, char *msg, size_t cap)
 	char err[POLICY_ERR_MAX], hex[65];
 	struct policy *np = policy_load(s->policy_path, err, sizeof err);
 
+	rings_read(s); /* judged by the policy they were applied under */
+
 	if (!np) {
 		snprintf(s->last_error, sizeof s->last_error, "%s", err);
 		real_now(&s->last_error_at);
@@ -1336,6 +1509,7 @@ struct server *server_new(const struct server_config *cfg, char *err, size_t err
 	s->listener.fd = s->reserve_fd = s->page_fd = -1;
 	watch_init(&s->signal_w, -1, NULL, NULL);
 	watch_init(&s->timer_w, -1, NULL, NULL);
+	watch_init(&s->ring_w, -1, NULL, NULL);
 	stats_init(&s->stats);
 	audit_init(&s->audit);
 	s->next_serial = SERVER_FIRST_SERIAL;
@@ -1374,6 +1548,12 @@ struct server *server_new(const struct server_config *cfg, char *err, size_t err
 	s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || timerfd_settime(fd, 0, &its, NULL) < 0 ||
 	    loop_watch(s->loop, &s->timer_w, EPOLLIN) < 0) {
+		snprintf(err, errlen, "timerfd: %s", strerror(errno));
+		goto fail;
+	}
+	fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	watch_init(&s->ring_w, fd, rings_tick, s);
+	if (fd < 0 || loop_watch(s->loop, &s->ring_w, EPOLLIN) < 0) {
 		snprintf(err, errlen, "timerfd: %s", strerror(errno));
 		goto fail;
 	}
@@ -1435,6 +1615,8 @@ void server_free(struct server *s)
 		close(s->signal_w.fd);
 	if (s->timer_w.fd >= 0)
 		close(s->timer_w.fd);
+	if (s->ring_w.fd >= 0)
+		close(s->ring_w.fd);
 	if (s->reserve_fd >= 0)
 		close(s->reserve_fd);
 	loop_free(s->loop);

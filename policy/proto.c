@@ -127,6 +127,8 @@ static ssize_t body_len(const struct proto_msg *m)
 		return 4 + (ssize_t)m->u.text.len;
 	case PROTO_ERROR:
 		return 4;
+	case PROTO_RING:
+		return 0;
 	}
 	return -1;
 }
@@ -275,6 +277,14 @@ static int get_header(const uint8_t *p, size_t len, uint16_t *type, uint32_t *id
 	return p[1] == PROTO_VERSION ? 0 : PROTO_BAD_VERSION;
 }
 
+ssize_t proto_encode_ring(void *buf, size_t cap)
+{
+	if (cap < PROTO_HDR_LEN)
+		return -1;
+	put_header(buf, PROTO_RING, 0, 0);
+	return PROTO_HDR_LEN;
+}
+
 int proto_decode_answer(const void *buf, size_t len, uint16_t *type, uint32_t *id,
 			struct proto_verdict *v, int32_t *error)
 {
@@ -310,6 +320,8 @@ int proto_decode(const void *buf, size_t len, struct proto_msg *m)
 		return note_ok(&m->u.note.ask, m->u.note.action) ? 0 : PROTO_BAD_MSG;
 	case PROTO_ERROR:
 		return decode_error(p, blen, &m->u.error);
+	case PROTO_RING:
+		return blen == 0 ? 0 : PROTO_BAD_MSG;
 	case PROTO_VERDICT:
 		return decode_verdict(p, blen, &m->u.verdict);
 	case PROTO_CONTROL:

@@ -31,14 +31,19 @@
  * is never used past the moment asking would have answered otherwise. A
  * connect applied from the cache is still told to the broker, by a NOTE
  * that is not answered; one that cannot be sent at once is asked instead.
+ * NOTEs go through the connection's note ring (struct proto_ring) once the
+ * shim has one: the first NOTE that it can send after making the ring
+ * carries the ring's memfd; a RING message (no body, no answer) says that
+ * slots wait in it.
  *
  * All integers are little-endian. Bump PROTO_VERSION with any change to the
  * message set or a body layout.
  */
 #define PROTO_MAGIC 'E'
-#define PROTO_VERSION 6 /* 3: the ASK flag PROTO_ASK_INET6; 4: PROTO_CTL_CAPTURE; 5: PROTO_ASK_PASSIVE,
+#define PROTO_VERSION 7 /* 3: the ASK flag PROTO_ASK_INET6; 4: PROTO_CTL_CAPTURE; 5: PROTO_ASK_PASSIVE,
 			 * the verdict's port (a send to a name server goes to the broker's);
-			 * 6: NOTE, cached connect verdicts and the generation page */
+			 * 6: NOTE, cached connect verdicts and the generation page;
+			 * 7: RING, the note ring */
 #define PROTO_HDR_LEN 12
 #define PROTO_NAME_MAX 253  /* longest DNS name, without the trailing dot */
 #define PROTO_RULE_MAX 63   /* longest rule name */
@@ -55,6 +60,7 @@ enum proto_type {
 	PROTO_TEXT = 4,    /* broker -> control tool: a text answer */
 	PROTO_ERROR = 5,   /* broker -> anyone: request refused */
 	PROTO_NOTE = 6,    /* shim -> broker: a connect applied from a cached verdict; no answer */
+	PROTO_RING = 7,    /* shim -> broker: NOTEs wait in the note ring; no body, no answer */
 };
 
 enum proto_op {
@@ -162,6 +168,57 @@ struct proto_page {
 #define PROTO_PAGE_TID_MASK 0x3fffffffu   /* FUTEX_TID_MASK */
 #define PROTO_PAGE_OWNER_DIED 0x40000000u /* FUTEX_OWNER_DIED */
 
+/* The note ring: NOTEs written into memory the shim and the broker share
+ * instead of sent, so that a thread connecting again and again from its
+ * cache neither makes a system call nor wakes the broker for each. The
+ * shim makes it (a memfd sealed against shrinking, so that the broker's
+ * reads can never fault) for its connection and owns head; the broker
+ * keeps its own tail (what the shared one says is only for the shim) and
+ * state. A slot is a length byte and one NOTE as proto_encode_ask makes it,
+ * which the broker decodes as any message it receives: whatever the
+ * program writes into the ring is what it could send. Single writer (the
+ * thread that owns the connection), single reader. */
+#define PROTO_RING_MAGIC 0x65677272u /* "egrr" */
+#define PROTO_RING_SLOTS 256         /* a power of two */
+#define PROTO_RING_SLOT 48           /* a length byte and one NOTE */
+#define PROTO_RING_SIZE (64 + PROTO_RING_SLOTS * PROTO_RING_SLOT)
+
+enum proto_ring_state {
+	PROTO_RING_NEW = 0,  /* not taken yet: the shim sends its NOTEs */
+	PROTO_RING_READ = 1, /* the broker reads it */
+	PROTO_RING_SHUT = 2, /* the broker reads it no more (the connection ended) */
+};
+
+struct proto_ring {
+	uint32_t magic;   /* PROTO_RING_MAGIC */
+	uint32_t version; /* PROTO_VERSION */
+	uint32_t head;    /* slots filled, free-running: the shim's */
+	uint32_t tail;    /* slots read, free-running: the broker's */
+	uint32_t bell;    /* 1: the broker has been told (RING) that slots wait */
+	uint32_t state;   /* enum proto_ring_state: the broker's */
+	uint8_t pad[40];
+	uint8_t slot[PROTO_RING_SLOTS][PROTO_RING_SLOT];
+};
+
+/* The shim's side: puts the NOTE msg (len bytes) into r. Returns 1 when it
+ * is in and the broker must be told (a RING message), 0 when it is in and
+ * the broker has been told already, -1 when it is not in, or may never be
+ * read (r full, msg too long, the broker not reading r): the caller then
+ * sends the NOTE, or asks, and the broker may read it twice. */
+int proto_ring_put(struct proto_ring *r, const void *msg, size_t len);
+
+/* The broker's side: takes the next slot after *tail into out (at least
+ * PROTO_RING_SLOT bytes) and its length into *len, and moves *tail on.
+ * Returns 1 when it took one, 0 when r is empty, -1 when r is broken
+ * (head and tail more than the ring apart, a length out of bounds): the
+ * program wrote over it. r may change under this call. */
+int proto_ring_take(struct proto_ring *r, uint32_t *tail, void *out, size_t *len);
+
+/* The broker's side: from now on, slots are announced again (a RING):
+ * before it reads what waits, so that nothing put after the read goes
+ * untold. */
+void proto_ring_unbell(struct proto_ring *r);
+
 struct proto_control {
 	uint8_t what; /* enum proto_ctl */
 };
@@ -204,6 +261,9 @@ ssize_t proto_encode_ask(uint16_t type, uint32_t id, const struct proto_ask *a, 
 			 void *buf, size_t cap);
 int proto_decode_answer(const void *buf, size_t len, uint16_t *type, uint32_t *id,
 			struct proto_verdict *v, int32_t *error);
+/* Encodes a RING message (a header alone) into buf. Returns its length,
+ * or -1 when cap is too small. */
+ssize_t proto_encode_ring(void *buf, size_t cap);
 
 /* --------------------------- shared helpers: linked by the shim and the broker */
 

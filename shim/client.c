@@ -20,14 +20,18 @@
  *
  * The common case (the owner, not busy) costs one gettid more than the
  * round trip; the old getpid check it replaces was one too. A connect
- * applied from the verdict cache sends a NOTE over the same connection
- * under the same rules, and waits for nothing. */
+ * applied from the verdict cache tells the broker with a NOTE over the
+ * same connection under the same rules, and waits for nothing: once the
+ * connection has a note ring (proto.h) the NOTE is put there, which costs
+ * no system call but the gettid, and only the first one after the broker
+ * has read the ring rings its bell (a RING message). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -46,6 +50,8 @@ struct conn {
 	ino_t ino;
 	uint32_t next_id;           /* id of the next request */
 	volatile sig_atomic_t busy; /* 1 while an ask of the owner is using fd */
+	struct proto_ring *ring;    /* fd's note ring, NULL none (yet) */
+	bool ring_failed;           /* none could be made for fd: NOTEs are sent */
 };
 
 static __thread struct conn tconn __attribute__((tls_model("initial-exec"))) = { .fd = -1 };
@@ -96,12 +102,17 @@ static bool conn_is_ours(const struct conn *c)
 	return fd_is(c->fd, c->dev, c->ino);
 }
 
-/* Forgets the connection, closing the descriptor only while it is ours. */
+/* Forgets the connection, closing the descriptor only while it is ours,
+ * and its note ring (in a fork child: the child's mapping of its parent's). */
 static void conn_drop(struct conn *c)
 {
 	if (conn_is_ours(c))
 		close(c->fd);
 	c->fd = -1;
+	if (c->ring)
+		munmap(c->ring, PROTO_RING_SIZE);
+	c->ring = NULL;
+	c->ring_failed = false;
 }
 
 /* Thread exit: close this thread's connection, if it is the owner's. */
@@ -417,6 +428,86 @@ static int ask_owned(struct conn *c, pid_t tid, const struct proto_ask *ask,
 	return -1;
 }
 
+/* Sends msg (len bytes) on c without waiting, with fd as SCM_RIGHTS when
+ * fd >= 0, while c->fd is still ours. Returns 0 or -1. */
+static int conn_send(struct conn *c, const void *msg, size_t len, int fd)
+{
+	union {
+		struct cmsghdr align;
+		char space[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { .iov_base = (void *)msg, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (fd >= 0) {
+		struct cmsghdr *cm;
+		memset(&ctl, 0, sizeof ctl);
+		mh.msg_control = ctl.space;
+		mh.msg_controllen = sizeof ctl.space;
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+	}
+	if (c->fd < 0 || !conn_is_ours(c) ||
+	    sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)len)
+		return -1;
+	return 0;
+}
+
+/* Makes c's note ring: a memfd sealed against shrinking (so that the
+ * broker's reads of it can never fault), mapped here. Returns its
+ * descriptor, to send, or -1 (c->ring_failed: the NOTEs of c are sent). */
+static int ring_make(struct conn *c)
+{
+	int fd = memfd_create("egress-notes", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	void *p = MAP_FAILED;
+
+	if (fd >= 0 && ftruncate(fd, PROTO_RING_SIZE) == 0 &&
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
+		p = mmap(NULL, PROTO_RING_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		if (fd >= 0)
+			close(fd);
+		c->ring_failed = true;
+		return -1;
+	}
+	c->ring = p;
+	c->ring->magic = PROTO_RING_MAGIC;
+	c->ring->version = PROTO_VERSION;
+	return fd;
+}
+
+/* Tells the broker of the NOTE msg (len bytes) over c, which the caller
+ * owns and has marked busy: into the ring while the broker reads it (and
+ * its bell rung when it must be), else sent, the first time with a new
+ * ring. Returns 0, or -1 when the broker could not be told at once. */
+static int note_owned(struct conn *c, const uint8_t *msg, size_t len)
+{
+	uint8_t bell[PROTO_HDR_LEN];
+	int put, ring = -1, r;
+
+	if (c->fd < 0)
+		return -1;
+	put = c->ring ? proto_ring_put(c->ring, msg, len) : -1;
+	if (put == 0)
+		return 0;
+	if (put == 1) /* in the ring; unread unless the broker is told */
+		return conn_send(c, bell, (size_t)proto_encode_ring(bell, sizeof bell), -1);
+	if (!c->ring && !c->ring_failed)
+		ring = ring_make(c);
+	r = conn_send(c, msg, len, ring);
+	if (ring >= 0) {
+		close(ring);
+		if (r < 0) { /* the broker never got it: make another next time */
+			munmap(c->ring, PROTO_RING_SIZE);
+			c->ring = NULL;
+		}
+	}
+	return r;
+}
+
 int (*shim_note)(const struct proto_ask *, int) = shim_client_note;
 
 int shim_client_note(const struct proto_ask *ask, int action)
@@ -424,7 +515,7 @@ int shim_client_note(const struct proto_ask *ask, int action)
 	struct conn *c = &tconn;
 	uint8_t req[REQ_MAX];
 	ssize_t len = proto_encode_ask(PROTO_NOTE, 0, ask, (uint8_t)action, req, sizeof req);
-	int saved = errno, r = -1;
+	int saved = errno, r;
 
 	/* Only the owner's own connection, idle: what it sends is then
 	 * attributed to this process by the broker (its peer credentials),
@@ -433,9 +524,7 @@ int shim_client_note(const struct proto_ask *ask, int action)
 		return -1;
 	c->busy = 1;
 	signal_fence();
-	if (c->fd >= 0 && conn_is_ours(c) &&
-	    send(c->fd, req, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL) == len)
-		r = 0;
+	r = note_owned(c, req, (size_t)len);
 	signal_fence();
 	c->busy = 0;
 	errno = saved;
