@@ -1,9 +1,11 @@
-/* audit.c: the audit log, JSON Lines appended one write() per decision;
+/* audit.c: the audit log, JSON Lines appended one write() per decision
+ * (per batch of them while held: the records of a note ring);
  * a failing log is counted and reported, never allowed to change a decision. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,6 +22,10 @@ void audit_init(struct audit *a)
 	a->failures = 0;
 	a->written = 0;
 	a->reopened = 0;
+	a->held = false;
+	a->batch = NULL;
+	a->nbatch = 0;
+	a->batched = 0;
 }
 
 void audit_close(struct audit *a)
@@ -148,28 +154,20 @@ int audit_format(const struct audit_event *ev, char *out, size_t cap)
 	return b.overflow ? -1 : (int)b.len;
 }
 
-int audit_write(struct audit *a, const struct audit_event *ev)
+/* Writes n bytes of buf, which hold lines whole lines, and counts them.
+ * Returns 0 or -1. */
+static int audit_out(struct audit *a, const char *buf, size_t n, unsigned long lines)
 {
-	char line[AUDIT_LINE_MAX];
-	int n;
 	ssize_t w;
 
-	if (!a->path[0])
-		return 0;
-	n = audit_format(ev, line, sizeof line);
-	if (n < 0) {
-		a->failures++;
-		a->err = EMSGSIZE;
-		return -1;
-	}
 	if (a->fd < 0 && audit_reopen(a) < 0) {
-		a->failures++;
+		a->failures += lines;
 		return -1;
 	}
 	do
-		w = write(a->fd, line, (size_t)n);
+		w = write(a->fd, buf, n);
 	while (w < 0 && errno == EINTR);
-	if (w != n) {
+	if (w != (ssize_t)n) {
 		/* A short write leaves a partial line; the next one starts on a
 		 * fresh line so that readers can skip the damaged one. */
 		int err = w < 0 ? errno : EIO;
@@ -179,10 +177,54 @@ int audit_write(struct audit *a, const struct audit_event *ev)
 		if (w > 0)
 			(void)!write(a->fd, "\n", 1);
 		a->err = err;
-		a->failures++;
+		a->failures += lines;
 		return -1;
 	}
 	a->err = 0;
-	a->written++;
+	a->written += lines;
 	return 0;
+}
+
+int audit_write(struct audit *a, const struct audit_event *ev)
+{
+	char line[AUDIT_LINE_MAX];
+	int n;
+
+	if (!a->path[0])
+		return 0;
+	n = audit_format(ev, line, sizeof line);
+	if (n < 0) {
+		a->failures++;
+		a->err = EMSGSIZE;
+		return -1;
+	}
+	if (!a->held || !a->batch)
+		return audit_out(a, line, (size_t)n, 1);
+	if (a->nbatch + (size_t)n > AUDIT_BATCH) { /* write what is held, and go on holding */
+		audit_out(a, a->batch, a->nbatch, a->batched);
+		a->nbatch = 0;
+		a->batched = 0;
+	}
+	memcpy(a->batch + a->nbatch, line, (size_t)n);
+	a->nbatch += (size_t)n;
+	a->batched++;
+	return 0;
+}
+
+void audit_hold(struct audit *a)
+{
+	if (!a->batch)
+		a->batch = malloc(AUDIT_BATCH); /* without it, each line is written alone */
+	a->held = true;
+}
+
+void audit_flush(struct audit *a)
+{
+	if (a->nbatch)
+		audit_out(a, a->batch, a->nbatch, a->batched);
+	free(a->batch);
+	a->batch = NULL;
+	a->held = false;
+	a->nbatch = 0;
+	a->batched = 0;
 }

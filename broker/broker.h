@@ -107,7 +107,13 @@ struct audit {
 	unsigned long reopened;  /* times the file was found removed and recreated */
 	dev_t dev;               /* the open file, to notice its removal */
 	ino_t ino;
+	bool held;               /* between audit_hold and audit_flush */
+	char *batch;             /* lines held, AUDIT_BATCH bytes (NULL unless held) */
+	size_t nbatch;           /* bytes in it */
+	unsigned long batched;   /* lines in it */
 };
+
+#define AUDIT_BATCH 65536 /* the most bytes held for one write */
 
 void audit_init(struct audit *a);
 /* Closes any open log and opens path (NULL or "" for none). Returns 0, or
@@ -126,6 +132,12 @@ int audit_format(const struct audit_event *ev, char *buf, size_t cap);
 /* Writes ev to the log, if any. Returns 0, or -1 after counting the failure
  * (the decision stands whatever this returns). */
 int audit_write(struct audit *a, const struct audit_event *ev);
+/* From audit_hold to audit_flush, events are gathered and written a batch
+ * (AUDIT_BATCH bytes at most) at a time, as when a note ring's worth is
+ * recorded at once: in the same order, each counted when it is written.
+ * audit_write then fails only for a line that cannot be formatted. */
+void audit_hold(struct audit *a);
+void audit_flush(struct audit *a);
 /* Symbolic name of a getaddrinfo error ("EAI_NONAME"), "EAI_?" if unknown. */
 const char *audit_eai_name(int eai);
 

@@ -303,6 +303,7 @@ static int ring_read(struct server *s, struct client *c)
 	int rc;
 
 	proto_ring_unbell(c->ring);
+	audit_hold(&s->audit); /* a ring's worth of lines, one write */
 	while ((rc = proto_ring_take(c->ring, &c->ring_tail, slot, &len)) == 1)
 		if (proto_decode(slot, len, &s->msg) != 0 || s->msg.type != PROTO_NOTE) {
 			rc = -1;
@@ -310,6 +311,7 @@ static int ring_read(struct server *s, struct client *c)
 		} else {
 			server_note(s, c, &s->msg.u.note);
 		}
+	audit_flush(&s->audit);
 	if (rc == 0)
 		return 0;
 	ring_drop(c);

@@ -401,7 +401,7 @@ END_TEST
 
 START_TEST(test_proto_decode_bad_type)
 {
-	static const uint16_t types[] = { 0, 7, 8, 0x100, 0xffff };
+	static const uint16_t types[] = { 0, 8, 9, 0x100, 0xffff };
 	uint8_t buf[PROTO_HDR_LEN + 4] = { PROTO_MAGIC, PROTO_VERSION, 0, 0, 9, 8, 7, 6, 4 };
 	struct proto_msg *d = msg_new();
 
@@ -1125,6 +1125,112 @@ START_TEST(test_proto_constants)
 }
 END_TEST
 
+/* ------------------------------------------------------------- note ring */
+
+static struct proto_ring ring_mem;
+
+static struct proto_ring *ring_fresh(uint32_t state)
+{
+	memset(&ring_mem, 0, sizeof ring_mem);
+	ring_mem.state = state;
+	return &ring_mem;
+}
+
+/* A NOTE-sized message whose bytes say i. */
+static const uint8_t *ring_msg(int i, size_t *len)
+{
+	static uint8_t m[40];
+
+	memset(m, i & 0xff, sizeof m);
+	*len = sizeof m;
+	return m;
+}
+
+/* Put and take: in order, one bell for a run until the reader unbells,
+ * nothing put while the broker does not read, a ring of 256 and no more. */
+START_TEST(test_proto_ring_put_take)
+{
+	struct proto_ring *r = ring_fresh(PROTO_RING_NEW);
+	uint8_t out[PROTO_RING_SLOT];
+	uint32_t tail = 0;
+	size_t len, got;
+	const uint8_t *m = ring_msg(1, &len);
+
+	ck_assert_int_eq(proto_ring_put(r, m, len), -1); /* not taken yet */
+	r->state = PROTO_RING_READ;
+	ck_assert_int_eq(proto_ring_take(r, &tail, out, &got), 0);
+	ck_assert_int_eq(proto_ring_put(r, ring_msg(1, &len), len), 1);
+	ck_assert_int_eq(proto_ring_put(r, ring_msg(2, &len), len), 0);
+	proto_ring_unbell(r);
+	ck_assert_int_eq(proto_ring_put(r, ring_msg(3, &len), len), 1);
+	for (int i = 1; i <= 3; i++) {
+		ck_assert_int_eq(proto_ring_take(r, &tail, out, &got), 1);
+		ck_assert_uint_eq(got, len);
+		ck_assert_uint_eq(out[0], i);
+		ck_assert_uint_eq(out[got - 1], i);
+	}
+	ck_assert_int_eq(proto_ring_take(r, &tail, out, &got), 0);
+	ck_assert_uint_eq(r->tail, 3);
+	for (int i = 0; i < PROTO_RING_SLOTS; i++)
+		ck_assert_int_ge(proto_ring_put(r, ring_msg(i, &len), len), 0);
+	ck_assert_int_eq(proto_ring_put(r, ring_msg(9, &len), len), -1); /* full */
+	ck_assert_int_eq(proto_ring_take(r, &tail, out, &got), 1);
+	ck_assert_uint_eq(out[0], 0);
+	ck_assert_int_ge(proto_ring_put(r, ring_msg(9, &len), len), 0);
+	ck_assert_int_eq(proto_ring_put(r, m, 0), -1);
+	ck_assert_int_eq(proto_ring_put(r, m, PROTO_RING_SLOT), -1);
+	r->state = PROTO_RING_SHUT;
+	ck_assert_int_eq(proto_ring_put(r, m, len), -1);
+}
+END_TEST
+
+/* What the program can write into the ring is caught: the reader's own
+ * tail counts, not the shared one; head too far ahead, or a length out of
+ * bounds, is a broken ring; the free-running counters wrap. */
+START_TEST(test_proto_ring_broken)
+{
+	struct proto_ring *r = ring_fresh(PROTO_RING_READ);
+	uint8_t out[PROTO_RING_SLOT];
+	uint32_t tail;
+	size_t len, got;
+
+	r->head = r->tail = tail = UINT32_MAX - 1; /* about to wrap */
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_ge(proto_ring_put(r, ring_msg(i, &len), len), 0);
+	r->tail = 0; /* the program's write: not what the reader goes by */
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(proto_ring_take(r, &tail, out, &got), 1);
+		ck_assert_uint_eq(out[0], i);
+	}
+	ck_assert_uint_eq(tail, 2);
+	r->head = tail + PROTO_RING_SLOTS + 1;
+	ck_assert_int_eq(proto_ring_take(r, &tail, out, &got), -1);
+	r->head = tail + 1;
+	r->slot[tail & (PROTO_RING_SLOTS - 1)][0] = 0;
+	ck_assert_int_eq(proto_ring_take(r, &tail, out, &got), -1);
+	r->slot[tail & (PROTO_RING_SLOTS - 1)][0] = PROTO_RING_SLOT;
+	ck_assert_int_eq(proto_ring_take(r, &tail, out, &got), -1);
+	ck_assert_uint_eq(tail, 2);
+}
+END_TEST
+
+/* A RING message is a header alone. */
+START_TEST(test_proto_ring_message)
+{
+	uint8_t buf[PROTO_HDR_LEN + 1];
+	struct proto_msg *d = msg_new();
+
+	ck_assert_int_eq(proto_encode_ring(buf, PROTO_HDR_LEN - 1), -1);
+	ck_assert_int_eq(proto_encode_ring(buf, sizeof buf), PROTO_HDR_LEN);
+	ck_assert_int_eq(proto_decode(buf, PROTO_HDR_LEN, d), 0);
+	ck_assert_uint_eq(d->type, PROTO_RING);
+	buf[8] = 1; /* a body */
+	buf[PROTO_HDR_LEN] = 0;
+	ck_assert_int_eq(proto_decode(buf, sizeof buf, d), PROTO_BAD_MSG);
+	free(d);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ suite */
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -1173,6 +1279,12 @@ Suite *suite_proto(void)
 	tcase_add_test(tc, test_proto_dest_format_bounds);
 	tcase_add_test(tc, test_proto_now_ms);
 	tcase_add_test(tc, test_proto_constants);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("ring");
+	tcase_add_test(tc, test_proto_ring_put_take);
+	tcase_add_test(tc, test_proto_ring_broken);
+	tcase_add_test(tc, test_proto_ring_message);
 	suite_add_tcase(s, tc);
 	return s;
 }

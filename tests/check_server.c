@@ -994,6 +994,222 @@ START_TEST(test_server_note_recorded)
 }
 END_TEST
 
+/* ------------------------------------------------------------ note rings */
+
+/* A note ring as the shim makes it (seals: what to add), mapped here into
+ * *r; its descriptor. */
+static int ring_new(int seals, struct proto_ring **r)
+{
+	int fd = memfd_create("check-notes", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	void *p;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, PROTO_RING_SIZE), 0);
+	if (seals)
+		ck_assert_int_eq(fcntl(fd, F_ADD_SEALS, seals), 0);
+	p = mmap(NULL, PROTO_RING_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ck_assert_ptr_ne(p, MAP_FAILED);
+	*r = p;
+	(*r)->magic = PROTO_RING_MAGIC;
+	(*r)->version = PROTO_VERSION;
+	return fd;
+}
+
+/* The NOTE of a connect to 10.0.0.7:443 the shim applied as action. */
+static void note_of(int action, struct proto_msg *m)
+{
+	memset(m, 0, sizeof *m);
+	m->type = PROTO_NOTE;
+	m->u.note.ask.op = PROTO_OP_CONNECT;
+	m->u.note.ask.l4 = PROTO_L4_TCP;
+	m->u.note.ask.port = 443;
+	m->u.note.ask.addr = A("10.0.0.7");
+	m->u.note.action = (uint8_t)action;
+}
+
+/* Sends m on fd with passfd as SCM_RIGHTS. */
+static void send_msg_fd(int fd, const struct proto_msg *m, int passfd)
+{
+	union {
+		struct cmsghdr align;
+		char space[CMSG_SPACE(sizeof(int))];
+	} cm;
+	uint8_t buf[256];
+	struct iovec iov = { .iov_base = buf };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.space,
+			     .msg_controllen = sizeof cm.space };
+	ssize_t len = proto_encode(m, buf, sizeof buf);
+
+	ck_assert_int_gt(len, 0);
+	iov.iov_len = (size_t)len;
+	memset(&cm, 0, sizeof cm);
+	CMSG_FIRSTHDR(&mh)->cmsg_level = SOL_SOCKET;
+	CMSG_FIRSTHDR(&mh)->cmsg_type = SCM_RIGHTS;
+	CMSG_FIRSTHDR(&mh)->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(CMSG_FIRSTHDR(&mh)), &passfd, sizeof passfd);
+	ck_assert_int_eq(sendmsg(fd, &mh, 0), len);
+}
+
+/* Puts n NOTEs of action into r; the sum of what proto_ring_put said. */
+static int ring_put_notes(struct proto_ring *r, int action, int n)
+{
+	struct proto_msg m;
+	uint8_t buf[64];
+	ssize_t len;
+	int bells = 0;
+
+	note_of(action, &m);
+	len = proto_encode(&m, buf, sizeof buf);
+	ck_assert_int_gt(len, 0);
+	for (int i = 0; i < n; i++)
+		bells += proto_ring_put(r, buf, (size_t)len);
+	return bells;
+}
+
+static void send_bell(int fd)
+{
+	uint8_t bell[PROTO_HDR_LEN];
+
+	ck_assert_int_eq(proto_encode_ring(bell, sizeof bell), PROTO_HDR_LEN);
+	ck_assert_int_eq(send(fd, bell, sizeof bell, 0), PROTO_HDR_LEN);
+}
+
+/* Runs the loop until `cached` connects are counted (or 2 s). */
+static unsigned long pump_cached(struct fixture *f, unsigned long cached)
+{
+	struct control_info ci;
+
+	for (int i = 0; i < 100; i++) {
+		server_info(f->s, &ci);
+		if (ci.stats->cached >= cached)
+			break;
+		ck_assert_int_ge(server_run_once(f->s, 20), 0);
+	}
+	server_info(f->s, &ci);
+	return ci.stats->cached;
+}
+
+/* The first NOTE brings the ring; NOTEs put there are recorded in order
+ * once its bell rings (one bell for a run of them), before the client's
+ * next question is, and when the client goes; the broker then says it
+ * reads no more. */
+START_TEST(test_server_note_ring)
+{
+	struct fixture f;
+	struct proto_msg m, a;
+	struct proto_ring *r;
+	char log[16384], *p;
+	int fd = ring_new(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, &r), n;
+
+	fixture_open(&f, server_policy, stub_lookup);
+	note_of(PROTO_DENY, &m);
+	send_msg_fd(f.fd, &m, fd);
+	close(fd);
+	ck_assert_uint_eq(pump_cached(&f, 1), 1);
+	ck_assert_uint_eq(r->state, PROTO_RING_READ);
+	ck_assert_int_eq(ring_put_notes(r, PROTO_DENY, 3), 1); /* one bell for three */
+	send_bell(f.fd);
+	ck_assert_uint_eq(pump_cached(&f, 4), 4);
+	ck_assert_uint_eq(r->tail, r->head);
+	/* read before the question that follows them, bell or not */
+	ck_assert_int_eq(ring_put_notes(r, PROTO_DENY, 1), 1);
+	ck_assert_int_eq(ring_put_notes(r, PROTO_ALLOW, 1), 0); /* what the policy does not say */
+	ask(&f, 2, PROTO_OP_CONNECT, PROTO_L4_TCP, 80, "10.0.0.7", &a);
+	ck_assert_uint_eq(pump_cached(&f, 0), 6);
+	read_file(f.audit, log, sizeof log);
+	p = strstr(log, "\"action\":\"allow\",\"rule\":\"cached\"");
+	p = p ? strstr(p, "\"port\":80,") : NULL;
+	ck_assert_msg(p && !strstr(p, "\"cached\":true"), "the ring's NOTEs before the question: %s",
+		      log);
+	/* the client goes with NOTEs unannounced: they are recorded */
+	ck_assert_int_eq(ring_put_notes(r, PROTO_DENY, 2), 1);
+	close(f.fd);
+	f.fd = -1;
+	ck_assert_uint_eq(pump_cached(&f, 8), 8);
+	ck_assert_uint_eq(r->state, PROTO_RING_SHUT);
+	ck_assert_int_eq(ring_put_notes(r, PROTO_DENY, 1), -1);
+	read_file(f.audit, log, sizeof log);
+	n = 0;
+	for (p = log; (p = strstr(p, "\"cached\":true")); p++)
+		n++;
+	ck_assert_int_eq(n, 8);
+	munmap(r, PROTO_RING_SIZE);
+	fixture_close(&f);
+}
+END_TEST
+
+/* A ring the broker could be made to fault on (not sealed against
+ * shrinking), or of another version, is not taken: the NOTE that brought
+ * it is recorded, the shim is never told to use it, and shrinking it
+ * afterwards harms nothing. */
+START_TEST(test_server_note_ring_refused)
+{
+	struct fixture f;
+	struct proto_msg m, a;
+	struct proto_ring *r, *old;
+	int fd = ring_new(0, &r), fd2 = ring_new(F_SEAL_SHRINK, &old);
+
+	fixture_open(&f, server_policy, stub_lookup);
+	old->version = PROTO_VERSION - 1;
+	note_of(PROTO_DENY, &m);
+	send_msg_fd(f.fd, &m, fd);
+	send_msg_fd(f.fd, &m, fd2);
+	ck_assert_uint_eq(pump_cached(&f, 2), 2);
+	ck_assert_int_eq(ftruncate(fd, 0), 0);
+	ck_assert_uint_eq(old->state, PROTO_RING_NEW);
+	munmap(r, PROTO_RING_SIZE);
+	munmap(old, PROTO_RING_SIZE);
+	close(fd);
+	close(fd2);
+	send_bell(f.fd); /* and a bell without a ring breaks the protocol */
+	ck_assert_int_eq(pump(&f, &a), -1);
+	fixture_close(&f);
+}
+END_TEST
+
+/* A ring the program wrote over (head far past tail, a slot's length out
+ * of bounds, a slot that is not a NOTE) closes that client alone, and
+ * what came before it in the ring is still recorded. */
+START_TEST(test_server_note_ring_broken)
+{
+	static const char *how[] = { "head", "length", "type" };
+
+	for (size_t k = 0; k < sizeof how / sizeof how[0]; k++) {
+		struct fixture f;
+		struct proto_msg m, a;
+		struct proto_ring *r;
+		struct control_info ci;
+		int fd = ring_new(F_SEAL_SHRINK, &r);
+		uint32_t h;
+
+		fixture_open(&f, server_policy, stub_lookup);
+		note_of(PROTO_DENY, &m);
+		send_msg_fd(f.fd, &m, fd);
+		close(fd);
+		ck_assert_uint_eq(pump_cached(&f, 1), 1);
+		ck_assert_int_eq(ring_put_notes(r, PROTO_DENY, 2), 1);
+		h = r->head;
+		if (k == 0) {
+			r->head = h + PROTO_RING_SLOTS + 1;
+		} else {
+			ck_assert_int_eq(ring_put_notes(r, PROTO_DENY, 1), 0);
+			if (k == 1)
+				r->slot[h & (PROTO_RING_SLOTS - 1)][0] = PROTO_RING_SLOT;
+			else
+				r->slot[h & (PROTO_RING_SLOTS - 1)][1 + 2] = PROTO_ASK;
+		}
+		send_bell(f.fd);
+		ck_assert_msg(pump(&f, &a) == -1, "%s: the client is closed", how[k]);
+		server_info(f.s, &ci);
+		ck_assert_uint_eq(ci.stats->malformed, 1);
+		ck_assert_uint_eq(ci.stats->cached, k == 0 ? 1 : 3);
+		ck_assert_uint_eq(r->state, PROTO_RING_SHUT);
+		munmap(r, PROTO_RING_SIZE);
+		fixture_close(&f);
+	}
+}
+END_TEST
+
 Suite *suite_server(void)
 {
 	Suite *s = suite_create("server");
@@ -1021,6 +1237,9 @@ Suite *suite_server(void)
 	tcase_add_test(tc, test_server_generation_page);
 	tcase_add_test(tc, test_server_generation_moves);
 	tcase_add_test(tc, test_server_note_recorded);
+	tcase_add_test(tc, test_server_note_ring);
+	tcase_add_test(tc, test_server_note_ring_refused);
+	tcase_add_test(tc, test_server_note_ring_broken);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("isolate");
 	tcase_set_timeout(tc, 20);
