@@ -257,7 +257,6 @@ static void page_sync(struct server *s)
 /* ------------------------------------------------------------ note rings */
 
 static void server_note(struct server *s, struct client *c, const struct proto_note *n);
-static void client_malformed(struct server *s, struct client *c, const char *why);
 
 /* Takes fd, which came with a NOTE of c, as c's note ring: a memfd the
  * broker can map writable that is sealed against shrinking (whatever the
@@ -293,15 +292,18 @@ static void ring_drop(struct client *c)
 	c->ring = NULL;
 }
 
-/* Records what waits in c's note ring, in order. Returns 0, or -1 when
- * the ring is broken (the program wrote over it): it is let go then, and
- * the caller closes c. */
-static int ring_read(struct server *s, struct client *c)
+/* Records what waits in c's note ring, in order, if it has one. A ring
+ * the program wrote over (head and tail too far apart, a slot that is not
+ * a NOTE) is let go, and said to be: c's NOTEs come as messages again,
+ * and what is left in it, which the program spoilt, is not read. */
+static void ring_read(struct server *s, struct client *c)
 {
 	uint8_t slot[PROTO_RING_SLOT];
 	size_t len;
 	int rc;
 
+	if (!c->ring)
+		return;
 	proto_ring_unbell(c->ring);
 	audit_hold(&s->audit); /* a ring's worth of lines, one write */
 	while ((rc = proto_ring_take(c->ring, &c->ring_tail, slot, &len)) == 1)
@@ -313,19 +315,11 @@ static int ring_read(struct server *s, struct client *c)
 		}
 	audit_flush(&s->audit);
 	if (rc == 0)
-		return 0;
+		return;
+	log_warn("client pid %ld (%s): its note ring was written over; let go", (long)c->pid,
+		 c->exe[0] ? c->exe : "?");
+	s->stats.malformed++;
 	ring_drop(c);
-	return -1;
-}
-
-/* Records what waits in c's ring, if it has one. Returns 0, or -1 when the
- * ring was broken: c is closed then. */
-static int ring_check(struct server *s, struct client *c)
-{
-	if (!c->ring || ring_read(s, c) == 0)
-		return 0;
-	client_malformed(s, c, "broken note ring");
-	return -1;
 }
 
 /* The bell of c's ring rang (a RING): it is read a moment from now, with
@@ -342,7 +336,7 @@ static void ring_due(struct server *s, struct client *c)
 	if (!s->ring_armed && timerfd_settime(s->ring_w.fd, 0, &its, NULL) == 0)
 		s->ring_armed = true;
 	else if (!s->ring_armed)
-		ring_check(s, c); /* no timer: at once */
+		ring_read(s, c); /* no timer: at once */
 }
 
 /* Reads every ring whose bell rang. */
@@ -354,7 +348,7 @@ static void rings_read(struct server *s)
 		s->due = c->due_next;
 		c->due_next = NULL;
 		c->ring_due = false;
-		ring_check(s, c);
+		ring_read(s, c);
 	}
 }
 
@@ -385,13 +379,9 @@ static void ring_close(struct server *s, struct client *c)
 	if (!c->ring)
 		return;
 	__atomic_store_n(&c->ring->state, PROTO_RING_SHUT, __ATOMIC_SEQ_CST);
-	if (ring_read(s, c) == 0) {
+	ring_read(s, c);
+	if (c->ring)
 		ring_drop(c);
-	} else {
-		log_warn("client pid %ld (%s): broken note ring", (long)c->pid,
-			 c->exe[0] ? c->exe : "?");
-		s->stats.malformed++;
-	}
 }
 
 /* ---------------------------------------------------------------- clients */
@@ -1017,12 +1007,8 @@ static bool client_readable(struct server *s, struct client *c)
 	nfds = n > 0 ? received_fds(&mh, fds, SANDBOX_CAPTURE_FDS) : 0;
 	/* What waits in the ring came before this message (a bell excepted:
 	 * its ring is read a moment later, which is the point of it). */
-	if (n >= PROTO_HDR_LEN && (s->in[2] | s->in[3] << 8) != PROTO_RING &&
-	    ring_check(s, c) < 0) {
-		for (int i = 0; i < nfds; i++)
-			close(fds[i]);
-		return false;
-	}
+	if (n >= PROTO_HDR_LEN && (s->in[2] | s->in[3] << 8) != PROTO_RING)
+		ring_read(s, c);
 	rc = n <= 0 ? -1 : proto_decode(s->in, (size_t)n, &s->msg);
 	if (rc == 0 && s->msg.type == PROTO_CONTROL && s->msg.u.control.what == PROTO_CTL_CAPTURE &&
 	    !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
@@ -1062,11 +1048,8 @@ static bool client_readable(struct server *s, struct client *c)
 		server_note(s, c, &s->msg.u.note);
 		return true;
 	case PROTO_RING:
-		if (!c->ring) {
-			client_malformed(s, c, "a bell without a note ring");
-			return false;
-		}
-		ring_due(s, c);
+		if (c->ring) /* else let go, or never had: nothing to read */
+			ring_due(s, c);
 		return true;
 	case PROTO_CONTROL:
 		/* A program under --isolate may not steer its broker; nor may

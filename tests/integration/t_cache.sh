@@ -59,6 +59,22 @@ assert_server b 0 "b saw nothing"
 broker_status st1
 assert_eq "$(jget "$T/st1.json" decisions.cached)" 5 "status counts the five connects applied from the cache"
 
+echo "# runs of cached connects go through the note ring: every one recorded, once"
+# 4 threads at once, 300 each; 600 from the main thread (more than the
+# ring holds between two reads); then, once a lookup has made the broker
+# read the main thread's ring (a question comes after the NOTEs before
+# it), the program writes over that ring and connects again
+cc burst pid:p burst:127.0.0.1:$PA:300:4:four burst:127.0.0.1:$PA:600:0:one \
+	resolve:nosuch.test:r spoil:sp burst:127.0.0.1:$PA:50:0:after
+assert_contains "$T/burst.out" "one ok 600" "600 connects from one thread went"
+assert_contains "$T/burst.out" "four ok 1200" "1,200 from four threads went"
+assert_contains "$T/burst.out" "sp spoilt 1" "the program wrote over its ring"
+assert_contains "$T/burst.out" "after ok 50" "and connected 50 more"
+P=$(pid_of burst p)
+assert_audit 1850 "each of the 1,850 connects is recorded, none twice" pid="$P" port="$PA" action=allow
+assert_audit 5 "the five threads asked once each, the rest came from the cache" pid="$P" port="$PA" cached=\<absent\>
+assert_contains "$T/broker.err" "note ring was written over; let go" "the broker said it let the spoilt ring go"
+
 echo "# a reload flips a cached allow within the same process, before it is reported done"
 cc flip pid:p connect:127.0.0.1:$PA:before1 connect:127.0.0.1:$PA:before2 \
 	"reload:$BROKER_BIN:$SOCK:$T/v2.ini:$POLICY:r" connect:127.0.0.1:$PA:after \
@@ -126,6 +142,6 @@ cc gone connect:127.0.0.1:$PA:g1 connect:127.0.0.1:$PA:g2 "kill:$BROKER_PID:k" \
 assert_contains "$T/gone.out" "g2 ok" "allowed from the cache while the broker runs"
 assert_contains "$T/gone.out" "g3 err EPERM" "denied once the broker has gone"
 assert_contains "$T/gone.err" "broker unreachable" "one line says why"
-assert_server a 20 "a saw exactly the allowed connects, and nothing more"
+assert_server a 1870 "a saw exactly the allowed connects, and nothing more"
 BROKER_PID=
 finish

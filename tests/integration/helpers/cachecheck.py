@@ -19,6 +19,12 @@ line starting with its TAG.
                                mapping (mprotect) and through the broker's
                                descriptor (write, a shared writable mapping):
                                "TAG mapped=yes|no mprotect=E... write=E... mmap=E..."
+  burst:ADDR:PORT:N:THREADS:TAG  THREADS threads connect N times each, at
+                               once (0: this thread, N times): "TAG ok K"
+                               (K connects went)
+  spoil:TAG                    writes over this thread's note ring (its
+                               head moved far past the broker's tail), as
+                               the program can: "TAG spoilt N" (N rings)
 """
 import ctypes
 import errno
@@ -28,7 +34,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import struct
 import sys
+import threading
 import time
 
 
@@ -99,6 +107,39 @@ def page(broker_pid):
     return "mapped=%s mprotect=%s write=%s mmap=%s" % (mapped, mprot, write, shared)
 
 
+def burst(addr, port, n, threads):
+    ok = [0] * max(threads, 1)
+
+    def run(i):
+        ok[i] = sum(connect(addr, port) == "ok" for _ in range(n))
+
+    if threads == 0:
+        run(0)
+        return "ok %d" % ok[0]
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return "ok %d" % sum(ok)
+
+
+def spoil():
+    """Moves the head of every note ring mapped here far ahead: this
+    thread's, when the others that connected have ended."""
+    n = 0
+    with open("/proc/self/maps") as f, open("/proc/self/mem", "r+b", buffering=0) as mem:
+        for line in f:
+            if "egress-notes" in line:
+                start = int(line.split("-")[0], 16)
+                mem.seek(start + 8)  # struct proto_ring: magic, version, head
+                head = struct.unpack("<I", mem.read(4))[0]
+                mem.seek(start + 8)
+                mem.write(struct.pack("<I", (head + 100000) & 0xffffffff))
+                n += 1
+    return "spoilt %d" % n
+
+
 def main():
     for step in sys.argv[1:]:
         f = step.split(":")
@@ -133,6 +174,10 @@ def main():
             out = "gone" if ended(f[1]) else "still there"
         elif kind == "page":
             out = page(f[1])
+        elif kind == "burst":
+            out = burst(f[1], f[2], int(f[3]), int(f[4]))
+        elif kind == "spoil":
+            out = spoil()
         else:
             out = "unknown step " + step
         print("%s %s" % (tag, out), flush=True)
