@@ -1136,13 +1136,14 @@ static struct proto_ring *ring_fresh(uint32_t state)
 	return &ring_mem;
 }
 
-/* A NOTE-sized message whose bytes say i. */
-static const uint8_t *ring_msg(int i, size_t *len)
+#define RING_MSG_LEN 40 /* a NOTE's size */
+
+/* A message of RING_MSG_LEN bytes that say i. */
+static const uint8_t *ring_msg(int i)
 {
-	static uint8_t m[40];
+	static uint8_t m[RING_MSG_LEN];
 
 	memset(m, i & 0xff, sizeof m);
-	*len = sizeof m;
 	return m;
 }
 
@@ -1153,16 +1154,17 @@ START_TEST(test_proto_ring_put_take)
 	struct proto_ring *r = ring_fresh(PROTO_RING_NEW);
 	uint8_t out[PROTO_RING_SLOT];
 	uint32_t tail = 0;
-	size_t len, got;
-	const uint8_t *m = ring_msg(1, &len);
+	size_t got;
+	const uint8_t *m = ring_msg(1);
+	size_t len = RING_MSG_LEN;
 
 	ck_assert_int_eq(proto_ring_put(r, m, len), -1); /* not taken yet */
 	r->state = PROTO_RING_READ;
 	ck_assert_int_eq(proto_ring_take(r, &tail, out, &got), 0);
-	ck_assert_int_eq(proto_ring_put(r, ring_msg(1, &len), len), 1);
-	ck_assert_int_eq(proto_ring_put(r, ring_msg(2, &len), len), 0);
+	ck_assert_int_eq(proto_ring_put(r, ring_msg(1), RING_MSG_LEN), 1);
+	ck_assert_int_eq(proto_ring_put(r, ring_msg(2), RING_MSG_LEN), 0);
 	proto_ring_unbell(r);
-	ck_assert_int_eq(proto_ring_put(r, ring_msg(3, &len), len), 1);
+	ck_assert_int_eq(proto_ring_put(r, ring_msg(3), RING_MSG_LEN), 1);
 	for (int i = 1; i <= 3; i++) {
 		ck_assert_int_eq(proto_ring_take(r, &tail, out, &got), 1);
 		ck_assert_uint_eq(got, len);
@@ -1172,11 +1174,11 @@ START_TEST(test_proto_ring_put_take)
 	ck_assert_int_eq(proto_ring_take(r, &tail, out, &got), 0);
 	ck_assert_uint_eq(r->tail, 3);
 	for (int i = 0; i < PROTO_RING_SLOTS; i++)
-		ck_assert_int_ge(proto_ring_put(r, ring_msg(i, &len), len), 0);
-	ck_assert_int_eq(proto_ring_put(r, ring_msg(9, &len), len), -1); /* full */
+		ck_assert_int_ge(proto_ring_put(r, ring_msg(i), RING_MSG_LEN), 0);
+	ck_assert_int_eq(proto_ring_put(r, ring_msg(9), RING_MSG_LEN), -1); /* full */
 	ck_assert_int_eq(proto_ring_take(r, &tail, out, &got), 1);
 	ck_assert_uint_eq(out[0], 0);
-	ck_assert_int_ge(proto_ring_put(r, ring_msg(9, &len), len), 0);
+	ck_assert_int_ge(proto_ring_put(r, ring_msg(9), RING_MSG_LEN), 0);
 	ck_assert_int_eq(proto_ring_put(r, m, 0), -1);
 	ck_assert_int_eq(proto_ring_put(r, m, PROTO_RING_SLOT), -1);
 	r->state = PROTO_RING_SHUT;
@@ -1192,11 +1194,11 @@ START_TEST(test_proto_ring_broken)
 	struct proto_ring *r = ring_fresh(PROTO_RING_READ);
 	uint8_t out[PROTO_RING_SLOT];
 	uint32_t tail;
-	size_t len, got;
+	size_t got;
 
 	r->head = r->tail = tail = UINT32_MAX - 1; /* about to wrap */
 	for (int i = 0; i < 4; i++)
-		ck_assert_int_ge(proto_ring_put(r, ring_msg(i, &len), len), 0);
+		ck_assert_int_ge(proto_ring_put(r, ring_msg(i), RING_MSG_LEN), 0);
 	r->tail = 0; /* the program's write: not what the reader goes by */
 	for (int i = 0; i < 4; i++) {
 		ck_assert_int_eq(proto_ring_take(r, &tail, out, &got), 1);
