@@ -115,29 +115,44 @@ int audit_format(const struct audit_event *ev, char *out, size_t cap)
 	struct buf b;
 	char addr[64];
 
+	/* Pieces, not one format: this runs for every decision. */
 	buf_init(&b, out, cap);
-	buf_printf(&b, "{\"time\":\"");
+	buf_str(&b, "{\"time\":\"");
 	buf_time(&b, &ev->time, true);
-	buf_printf(&b, "\",\"pid\":%ld,\"uid\":%lu,\"exe\":", (long)ev->pid, (unsigned long)ev->uid);
+	buf_str(&b, "\",\"pid\":");
+	if (ev->pid < 0)
+		buf_str(&b, "-"), buf_uint(&b, -(unsigned long long)ev->pid);
+	else
+		buf_uint(&b, (unsigned long long)ev->pid);
+	buf_str(&b, ",\"uid\":");
+	buf_uint(&b, (unsigned long long)ev->uid);
+	buf_str(&b, ",\"exe\":");
 	buf_json_str(&b, ev->exe);
-	buf_printf(&b, ",\"op\":\"%s\",\"name\":", ev->op == AUDIT_OP_CLOSE ? "close" : proto_op_name(ev->op));
+	buf_str(&b, ",\"op\":\"");
+	buf_str(&b, ev->op == AUDIT_OP_CLOSE ? "close" : proto_op_name(ev->op));
+	buf_str(&b, "\",\"name\":");
 	buf_json_str(&b, ev->name);
-	buf_printf(&b, ",\"addr\":");
+	buf_str(&b, ",\"addr\":");
 	if (ev->addr) {
 		policy_addr_format(ev->addr, addr, sizeof addr);
 		buf_json_str(&b, addr);
 	} else {
 		buf_json_str(&b, NULL);
 	}
-	buf_printf(&b, ",\"port\":%u,\"proto\":\"%s\",\"action\":\"%s\",\"rule\":", ev->port,
-		   proto_l4_name(ev->l4), proto_action_name(ev->action));
+	buf_str(&b, ",\"port\":");
+	buf_uint(&b, ev->port);
+	buf_str(&b, ",\"proto\":\"");
+	buf_str(&b, proto_l4_name(ev->l4));
+	buf_str(&b, "\",\"action\":\"");
+	buf_str(&b, proto_action_name(ev->action));
+	buf_str(&b, "\",\"rule\":");
 	buf_json_str(&b, ev->rule);
-	buf_printf(&b, ",\"errno\":");
+	buf_str(&b, ",\"errno\":");
 	buf_json_str(&b, ev->err);
 	if (ev->transport) {
-		buf_printf(&b, ",\"transport\":");
+		buf_str(&b, ",\"transport\":");
 		buf_json_str(&b, ev->transport);
-		buf_printf(&b, ",\"upstream\":");
+		buf_str(&b, ",\"upstream\":");
 		buf_json_str(&b, ev->upstream);
 	}
 	if (ev->relayed)
@@ -147,10 +162,10 @@ int audit_format(const struct audit_event *ev, char *out, size_t cap)
 	if (ev->count)
 		buf_printf(&b, ",\"ipproto\":%d,\"count\":%lu", ev->ipproto, ev->count);
 	if (ev->captured)
-		buf_printf(&b, ",\"captured\":true");
+		buf_str(&b, ",\"captured\":true");
 	if (ev->cached)
-		buf_printf(&b, ",\"cached\":true");
-	buf_printf(&b, "}\n");
+		buf_str(&b, ",\"cached\":true");
+	buf_str(&b, "}\n");
 	return b.overflow ? -1 : (int)b.len;
 }
 

@@ -41,6 +41,10 @@ struct buf {
 
 void buf_init(struct buf *b, char *mem, size_t cap);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends the string s, and the decimal v: what buf_printf's "%s" and
+ * "%llu" would, without a format to parse (the audit line's pieces). */
+void buf_str(struct buf *b, const char *s);
+void buf_uint(struct buf *b, unsigned long long v);
 /* Appends s as a JSON string with its quotes ("null" when s is NULL):
  * quote, backslash, control characters and every byte >= 0x7f escaped. */
 void buf_json_str(struct buf *b, const char *s);

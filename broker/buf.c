@@ -33,6 +33,22 @@ static void buf_put(struct buf *b, const char *s, size_t n)
 	b->p[b->len] = 0;
 }
 
+void buf_str(struct buf *b, const char *s)
+{
+	buf_put(b, s, strlen(s));
+}
+
+void buf_uint(struct buf *b, unsigned long long v)
+{
+	char d[24];
+	size_t i = sizeof d;
+
+	do
+		d[--i] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	buf_put(b, d + i, sizeof d - i);
+}
+
 void buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;
@@ -59,6 +75,7 @@ void buf_printf(struct buf *b, const char *fmt, ...)
 void buf_json_str(struct buf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s, *run;
 	char esc[6];
 
 	if (!s) {
@@ -66,11 +83,15 @@ void buf_json_str(struct buf *b, const char *s)
 		return;
 	}
 	buf_put(b, "\"", 1);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		unsigned char c = *p;
+	for (;;) {
+		for (run = p; *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\'; p++)
+			;
+		buf_put(b, (const char *)run, (size_t)(p - run)); /* what needs no escape, at once */
+		if (!*p)
+			break;
 		const char *e = NULL;
 
-		switch (c) {
+		switch (*p) {
 		case '"': e = "\\\""; break;
 		case '\\': e = "\\\\"; break;
 		case '\n': e = "\\n"; break;
@@ -81,30 +102,61 @@ void buf_json_str(struct buf *b, const char *s)
 		}
 		if (e) {
 			buf_put(b, e, 2);
-		} else if (c < 0x20 || c >= 0x7f) {
-			memcpy(esc, "\\u00", 4);
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 15];
-			buf_put(b, esc, 6);
 		} else {
-			buf_put(b, (const char *)p, 1);
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[*p >> 4];
+			esc[5] = hex[*p & 15];
+			buf_put(b, esc, 6);
 		}
+		p++;
 	}
 	buf_put(b, "\"", 1);
 }
 
+/* Two digits of v at d. */
+static void two(char *d, int v)
+{
+	d[0] = (char)('0' + v / 10 % 10);
+	d[1] = (char)('0' + v % 10);
+}
+
 void buf_time(struct buf *b, const struct timespec *ts, bool millis)
 {
+	/* The date and time of the last second asked for: lines come many a
+	 * second. Per thread, as any thread may format. */
+	static __thread time_t last = -1;
+	static __thread char day[20]; /* 2026-11-22T10:00:00 */
 	struct tm tm;
-	char s[32];
+	char ms[6] = ".000Z";
 
-	if (!gmtime_r(&ts->tv_sec, &tm)) {
-		buf_printf(b, "1970-01-01T00:00:00Z");
-		return;
+	if (ts->tv_sec != last) {
+		if (!gmtime_r(&ts->tv_sec, &tm) || tm.tm_year + 1900 > 9999 || tm.tm_year < -1900) {
+			buf_str(b, "1970-01-01T00:00:00Z");
+			return;
+		}
+		two(day, (tm.tm_year + 1900) / 100);
+		two(day + 2, (tm.tm_year + 1900) % 100);
+		day[4] = '-';
+		two(day + 5, tm.tm_mon + 1);
+		day[7] = '-';
+		two(day + 8, tm.tm_mday);
+		day[10] = 'T';
+		two(day + 11, tm.tm_hour);
+		day[13] = ':';
+		two(day + 14, tm.tm_min);
+		day[16] = ':';
+		two(day + 17, tm.tm_sec);
+		day[19] = 0;
+		last = ts->tv_sec;
 	}
-	strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (millis)
-		buf_printf(b, "%s.%03ldZ", s, ts->tv_nsec / 1000000);
-	else
-		buf_printf(b, "%sZ", s);
+	buf_put(b, day, 19);
+	if (millis) {
+		long m = ts->tv_nsec / 1000000;
+
+		ms[1] = (char)('0' + m / 100 % 10);
+		two(ms + 2, (int)(m % 100));
+		buf_put(b, ms, 5);
+	} else {
+		buf_put(b, "Z", 1);
+	}
 }

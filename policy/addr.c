@@ -137,16 +137,30 @@ bool policy_addr_private(const struct proto_addr *a)
 
 void policy_addr_format(const struct proto_addr *a, char *buf, size_t cap)
 {
-	char tmp[INET6_ADDRSTRLEN];
-	const char *s = "?";
+	char tmp[INET6_ADDRSTRLEN] = "?";
+	size_t n = 0;
 
 	if (!cap)
 		return;
-	if (a->family == 4 && inet_ntop(AF_INET, a->bytes, tmp, sizeof tmp))
-		s = tmp;
-	else if (a->family == 6 && inet_ntop(AF_INET6, a->bytes, tmp, sizeof tmp))
-		s = tmp;
-	snprintf(buf, cap, "%s", s);
+	if (a->family == 4) { /* by hand: glibc's inet_ntop formats IPv4 with sprintf */
+		for (int i = 0; i < 4; i++) {
+			unsigned v = a->bytes[i];
+
+			if (v >= 100)
+				tmp[n++] = (char)('0' + v / 100);
+			if (v >= 10)
+				tmp[n++] = (char)('0' + v / 10 % 10);
+			tmp[n++] = (char)('0' + v % 10);
+			tmp[n++] = i < 3 ? '.' : 0;
+		}
+	} else if (a->family != 6 || !inet_ntop(AF_INET6, a->bytes, tmp, sizeof tmp)) {
+		strcpy(tmp, "?");
+	}
+	n = strlen(tmp);
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(buf, tmp, n);
+	buf[n] = 0;
 }
 
 void policy_addr_mask(uint8_t *bytes, unsigned family, unsigned len)
