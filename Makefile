@@ -139,7 +139,7 @@ FUZZ_CC ?= clang
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -Ipolicy
 FUZZ_TARGETS := proto policy upstream dns nflog
-FUZZ_SRC_proto := policy/proto.c
+FUZZ_SRC_proto := policy/proto.c policy/ring.c
 FUZZ_SRC_dns := policy/dns.c policy/proto.c
 FUZZ_SRC_policy := $(POLICY_SRC)
 FUZZ_SRC_upstream := broker/upstream.c $(POLICY_SRC)

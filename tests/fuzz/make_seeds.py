@@ -8,7 +8,7 @@ import os
 import struct
 
 top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
-VERSION = 6
+VERSION = 7
 
 
 def write(kind, name, data):
@@ -26,8 +26,9 @@ def addr(family, raw):
     return bytes([family]) + raw + bytes(16 - len(raw))
 
 
-def ask(op, l4, family, port, a, flags, name=b""):
-    return bytes([op, l4, family, len(name)]) + struct.pack("<H", port) + a + bytes([flags]) + name
+def ask(op, l4, family, port, a, flags, name=b"", src_port=0):
+    return (bytes([op, l4, family, len(name)]) + struct.pack("<H", port) + a + bytes([flags]) +
+            struct.pack("<H", src_port) + name)
 
 
 def verdict(action, err, ttl, rule, name, addrs, port=0, gen=0):
@@ -43,6 +44,7 @@ write("proto", "ask-connect", msg(1, 3, ask(2, 1, 0, 443, v4, 0)))
 write("proto", "ask-connect-nonblock", msg(1, 4, ask(2, 1, 0, 443, v6, 1)))
 write("proto", "ask-connect-inet6", msg(1, 5, ask(2, 1, 0, 443, v6, 3)))
 write("proto", "ask-send", msg(1, 5, ask(3, 2, 0, 53, v4, 0)))
+write("proto", "ask-send-source", msg(1, 6, ask(3, 2, 0, 53, v4, 8, src_port=40000)))
 write("proto", "verdict-allow", msg(2, 1, verdict(1, 0, 0, b"model-api", b"", [v4, v6])))
 write("proto", "verdict-deny", msg(2, 3, verdict(2, 111, 0, b"no-metadata", b"api.example.com", [])))
 write("proto", "verdict-pending", msg(2, 4, verdict(4, 0, 10000, b"via-proxy", b"", [])))
@@ -51,6 +53,7 @@ write("proto", "verdict-stub", msg(2, 5, verdict(1, 0, 0, b"dns", b"", [addr(4, 
 write("proto", "verdict-kept", msg(2, 6, verdict(1, 0, 10000, b"model-api", b"", [], 0, 0x1234abcd)))
 write("proto", "note-allow", msg(6, 0, ask(2, 1, 0, 443, v4, 0) + bytes([1])))
 write("proto", "note-deny", msg(6, 0, ask(2, 1, 0, 443, v6, 0) + bytes([2])))
+write("proto", "ring", msg(7, 0, b""))
 write("proto", "control-status", msg(3, 9, bytes([2])))
 write("proto", "text", msg(4, 9, struct.pack("<i", 0) + b"egress-broker 0.1\n"))
 write("proto", "error", msg(5, 9, struct.pack("<i", 1)))
