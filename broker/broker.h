@@ -455,7 +455,7 @@ struct stats {
 	unsigned long allow, deny, rewrite;   /* decisions by action */
 	unsigned long resolve, connect, send; /* decisions by operation */
 	unsigned long cached;                 /* of the connects, applied from a shim's cache */
-	unsigned long malformed;              /* connections closed for a bad message */
+	unsigned long malformed;              /* connections closed for a bad message, note rings let go */
 	unsigned long clients_now;            /* connected clients */
 	unsigned long clients_total;          /* clients ever accepted */
 	struct nflog_counts dropped;          /* packets isolated namespaces dropped */
