@@ -7,7 +7,9 @@
  * relay, a limit, and a nonblocking connect through a proxy: the program's
  * connect returns at once and the relay catches up with the upstream, so
  * its event loop never waits on the network). A nonblocking direct connect
- * is handed over while still in progress. All of it runs in the broker's loop; the
+ * is handed over while still in progress. A proxy that has been used keeps
+ * one connection of ours waiting, its greeting done (a spare), so that the
+ * next connect through it starts at its request. All of it runs in the broker's loop; the
  * transport is made with what it needs (the loop, the resolver, the policy
  * in force) and gives back only answers and records, through its sink. */
 #include <errno.h>
@@ -27,6 +29,9 @@
 #include "broker.h"
 
 #define PIPE_BYTES 65536 /* at most this much in flight per direction */
+#define SPARES 4          /* proxies with a connection kept ready, at most */
+#define SPARE_IDLE_MS 10000 /* a spare unused this long is closed (dante ends an
+			     * unfinished negotiation after 30 s) */
 
 enum state {
 	ST_RESOLVING,  /* waiting for the resolver */
@@ -87,6 +92,19 @@ struct conduit {
 	bool limit_hit;
 	long relay_since_ms;                   /* when relaying began */
 	bool dropped[2];                       /* up, relay: out of the epoll set after a hang-up */
+	bool warm;                             /* no program's: makes a spare (answers, records nothing) */
+	bool spared;                           /* its up was a spare: a reset retries afresh */
+};
+
+/* A connection to a proxy that waits for its next request: connected, and
+ * for SOCKS5 greeted (and authenticated), so that a connect through it
+ * costs the request alone. */
+struct spare {
+	struct policy_transport pt; /* the proxy, as the policy named it */
+	bool inet6;                 /* an AF_INET6 socket, for a program's of that family */
+	int fd;                     /* -1: none (warming: see warming) */
+	bool warming;               /* a warm conduit is making it */
+	long since_ms;
 };
 
 struct transport {
@@ -97,6 +115,7 @@ struct transport {
 	struct conduit *conduits;
 	uint64_t next_id;
 	struct transport_stats stats;
+	struct spare spares[SPARES];
 };
 
 struct transport *transport_new(struct loop *l, struct resolver *res, struct policy *const *policy,
@@ -110,6 +129,8 @@ struct transport *transport_new(struct loop *l, struct resolver *res, struct pol
 		t->policy = policy;
 		t->sink = *sink;
 		t->next_id = 1;
+		for (int i = 0; i < SPARES; i++)
+			t->spares[i].fd = -1;
 	}
 	return t;
 }
@@ -208,8 +229,31 @@ static int answer(struct transport *t, struct conduit *c, int action, int err, i
 
 /* The upstream failed: the program learns err (a waiting connect) or sees
  * its relayed connection reset; the audit says why. */
+static void resolve(struct transport *t, struct conduit *c, const char *target);
+static int conduit_start(struct transport *t, const struct transport_request *r, bool warm);
+static struct spare *spare_of(struct transport *t, const struct policy_transport *pt, bool inet6);
+
 static void fail(struct transport *t, struct conduit *c, int err, const char *why)
 {
+	if (c->warm) { /* no spare this time */
+		struct spare *sp = spare_of(t, &c->pt, c->r.inet6);
+
+		if (sp)
+			sp->warming = false;
+		conduit_free(t, c, true);
+		return;
+	}
+	if (c->spared && err == ECONNRESET && c->state != ST_RELAYING) {
+		/* the proxy closed the spare as it was taken: a connection of
+		 * its own, as if there had been none */
+		c->spared = false;
+		close_side(t, c, 0, false);
+		c->len = 0;
+		c->upstream[0] = 0;
+		c->state = ST_RESOLVING;
+		resolve(t, c, c->pt.host);
+		return;
+	}
 	if (why)
 		snprintf(c->upstream, sizeof c->upstream, "%s", why);
 	record(t, c, PROTO_OP_CONNECT, err);
@@ -415,6 +459,100 @@ static void established(struct transport *t, struct conduit *c)
 	relay(t, c, 0, 0);
 }
 
+/* ---------------------------------------------------------------- spares */
+
+static bool same_transport(const struct policy_transport *a, const struct policy_transport *b)
+{
+	return a->kind == b->kind && a->port == b->port && a->auth == b->auth &&
+	       strcmp(a->host, b->host) == 0 && strcmp(a->user, b->user) == 0 &&
+	       strcmp(a->pass, b->pass) == 0;
+}
+
+/* The spare slot of the proxy pt for sockets of the family inet6 says,
+ * NULL when it has none. */
+static struct spare *spare_of(struct transport *t, const struct policy_transport *pt, bool inet6)
+{
+	for (int i = 0; i < SPARES; i++)
+		if ((t->spares[i].fd >= 0 || t->spares[i].warming) && t->spares[i].inet6 == inet6 &&
+		    same_transport(&t->spares[i].pt, pt))
+			return &t->spares[i];
+	return NULL;
+}
+
+static void spare_close(struct spare *sp)
+{
+	if (sp->fd >= 0)
+		close(sp->fd);
+	sp->fd = -1;
+	sp->warming = false;
+}
+
+/* Takes the spare of the proxy pt and family inet6, if it has one still
+ * open (no EOF, no error, nothing unasked-for from the proxy). Returns it,
+ * or -1. */
+static int spare_take(struct transport *t, const struct policy_transport *pt, bool inet6)
+{
+	struct spare *sp = spare_of(t, pt, inet6);
+	char byte;
+	int fd;
+
+	if (!sp || sp->fd < 0)
+		return -1;
+	fd = sp->fd;
+	sp->fd = -1;
+	if (recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN)
+		return fd;
+	close(fd);
+	return -1;
+}
+
+/* The warm conduit c has its spare: parked for the next connect. */
+static void spare_park(struct transport *t, struct conduit *c)
+{
+	struct spare *sp = spare_of(t, &c->pt, c->r.inet6);
+
+	if (sp && sp->warming && sp->fd < 0) {
+		loop_unwatch(t->loop, &c->w[0]);
+		sp->fd = c->up;
+		sp->warming = false;
+		sp->since_ms = proto_now_ms();
+		c->up = -1;
+	}
+	conduit_free(t, c, false);
+}
+
+/* Starts making a spare for the proxy pt and family inet6, when there is
+ * none and none is being made: a conduit of no program's that stops where
+ * the next request would begin. The slot of the oldest spare makes room. */
+static void spare_warm(struct transport *t, const struct policy_transport *pt, bool inet6,
+		       uint32_t timeout_ms)
+{
+	struct spare *sp = spare_of(t, pt, inet6), *old = &t->spares[0];
+	struct transport_request r = { .transport = pt, .timeout_ms = timeout_ms, .inet6 = inet6 };
+
+	if (sp)
+		return;
+	for (int i = 0; i < SPARES; i++) {
+		sp = &t->spares[i];
+		if (sp->fd < 0 && !sp->warming)
+			break;
+		if (!sp->warming && sp->since_ms < old->since_ms)
+			old = sp;
+		sp = NULL;
+	}
+	if (!sp) {
+		if (old->warming)
+			return;
+		sp = old;
+		spare_close(sp);
+	}
+	sp->pt = *pt;
+	sp->inet6 = inet6;
+	sp->warming = true;
+	if (conduit_start(t, &r, true) < 0)
+		sp->warming = false;
+}
+
 /* ------------------------------------------------------------ handshakes */
 
 /* Sends c->buf (c->len bytes) to the proxy as the handshake's next step. */
@@ -552,9 +690,11 @@ static int socks5_reply(struct transport *t, struct conduit *c)
 	}
 }
 
+static void socks5_request(struct transport *t, struct conduit *c);
+
 static void socks5_read(struct transport *t, struct conduit *c)
 {
-	int rep = socks5_reply(t, c), n, err;
+	int rep = socks5_reply(t, c), err;
 
 	if (rep < 0)
 		return;
@@ -586,7 +726,17 @@ static void socks5_read(struct transport *t, struct conduit *c)
 			established(t, c);
 		return;
 	}
-	n = upstream_socks5_connect(c->buf, sizeof c->buf, c->name[0] ? c->name : NULL, &c->r.addr,
+	if (c->warm) {
+		spare_park(t, c);
+		return;
+	}
+	socks5_request(t, c);
+}
+
+/* SOCKS5 CONNECT, on a greeted connection. */
+static void socks5_request(struct transport *t, struct conduit *c)
+{
+	int n = upstream_socks5_connect(c->buf, sizeof c->buf, c->name[0] ? c->name : NULL, &c->r.addr,
 				    c->r.port);
 	if (n < 0) {
 		fail(t, c, EINVAL, "destination cannot be sent to the proxy");
@@ -671,6 +821,10 @@ static void connected(struct transport *t, struct conduit *c)
 	if (err) {
 		c->last_err = err;
 		connect_next(t, c);
+		return;
+	}
+	if (c->warm && c->proxy == &proxy_http) {
+		spare_park(t, c); /* an HTTP proxy has no greeting */
 		return;
 	}
 	if (c->proxy) {
@@ -780,14 +934,17 @@ static void relay_event(void *ctx, uint32_t events)
 	conduit_event(ctx, 1, events);
 }
 
-int transport_start(struct transport *t, const struct transport_request *r)
+/* A conduit for r; warm: a spare's, for no program. */
+static int conduit_start(struct transport *t, const struct transport_request *r, bool warm)
 {
 	struct conduit *c = calloc(1, sizeof *c);
+	int fd;
 
 	if (!c)
 		return -1;
 	c->r = *r;
 	c->t = t;
+	c->warm = warm;
 	c->id = t->next_id++;
 	c->up = c->relay = c->handover = -1;
 	watch_init(&c->w[0], -1, up_event, c);
@@ -831,13 +988,28 @@ int transport_start(struct transport *t, const struct transport_request *r)
 
 	c->state = ST_RESOLVING;
 	c->cport = c->proxy ? c->pt.port : r->port;
-	if (!c->proxy && !c->name[0]) { /* an address the policy already judged */
+	if (c->proxy && !warm && (fd = spare_take(t, &c->pt, r->inet6)) >= 0) {
+		c->up = fd;
+		c->spared = true;
+		if (c->proxy == &proxy_socks5)
+			socks5_request(t, c);
+		else if (http_begin(t, c) < 0)
+			fail(t, c, EINVAL, "destination cannot be sent to the proxy");
+	} else if (!c->proxy && !c->name[0]) { /* an address the policy already judged */
 		c->cand[0] = r->addr;
 		candidates(t, c, 0, 1);
-		return 0;
+	} else {
+		resolve(t, c, c->proxy ? c->pt.host : c->name);
 	}
-	resolve(t, c, c->proxy ? c->pt.host : c->name);
+	/* once this one is on its way (c may be gone): one for the next */
+	if (r->transport->kind != POLICY_DIRECT && r->transport->kind != POLICY_RELAY && !warm)
+		spare_warm(t, r->transport, r->inet6, r->timeout_ms);
 	return 0;
+}
+
+int transport_start(struct transport *t, const struct transport_request *r)
+{
+	return conduit_start(t, r, false);
 }
 
 void transport_tick(struct transport *t)
@@ -845,6 +1017,9 @@ void transport_tick(struct transport *t)
 	struct conduit *c, *tmp;
 	long now = proto_now_ms();
 
+	for (int i = 0; i < SPARES; i++)
+		if (t->spares[i].fd >= 0 && now - t->spares[i].since_ms >= SPARE_IDLE_MS)
+			spare_close(&t->spares[i]);
 	HASH_ITER(hh, t->conduits, c, tmp) {
 		if (c->state != ST_RELAYING && now >= c->deadline_ms) {
 			snprintf(c->upstream, sizeof c->upstream, "timeout");
@@ -900,5 +1075,7 @@ void transport_free(struct transport *t)
 		return;
 	HASH_ITER(hh, t->conduits, c, tmp)
 		conduit_free(t, c, true);
+	for (int i = 0; i < SPARES; i++)
+		spare_close(&t->spares[i]);
 	free(t);
 }

@@ -37,9 +37,13 @@ EOF
 unshare -m sh -c "mount --bind '$T/hosts' /etc/hosts && exec tinyproxy -d -c '$T/tinyproxy.conf'" \
 	>"$T/tinyproxy.out" 2>&1 &
 bg_record $!
-unshare -m sh -c "mount --bind '$T/hosts' /etc/hosts && exec microsocks -i 127.0.0.1 -p $PS -u egress -P $PASS" \
-	>"$T/microsocks.out" 2>&1 &
-bg_record $!
+start_microsocks() {
+	unshare -m sh -c "mount --bind '$T/hosts' /etc/hosts && exec microsocks -i 127.0.0.1 -p $PS -u egress -P $PASS" \
+		>>"$T/microsocks.out" 2>&1 &
+	MS_PID=$!
+	bg_record $MS_PID
+}
+start_microsocks
 unshare -m sh -c "mount --bind '$T/hosts' /etc/hosts && exec danted -f '$T/danted.conf' -p '$T/danted.pid'" \
 	>"$T/danted.out" 2>&1 &
 bg_record $!
@@ -85,6 +89,22 @@ run_shim v6-http "$PY" "$H/rwclient.py" v6get api.egress.test "$PA" /v6-http
 assert_out v6-http "ok egress-it /v6-http domain=10 sockname=10 v6only=0" \
 	"through tinyproxy, an IPv6 socket stays IPv6"
 assert_audit_ge 2 "resolves answered with synthetic addresses" op=resolve action=rewrite
+
+# spares: once a proxy has been used, the broker keeps one connection to
+# it waiting, greeted and authenticated (SOCKS5) or connected (HTTP), for
+# the next connect; one the proxy has closed meanwhile is never used
+spares() { ss -Htn state established "( dport = :$1 )" | wc -l; }
+wait_for 5 test "$(spares "$PS")" = 1
+assert_eq "$(spares "$PS")" 1 "one connection to microsocks waits while no program runs"
+wait_for 5 test "$(spares "$PT")" = 2
+assert_eq "$(spares "$PT")" 2 "and two to tinyproxy: for IPv4 sockets, and for IPv6 ones (v6-http)"
+kill "$MS_PID"
+wait_for 5 test "$(spares "$PS")" = 0
+start_microsocks
+wait_for 5 listening "$PS" || fail "microsocks did not start again"
+run_shim curl-respare "$CURL" -sS "http://sx.egress.test:$PA/curl-respare"
+assert_rc 0 "curl through a restarted microsocks (its spare had been closed)"
+assert_out curl-respare "egress-it /curl-respare" "and got the body"
 
 # datagrams through dante's UDP ASSOCIATE: the name goes to the proxy
 # with each datagram, the answers come back as from the address the
