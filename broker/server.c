@@ -533,7 +533,8 @@ int server_add_client(struct server *s, int fd)
 		return -1;
 	}
 	fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || !(c = calloc(1, sizeof *c))) {
+	if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) ||
+	    !(c = calloc(1, sizeof *c))) {
 		log_error("client pid %ld: %s", (long)cr.pid, strerror(errno));
 		close(fd);
 		return -1;
