@@ -460,32 +460,14 @@ static void client_pause(struct server *s, struct client *c, bool pause)
  * be used then. */
 static int client_send(struct server *s, struct client *c, const struct proto_msg *m, int fd)
 {
-	union {
-		struct cmsghdr align;
-		char space[CMSG_SPACE(sizeof(int))];
-	} ctl;
 	ssize_t n = proto_encode(m, s->out, sizeof s->out);
-	struct iovec iov = { .iov_base = s->out };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
 	if (n < 0) {
 		log_error("client pid %ld: cannot encode the answer", (long)c->pid);
 		client_close(s, c);
 		return -1;
 	}
-	iov.iov_len = (size_t)n;
-	if (fd >= 0) {
-		struct cmsghdr *cm;
-		memset(&ctl, 0, sizeof ctl);
-		mh.msg_control = ctl.space;
-		mh.msg_controllen = sizeof ctl.space;
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-	}
-	if (sendmsg(c->w.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != n) {
+	if (proto_send_fd(c->w.fd, s->out, (size_t)n, fd, MSG_DONTWAIT | MSG_NOSIGNAL) != n) {
 		client_close(s, c);
 		return -1;
 	}

@@ -311,4 +311,8 @@ void proto_dest_format(const char *name, const struct proto_addr *addr, uint16_t
 /* Milliseconds of CLOCK_MONOTONIC. */
 long proto_now_ms(void);
 
+/* Sends the message buf (len bytes) on sock with flags, and fd as
+ * SCM_RIGHTS when fd >= 0. Returns as sendmsg. */
+ssize_t proto_send_fd(int sock, const void *buf, size_t len, int fd, int flags);
+
 #endif

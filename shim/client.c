@@ -432,26 +432,8 @@ static int ask_owned(struct conn *c, pid_t tid, const struct proto_ask *ask,
  * fd >= 0, while c->fd is still ours. Returns 0 or -1. */
 static int conn_send(struct conn *c, const void *msg, size_t len, int fd)
 {
-	union {
-		struct cmsghdr align;
-		char space[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct iovec iov = { .iov_base = (void *)msg, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (fd >= 0) {
-		struct cmsghdr *cm;
-		memset(&ctl, 0, sizeof ctl);
-		mh.msg_control = ctl.space;
-		mh.msg_controllen = sizeof ctl.space;
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-	}
 	if (c->fd < 0 || !conn_is_ours(c) ||
-	    sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)len)
+	    proto_send_fd(c->fd, msg, len, fd, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)len)
 		return -1;
 	return 0;
 }
