@@ -232,34 +232,41 @@ static int tcp_socket(int family, bool nonblock)
 	return fd;
 }
 
-/* A connected TCP pair on loopback: *ours (nonblocking, IPv4) and *theirs
- * (of the program's family: IPv6 reaches 127.0.0.1 in its mapped form).
- * The listener lives only for this, and the accepted peer must be the
- * socket we connected, so no other process can slip in. Returns 0 or -1. */
-static int loopback_pair(bool v6, int *ours, int *theirs)
+/* A connected TCP pair on loopback: *ours (nonblocking) and *theirs, of
+ * the program's family (v6): over ::1 when six is set (the program asked
+ * for an IPv6 address, so its socket shows ::1 as its own, as one
+ * connected to ::1 would), else over 127.0.0.1 (an IPv6 socket in its
+ * mapped form). The listener lives only for this, and the accepted peer
+ * must be the socket we connected, so no other process can slip in.
+ * Returns 0 or -1. */
+static int loopback_pair(bool v6, bool six, int *ours, int *theirs)
 {
-	static const struct proto_addr lo = { .family = 4, .bytes = { 127, 0, 0, 1 } };
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	struct sockaddr_in peer;
-	struct sockaddr_storage to, mine;
+	static const struct proto_addr lo4 = { .family = 4, .bytes = { 127, 0, 0, 1 } };
+	static const struct proto_addr lo6 = { .family = 6, .bytes = { [15] = 1 } };
+	const struct proto_addr *lo = six ? &lo6 : &lo4;
+	struct sockaddr_storage a, to, mine, peer;
 	socklen_t al = sizeof a, ml = sizeof mine, pl = sizeof peer, tl;
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), c = -1, s = -1;
-	uint16_t mine_port;
+	int l = tcp_socket(six ? AF_INET6 : AF_INET, false), c = -1, s = -1;
+	struct proto_addr pa;
+	uint16_t port, mine_port, peer_port;
 
 	if (l < 0)
 		return -1;
-	if (bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 1) < 0 ||
-	    getsockname(l, (struct sockaddr *)&a, &al) < 0)
+	tl = proto_addr_to_sockaddr(lo, 0, six, &a);
+	if (bind(l, (struct sockaddr *)&a, tl) < 0 || listen(l, 1) < 0 ||
+	    getsockname(l, (struct sockaddr *)&a, &al) < 0 ||
+	    proto_addr_from_sockaddr((struct sockaddr *)&a, a.ss_family, &pa, &port) < 0)
 		goto fail;
-	tl = proto_addr_to_sockaddr(&lo, ntohs(a.sin_port), v6, &to);
+	tl = proto_addr_to_sockaddr(lo, port, v6, &to);
 	c = tcp_socket(v6 ? AF_INET6 : AF_INET, false);
 	if (c < 0 || connect(c, (struct sockaddr *)&to, tl) < 0 ||
-	    getsockname(c, (struct sockaddr *)&mine, &ml) < 0)
+	    getsockname(c, (struct sockaddr *)&mine, &ml) < 0 ||
+	    proto_addr_from_sockaddr((struct sockaddr *)&mine, mine.ss_family, &pa, &mine_port) < 0)
 		goto fail;
-	mine_port = mine.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&mine)->sin6_port
-					       : ((struct sockaddr_in *)&mine)->sin_port;
 	s = accept4(l, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (s < 0 || peer.sin_port != mine_port || peer.sin_addr.s_addr != htonl(INADDR_LOOPBACK))
+	if (s < 0 ||
+	    proto_addr_from_sockaddr((struct sockaddr *)&peer, peer.ss_family, &pa, &peer_port) < 0 ||
+	    peer_port != mine_port || memcmp(&pa, lo, sizeof pa) != 0)
 		goto fail;
 	close(l);
 	*ours = s;
@@ -271,6 +278,8 @@ fail:
 		close(c);
 	if (s >= 0)
 		close(s);
+	if (six) /* no IPv6 loopback here: the mapped IPv4 one */
+		return loopback_pair(v6, false, ours, theirs);
 	return -1;
 }
 
@@ -814,7 +823,7 @@ int transport_start(struct transport *t, const struct transport_request *r)
 	if (r->captured) {
 		c->relay = r->captured_fd; /* a captured connection: it is the program's end */
 	} else if ((c->pt.kind == POLICY_RELAY || r->limit || (r->nonblock && c->proxy)) &&
-		   loopback_pair(r->inet6, &c->relay, &c->handover) < 0) {
+		   loopback_pair(r->inet6, r->inet6 && r->addr.family == 6, &c->relay, &c->handover) < 0) {
 		fail(t, c, errno, "relay: cannot make a loopback connection");
 		return 0;
 	}

@@ -129,6 +129,22 @@ run_shim v6-nb "$PY" "$H/rwclient.py" v6get direct.egress.test "$PA" /v6-nb nb
 assert_out v6-nb "ok egress-it /v6-nb domain=10 sockname=10 v6only=0" \
 	"nonblocking: an IPv6 socket stays IPv6"
 
+# an IPv6 socket connected through the relay to ::1 has ::1 as its own
+# address (its loopback leg is IPv6, not ::ffff:127.0.0.1), so a program
+# that gives the peer its own address to connect back to (ftplib's active
+# mode, to a listener on [::] that takes IPv6 only) is reached there
+start_server a6 http ::1
+for nb in "" nb; do
+	run_shim "back6$nb" "$PY" "$H/rwclient.py" back6 relay6.egress.test "$(port a6)" $nb
+	if not_isolated "the broker connects back from the host, where the listener in the program's namespace is not"; then
+		assert_out "back6$nb" "ok self=::1 back=1" \
+			"relay: an IPv6 connection to ::1 is from ::1, and reached back there${nb:+ (nonblocking)}"
+	else
+		assert_contains "$T/back6$nb.out" "self=::1" \
+			"relay: an IPv6 connection to ::1 is from ::1${nb:+ (nonblocking)}"
+	fi
+done
+
 # to the silent fake, which takes the bytes and never answers or closes: a
 # web server would answer the GET and reset the flood before the limit
 run_shim limited "$PY" "$H/rwclient.py" flood limited.egress.test "$(fport silent)" 1048576
