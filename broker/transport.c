@@ -12,12 +12,15 @@
  * in force) and gives back only answers and records, through its sink. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +30,7 @@
 #include "broker.h"
 
 #define PIPE_BYTES 65536 /* at most this much in flight per direction */
+#define HOLD_MAX (4u << 20) /* a receive buffer past this is not filled to hold a connect */
 
 enum state {
 	ST_RESOLVING,  /* waiting for the resolver */
@@ -44,6 +48,7 @@ struct flow {
 	size_t pending; /* bytes in the pipe */
 	bool eof;       /* src said EOF */
 	bool shut;      /* dst shut down for writing */
+	size_t skip;    /* bytes of src to drop first: the filler of a held connect */
 };
 
 struct conduit;
@@ -73,7 +78,10 @@ struct conduit {
 	int up;                                /* upstream socket, -1 none */
 	int relay;                             /* our end of the program's loopback, -1 none */
 	struct watch w[2];                     /* up, relay in the loop */
-	int handover;                          /* the program's end, until it is sent */
+	int handover;                          /* the program's end, until it is sent, or
+						* while its connect is held (proto.h) */
+	bool held;                             /* the program's connect is held in progress */
+	size_t filler;                         /* bytes queued on the program's end to hold it */
 	struct proto_addr cand[RESOLVER_RAW_MAX];
 	int ncand, icand;
 	uint16_t cport;                        /* port of the candidates */
@@ -206,6 +214,58 @@ static int answer(struct transport *t, struct conduit *c, int action, int err, i
 	return rc;
 }
 
+/* ---------------------------------------------------------------- hold */
+
+/* Holds the program's nonblocking connect in progress (proto.h): its end
+ * theirs gets filler past what ours, which reads none until the upstream
+ * is up, can ever take (its receive buffer, not grown without reads), so
+ * that some stays unsent whatever window ours opens meanwhile, and then
+ * PROTO_HOLD_LOWAT. *filler is set to the bytes written, which the relay
+ * drops. Returns true when the end is held; false when it could not be
+ * (its connect then completes at once, as before). */
+static bool hold(int ours, int theirs, size_t *filler)
+{
+	static const char zero[16384];
+	int rcvbuf = 0, lowat = PROTO_HOLD_LOWAT, unsent = 0;
+	socklen_t rl = sizeof rcvbuf;
+	size_t want;
+
+	*filler = 0;
+	if (getsockopt(ours, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &rl) < 0 || rcvbuf <= 0 ||
+	    (size_t)rcvbuf > HOLD_MAX)
+		return false;
+	want = (size_t)rcvbuf + sizeof zero;
+	while (*filler < want) {
+		size_t left = want - *filler;
+		ssize_t n = send(theirs, zero, left < sizeof zero ? left : sizeof zero,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n <= 0)
+			break;
+		*filler += (size_t)n;
+	}
+	if (setsockopt(theirs, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat) == 0 &&
+	    ioctl(theirs, SIOCOUTQNSD, &unsent) == 0 && unsent > 0)
+		return true;
+	lowat = 0;
+	setsockopt(theirs, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+	return false;
+}
+
+/* Ends the hold of c's program end: err 0, it turns writable (connected);
+ * else the shim will report err (the caller resets the end next). */
+static void release(struct conduit *c, int err)
+{
+	int lowat = err ? PROTO_FAILED_LOWAT | err : 0;
+
+	if (!c->held)
+		return;
+	setsockopt(c->handover, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+	close(c->handover);
+	c->handover = -1;
+	c->held = false;
+}
+
 /* The upstream failed: the program learns err (a waiting connect) or sees
  * its relayed connection reset; the audit says why. */
 static void fail(struct transport *t, struct conduit *c, int err, const char *why)
@@ -214,6 +274,7 @@ static void fail(struct transport *t, struct conduit *c, int err, const char *wh
 		snprintf(c->upstream, sizeof c->upstream, "%s", why);
 	record(t, c, PROTO_OP_CONNECT, err);
 	answer(t, c, PROTO_FAIL, err, -1);
+	release(c, err > 0 && err < 4096 ? err : ECONNREFUSED);
 	conduit_free(t, c, true);
 }
 
@@ -299,6 +360,16 @@ static int pump(struct conduit *c, struct flow *f, int src, int dst, uint64_t *c
 	for (;;) {
 		ssize_t n;
 
+		if (f->skip > 0) { /* the filler: dropped, not relayed or counted */
+			n = recv(src, NULL, f->skip, MSG_TRUNC | MSG_DONTWAIT);
+			if (n > 0) {
+				f->skip -= (size_t)n;
+				continue;
+			}
+			if (n == 0)
+				return -1; /* gone before its filler was through: reset */
+			return errno == EAGAIN ? 0 : -1;
+		}
 		if (f->pending == 0 && !f->eof) {
 			size_t want = PIPE_BYTES;
 			uint64_t used = c->sent + c->received + c->out.pending + c->in.pending;
@@ -412,7 +483,10 @@ static void established(struct transport *t, struct conduit *c)
 		fail(t, c, ENOMEM, "relay: out of pipes");
 		return;
 	}
-	if (c->handover >= 0) {
+	c->out.skip = c->filler;
+	if (c->held) {
+		release(c, 0);
+	} else if (c->handover >= 0) {
 		answer(t, c, PROTO_REWRITE, 0, c->handover);
 		close(c->handover);
 		c->handover = -1;
@@ -830,10 +904,14 @@ int transport_start(struct transport *t, const struct transport_request *r)
 	if (r->captured) {
 		/* nobody waits for an answer: the program's connect has completed */
 	} else if (r->nonblock && c->relay >= 0) {
-		/* the program goes on at once; the relay catches up */
+		/* the program goes on at once, its connect held in progress
+		 * until the relay has caught up */
+		c->held = hold(c->relay, c->handover, &c->filler);
 		answer(t, c, PROTO_REWRITE, 0, c->handover);
-		close(c->handover);
-		c->handover = -1;
+		if (!c->held) {
+			close(c->handover);
+			c->handover = -1;
+		}
 	} else {
 		answer(t, c, PROTO_PENDING, 0, -1);
 	}

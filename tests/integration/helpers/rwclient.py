@@ -9,9 +9,11 @@ results on stdout per subcommand; errors as "err ERRNONAME".
                             blocking connect, then prints what it reads back:
                             "peer ADDR PORT synthetic=0|1 nodelay=N keepalive=N
                             rcvbuf_same=0|1 inheritable=0|1"
-  nonblock NAME PORT PATH   nonblocking connect; prints "returned ERR at T",
-                            then waits for writability, SO_ERROR, connects
-                            again ("again EISCONN"), sends the GET and prints
+  nonblock NAME PORT PATH [early]  nonblocking connect; prints "returned
+                            ERR at T" (with early, connects again at once:
+                            "early ERR"), then waits for writability
+                            ("writable at T"), SO_ERROR, connects again
+                            ("again EISCONN"), sends the GET and prints
                             "ok BODY" or "err ..."
   flood NAME PORT BYTES     sends a GET and then BYTES more, reads until EOF
                             or error: "sent N" and "end EOF|ERRNO"
@@ -111,7 +113,11 @@ try:
         s.setblocking(False)
         err = s.connect_ex(a)
         print("returned %s at %f" % (errno.errorcode.get(err, err), time.time()), flush=True)
+        if len(sys.argv) > 5:
+            err = s.connect_ex(a)
+            print("early %s" % errno.errorcode.get(err, err), flush=True)
         select.select([], [s], [], 20)
+        print("writable at %f" % time.time(), flush=True)
         so = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if so:
             print("err %s" % errno.errorcode.get(so, so))
