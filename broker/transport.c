@@ -14,12 +14,15 @@
  * in force) and gives back only answers and records, through its sink. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +35,7 @@
 #define SPARES 4          /* proxies with a connection kept ready, at most */
 #define SPARE_IDLE_MS 10000 /* a spare unused this long is closed (dante ends an
 			     * unfinished negotiation after 30 s) */
+#define HOLD_MAX (4u << 20) /* a receive buffer past this is not filled to hold a connect */
 
 enum state {
 	ST_RESOLVING,  /* waiting for the resolver */
@@ -49,6 +53,7 @@ struct flow {
 	size_t pending; /* bytes in the pipe */
 	bool eof;       /* src said EOF */
 	bool shut;      /* dst shut down for writing */
+	size_t skip;    /* bytes of src to drop first: the filler of a held connect */
 };
 
 struct conduit;
@@ -78,7 +83,10 @@ struct conduit {
 	int up;                                /* upstream socket, -1 none */
 	int relay;                             /* our end of the program's loopback, -1 none */
 	struct watch w[2];                     /* up, relay in the loop */
-	int handover;                          /* the program's end, until it is sent */
+	int handover;                          /* the program's end, until it is sent, or
+						* while its connect is held (proto.h) */
+	bool held;                             /* the program's connect is held in progress */
+	size_t filler;                         /* bytes queued on the program's end to hold it */
 	struct proto_addr cand[RESOLVER_RAW_MAX];
 	int ncand, icand;
 	uint16_t cport;                        /* port of the candidates */
@@ -227,6 +235,58 @@ static int answer(struct transport *t, struct conduit *c, int action, int err, i
 	return rc;
 }
 
+/* ---------------------------------------------------------------- hold */
+
+/* Holds the program's nonblocking connect in progress (proto.h): its end
+ * theirs gets filler past what ours, which reads none until the upstream
+ * is up, can ever take (its receive buffer, not grown without reads), so
+ * that some stays unsent whatever window ours opens meanwhile, and then
+ * PROTO_HOLD_LOWAT. *filler is set to the bytes written, which the relay
+ * drops. Returns true when the end is held; false when it could not be
+ * (its connect then completes at once, as before). */
+static bool hold(int ours, int theirs, size_t *filler)
+{
+	static const char zero[16384];
+	int rcvbuf = 0, lowat = PROTO_HOLD_LOWAT, unsent = 0;
+	socklen_t rl = sizeof rcvbuf;
+	size_t want;
+
+	*filler = 0;
+	if (getsockopt(ours, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &rl) < 0 || rcvbuf <= 0 ||
+	    (size_t)rcvbuf > HOLD_MAX)
+		return false;
+	want = (size_t)rcvbuf + sizeof zero;
+	while (*filler < want) {
+		size_t left = want - *filler;
+		ssize_t n = send(theirs, zero, left < sizeof zero ? left : sizeof zero,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n <= 0)
+			break;
+		*filler += (size_t)n;
+	}
+	if (setsockopt(theirs, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat) == 0 &&
+	    ioctl(theirs, SIOCOUTQNSD, &unsent) == 0 && unsent > 0)
+		return true;
+	lowat = 0;
+	setsockopt(theirs, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+	return false;
+}
+
+/* Ends the hold of c's program end: err 0, it turns writable (connected);
+ * else the shim will report err (the caller resets the end next). */
+static void release(struct conduit *c, int err)
+{
+	int lowat = err ? PROTO_FAILED_LOWAT | err : 0;
+
+	if (!c->held)
+		return;
+	setsockopt(c->handover, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+	close(c->handover);
+	c->handover = -1;
+	c->held = false;
+}
+
 /* The upstream failed: the program learns err (a waiting connect) or sees
  * its relayed connection reset; the audit says why. */
 static void resolve(struct transport *t, struct conduit *c, const char *target);
@@ -258,6 +318,7 @@ static void fail(struct transport *t, struct conduit *c, int err, const char *wh
 		snprintf(c->upstream, sizeof c->upstream, "%s", why);
 	record(t, c, PROTO_OP_CONNECT, err);
 	answer(t, c, PROTO_FAIL, err, -1);
+	release(c, err > 0 && err < 4096 ? err : ECONNREFUSED);
 	conduit_free(t, c, true);
 }
 
@@ -276,34 +337,41 @@ static int tcp_socket(int family, bool nonblock)
 	return fd;
 }
 
-/* A connected TCP pair on loopback: *ours (nonblocking, IPv4) and *theirs
- * (of the program's family: IPv6 reaches 127.0.0.1 in its mapped form).
- * The listener lives only for this, and the accepted peer must be the
- * socket we connected, so no other process can slip in. Returns 0 or -1. */
-static int loopback_pair(bool v6, int *ours, int *theirs)
+/* A connected TCP pair on loopback: *ours (nonblocking) and *theirs, of
+ * the program's family (v6): over ::1 when six is set (the program asked
+ * for an IPv6 address, so its socket shows ::1 as its own, as one
+ * connected to ::1 would), else over 127.0.0.1 (an IPv6 socket in its
+ * mapped form). The listener lives only for this, and the accepted peer
+ * must be the socket we connected, so no other process can slip in.
+ * Returns 0 or -1. */
+static int loopback_pair(bool v6, bool six, int *ours, int *theirs)
 {
-	static const struct proto_addr lo = { .family = 4, .bytes = { 127, 0, 0, 1 } };
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	struct sockaddr_in peer;
-	struct sockaddr_storage to, mine;
+	static const struct proto_addr lo4 = { .family = 4, .bytes = { 127, 0, 0, 1 } };
+	static const struct proto_addr lo6 = { .family = 6, .bytes = { [15] = 1 } };
+	const struct proto_addr *lo = six ? &lo6 : &lo4;
+	struct sockaddr_storage a, to, mine, peer;
 	socklen_t al = sizeof a, ml = sizeof mine, pl = sizeof peer, tl;
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), c = -1, s = -1;
-	uint16_t mine_port;
+	int l = tcp_socket(six ? AF_INET6 : AF_INET, false), c = -1, s = -1;
+	struct proto_addr pa;
+	uint16_t port, mine_port, peer_port;
 
 	if (l < 0)
 		return -1;
-	if (bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 1) < 0 ||
-	    getsockname(l, (struct sockaddr *)&a, &al) < 0)
+	tl = proto_addr_to_sockaddr(lo, 0, six, &a);
+	if (bind(l, (struct sockaddr *)&a, tl) < 0 || listen(l, 1) < 0 ||
+	    getsockname(l, (struct sockaddr *)&a, &al) < 0 ||
+	    proto_addr_from_sockaddr((struct sockaddr *)&a, a.ss_family, &pa, &port) < 0)
 		goto fail;
-	tl = proto_addr_to_sockaddr(&lo, ntohs(a.sin_port), v6, &to);
+	tl = proto_addr_to_sockaddr(lo, port, v6, &to);
 	c = tcp_socket(v6 ? AF_INET6 : AF_INET, false);
 	if (c < 0 || connect(c, (struct sockaddr *)&to, tl) < 0 ||
-	    getsockname(c, (struct sockaddr *)&mine, &ml) < 0)
+	    getsockname(c, (struct sockaddr *)&mine, &ml) < 0 ||
+	    proto_addr_from_sockaddr((struct sockaddr *)&mine, mine.ss_family, &pa, &mine_port) < 0)
 		goto fail;
-	mine_port = mine.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&mine)->sin6_port
-					       : ((struct sockaddr_in *)&mine)->sin_port;
 	s = accept4(l, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (s < 0 || peer.sin_port != mine_port || peer.sin_addr.s_addr != htonl(INADDR_LOOPBACK))
+	if (s < 0 ||
+	    proto_addr_from_sockaddr((struct sockaddr *)&peer, peer.ss_family, &pa, &peer_port) < 0 ||
+	    peer_port != mine_port || memcmp(&pa, lo, sizeof pa) != 0)
 		goto fail;
 	close(l);
 	*ours = s;
@@ -315,6 +383,8 @@ fail:
 		close(c);
 	if (s >= 0)
 		close(s);
+	if (six) /* no IPv6 loopback here: the mapped IPv4 one */
+		return loopback_pair(v6, false, ours, theirs);
 	return -1;
 }
 
@@ -334,6 +404,16 @@ static int pump(struct conduit *c, struct flow *f, int src, int dst, uint64_t *c
 	for (;;) {
 		ssize_t n;
 
+		if (f->skip > 0) { /* the filler: dropped, not relayed or counted */
+			n = recv(src, NULL, f->skip, MSG_TRUNC | MSG_DONTWAIT);
+			if (n > 0) {
+				f->skip -= (size_t)n;
+				continue;
+			}
+			if (n == 0)
+				return -1; /* gone before its filler was through: reset */
+			return errno == EAGAIN ? 0 : -1;
+		}
 		if (f->pending == 0 && !f->eof) {
 			size_t want = PIPE_BYTES;
 			uint64_t used = c->sent + c->received + c->out.pending + c->in.pending;
@@ -447,7 +527,10 @@ static void established(struct transport *t, struct conduit *c)
 		fail(t, c, ENOMEM, "relay: out of pipes");
 		return;
 	}
-	if (c->handover >= 0) {
+	c->out.skip = c->filler;
+	if (c->held) {
+		release(c, 0);
+	} else if (c->handover >= 0) {
 		answer(t, c, PROTO_REWRITE, 0, c->handover);
 		close(c->handover);
 		c->handover = -1;
@@ -971,17 +1054,21 @@ static int conduit_start(struct transport *t, const struct transport_request *r,
 	if (r->captured) {
 		c->relay = r->captured_fd; /* a captured connection: it is the program's end */
 	} else if ((c->pt.kind == POLICY_RELAY || r->limit || (r->nonblock && c->proxy)) &&
-		   loopback_pair(r->inet6, &c->relay, &c->handover) < 0) {
+		   loopback_pair(r->inet6, r->inet6 && r->addr.family == 6, &c->relay, &c->handover) < 0) {
 		fail(t, c, errno, "relay: cannot make a loopback connection");
 		return 0;
 	}
 	if (r->captured) {
 		/* nobody waits for an answer: the program's connect has completed */
 	} else if (r->nonblock && c->relay >= 0) {
-		/* the program goes on at once; the relay catches up */
+		/* the program goes on at once, its connect held in progress
+		 * until the relay has caught up */
+		c->held = hold(c->relay, c->handover, &c->filler);
 		answer(t, c, PROTO_REWRITE, 0, c->handover);
-		close(c->handover);
-		c->handover = -1;
+		if (!c->held) {
+			close(c->handover);
+			c->handover = -1;
+		}
 	} else {
 		answer(t, c, PROTO_PENDING, 0, -1);
 	}

@@ -83,6 +83,19 @@ enum proto_action {
 	PROTO_FAIL = 5,    /* CONNECT: rewritten, but the transport failed with errno err */
 };
 
+/* A nonblocking connect through the relay (or a proxy) is held in
+ * progress until the broker's upstream leg is up, as the program's own
+ * connect would be: the loopback leg it is handed has TCP_NOTSENT_LOWAT
+ * PROTO_HOLD_LOWAT and bytes queued that the relay does not take (the
+ * filler), so it is not writable. Once the upstream is up the broker sets
+ * 0 (it turns writable: connected) and drops the filler; when it fails,
+ * PROTO_FAILED_LOWAT | errno, then resets the leg, and the shim reports
+ * that errno (SO_ERROR, a second connect) instead of the reset. A shim or
+ * broker of an older build ignores it: the message set is the same. */
+#define PROTO_HOLD_LOWAT 1
+#define PROTO_FAILED_LOWAT 0x1000 /* | errno (< 4096): still below what is unsent, so the
+				   * leg stays unwritable until its reset arrives */
+
 /* ASK flags. */
 #define PROTO_ASK_NONBLOCK 0x01 /* CONNECT on an O_NONBLOCK socket: answer at once */
 #define PROTO_ASK_INET6 0x02    /* CONNECT on an AF_INET6 socket: hand over one of that family */

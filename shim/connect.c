@@ -20,9 +20,11 @@ static bool connected(int fd)
  * socket's history: a rewritten socket still connected gets the kernel's
  * EISCONN (programs poll a nonblocking connect that way), one that was
  * disconnected (AF_UNSPEC) is judged again like a new one. A rewritten
- * connect is already made: a nonblocking one reports EINPROGRESS, as the
- * program expects, and turns writable at once. Returns what connect(2)
- * returns. */
+ * connect is already made, or (nonblocking, through the relay) held in
+ * progress by the broker until its upstream is: a nonblocking one reports
+ * EINPROGRESS, as the program expects, and turns writable once connected;
+ * connecting again while it is held says EALREADY, and once after it
+ * failed, the failure. Returns what connect(2) returns. */
 int shim_connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
 	struct shim_dest d;
@@ -35,6 +37,8 @@ int shim_connect(int fd, const struct sockaddr *sa, socklen_t len)
 		return -1;
 	if (shim_classify(obj, 0, true, &op, &l4) < 0) {
 		rc = shim_real.connect(obj, shim_dest_sa(&d, sa), len); /* the kernel's ENOTSOCK */
+	} else if (op == PROTO_OP_CONNECT && (r = shim_rewrite_outcome(obj, true)) != 0) {
+		errno = r == EINPROGRESS ? EALREADY : r; /* held, or failed: once, as the kernel */
 	} else if (op == PROTO_OP_CONNECT && shim_rewritten(obj) && connected(obj)) {
 		errno = EISCONN; /* a datagram socket may connect again, elsewhere */
 	} else {

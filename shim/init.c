@@ -71,6 +71,7 @@ static void init_once_fn(void)
 	shim_real.sendmsg = real_symbol("sendmsg", (void *)sendmsg);
 	shim_real.sendmmsg = real_symbol("sendmmsg", (void *)sendmmsg);
 	shim_real.getpeername = real_symbol("getpeername", (void *)getpeername);
+	shim_real.getsockopt = real_symbol("getsockopt", (void *)getsockopt);
 	shim_real.recvfrom = real_symbol("recvfrom", (void *)recvfrom);
 	shim_real.recvmsg = real_symbol("recvmsg", (void *)recvmsg);
 	shim_real.recvmmsg = real_symbol("recvmmsg", (void *)recvmmsg);

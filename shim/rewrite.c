@@ -161,6 +161,25 @@ bool shim_oob_refused(int fd)
 	return true;
 }
 
+int shim_rewrite_outcome(int fd, bool take)
+{
+	int lowat = 0, zero = 0, err;
+	socklen_t ll = sizeof lowat, el = sizeof err;
+
+	if (!shim_rewritten(fd) ||
+	    getsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, &ll) < 0 || lowat == 0)
+		return 0;
+	if (lowat == PROTO_HOLD_LOWAT)
+		return EINPROGRESS;
+	if ((lowat & ~0xfff) != PROTO_FAILED_LOWAT || (lowat & 0xfff) == 0)
+		return 0; /* the program's own setting */
+	if (take) { /* reported: the mark and the reset's error go */
+		setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &zero, sizeof zero);
+		shim_real.getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+	}
+	return lowat & 0xfff;
+}
+
 bool shim_rewritten(int fd)
 {
 	struct sockaddr_in6 sa;
@@ -251,6 +270,10 @@ int shim_getpeername(int fd, struct sockaddr *sa, socklen_t *len)
 		return shim_real.getpeername(fd, sa, len);
 	if (shim_real.getpeername(fd, sa, len) < 0)
 		return -1; /* no longer connected: the kernel's ENOTCONN */
+	if (shim_rewrite_outcome(fd, false)) {
+		errno = ENOTCONN; /* held in progress, or failed */
+		return -1;
+	}
 	memcpy(sa, &copy, cap < plen ? cap : plen);
 	*len = plen;
 	return 0;

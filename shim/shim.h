@@ -24,6 +24,7 @@ struct shim_real {
 	ssize_t (*sendmsg)(int, const struct msghdr *, int);
 	int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
 	int (*getpeername)(int, struct sockaddr *, socklen_t *);
+	int (*getsockopt)(int, int, int, void *, socklen_t *);
 	ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
 	ssize_t (*recvmsg)(int, struct msghdr *, int);
 	int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
@@ -134,6 +135,14 @@ int shim_rewrite_install(int fd, int obj, int newfd, const struct sockaddr *sa);
  * and is about to be connected again, judged like any other). */
 void shim_rewrite_forget(int fd);
 
+/* rewrite.c: where the connect of fd's rewritten socket is that the
+ * broker holds in progress (proto.h, PROTO_HOLD_LOWAT): EINPROGRESS while
+ * it is held, the errno of its failure once it failed (with take set,
+ * reported: forgotten with the reset's error, as the kernel forgets a
+ * socket's error once it has reported it), else 0: connected, or not a
+ * held connect at all. */
+int shim_rewrite_outcome(int fd, bool take);
+
 /* rewrite.c: true when fd's socket is one shim_rewrite_install put in place
  * (already connected through the transport). */
 bool shim_rewritten(int fd);
@@ -195,6 +204,7 @@ ssize_t shim_send(int fd, const void *buf, size_t n, int flags);
 ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags);
 int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags);
 int shim_getpeername(int fd, struct sockaddr *sa, socklen_t *len);
+int shim_getsockopt(int fd, int level, int name, void *val, socklen_t *len);
 ssize_t shim_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *sa,
 		      socklen_t *len);
 ssize_t shim_recvmsg(int fd, struct msghdr *msg, int flags);

@@ -331,6 +331,7 @@ START_TEST(test_rewrite_nonblocking_relay_counts_and_limits)
 	struct fixture f;
 	struct proto_msg m;
 	uint16_t port;
+	struct pollfd pfd = { .events = POLLOUT };
 	int lfd, fd, afd;
 	char a[64], big[8192];
 
@@ -343,6 +344,13 @@ START_TEST(test_rewrite_nonblocking_relay_counts_and_limits)
 	next_answer(&f, &m, &fd); /* at once, before any upstream */
 	ck_assert_int_eq(m.u.verdict.action, PROTO_REWRITE);
 	ck_assert_int_ge(fd, 0);
+	/* held in progress until the relay's upstream connect is done */
+	pfd.fd = fd;
+	ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+	for (int i = 0; i < 20; i++)
+		server_run_once(f.s, 10);
+	ck_assert_int_eq(poll(&pfd, 1, 1000), 1);
+	ck_assert(pfd.revents == POLLOUT);
 	ck_assert_int_eq(write(fd, "0123456789", 10), 10);
 	for (int i = 0; i < 20; i++)
 		server_run_once(f.s, 10);

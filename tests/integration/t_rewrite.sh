@@ -106,6 +106,13 @@ run_shim nb-refused "$PY" "$H/rwclient.py" nonblock direct.egress.test "$DOWN" /
 assert_contains "$T/nb-refused.out" "returned EINPROGRESS" "direct: a nonblocking connect is in progress"
 assert_contains "$T/nb-refused.out" "err ECONNREFUSED" "and its SO_ERROR is the refusal, as without egress"
 
+# through the relay a nonblocking connect is held in progress until the
+# relay's own connect is done: a refusal is a refused connect
+run_shim nb-refused-relay "$PY" "$H/rwclient.py" nonblock relay.egress.test "$DOWN" /x
+assert_contains "$T/nb-refused-relay.out" "returned EINPROGRESS" "relay: a nonblocking connect is in progress"
+assert_contains "$T/nb-refused-relay.out" "err ECONNREFUSED" \
+	"and its SO_ERROR is the refusal, not a reset after success"
+
 run_shim relay "$PY" "$H/rwclient.py" get relay.egress.test "$PA" /relay
 assert_contains "$T/relay.out" "ok egress-it /relay" "relay: the program got the body"
 sent=$(sed -n 's/.* sent=\([0-9]*\) .*/\1/p' "$T/relay.out")
@@ -128,6 +135,22 @@ assert_out v6-relay "ok egress-it /v6-relay domain=10 sockname=10 v6only=0" \
 run_shim v6-nb "$PY" "$H/rwclient.py" v6get direct.egress.test "$PA" /v6-nb nb
 assert_out v6-nb "ok egress-it /v6-nb domain=10 sockname=10 v6only=0" \
 	"nonblocking: an IPv6 socket stays IPv6"
+
+# an IPv6 socket connected through the relay to ::1 has ::1 as its own
+# address (its loopback leg is IPv6, not ::ffff:127.0.0.1), so a program
+# that gives the peer its own address to connect back to (ftplib's active
+# mode, to a listener on [::] that takes IPv6 only) is reached there
+start_server a6 http ::1
+for nb in "" nb; do
+	run_shim "back6$nb" "$PY" "$H/rwclient.py" back6 relay6.egress.test "$(port a6)" $nb
+	if not_isolated "the broker connects back from the host, where the listener in the program's namespace is not"; then
+		assert_out "back6$nb" "ok self=::1 back=1" \
+			"relay: an IPv6 connection to ::1 is from ::1, and reached back there${nb:+ (nonblocking)}"
+	else
+		assert_contains "$T/back6$nb.out" "self=::1" \
+			"relay: an IPv6 connection to ::1 is from ::1${nb:+ (nonblocking)}"
+	fi
+done
 
 # to the silent fake, which takes the bytes and never answers or closes: a
 # web server would answer the GET and reset the flood before the limit
@@ -213,8 +236,9 @@ ticks=$(sed -n 's/.*ticks=\([0-9]*\)/\1/p' "$T/nb-node.out")
 assert_ge "${ticks:-0}" 20 "node's 20 ms timer kept firing while the proxy took 2 s ($ticks ticks)"
 
 before=$(audit_count op=connect name=slow.egress.test)
-run_shim nb-py "$PY" "$H/rwclient.py" nonblock slow.egress.test "$PA" /py-slow
+run_shim nb-py "$PY" "$H/rwclient.py" nonblock slow.egress.test "$PA" /py-slow early
 assert_contains "$T/nb-py.out" "ok egress-it /py-slow blocking=1" "python nonblocking connect, then the exchange"
+assert_contains "$T/nb-py.out" "early EALREADY" "a second connect while the proxy has not answered: EALREADY, as without egress"
 assert_contains "$T/nb-py.out" "again EISCONN" "a second connect on the finished socket: EISCONN, as without egress"
 sleep 0.5 # the audit event of a second rewrite would be written by now
 assert_eq "$(audit_count op=connect name=slow.egress.test)" $((before + 1)) \
@@ -228,9 +252,17 @@ else
 	fail "python's connect did not return before the proxy answered (returned [$returned], answered [$answered])"
 	show "$T/nb-py.out"
 fi
+writable=$(sed -n 's/^writable at \([0-9.]*\)$/\1/p' "$T/nb-py.out")
+if [ -n "$writable" ] && [ -n "$returned" ] &&
+	"$PY" -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) + 1.5 else 1)' "$writable" "$returned"; then
+	pass "and its socket turned writable (connected) only once the proxy had answered, 2 s later"
+else
+	fail "python's socket turned writable before the proxy answered (returned [$returned], writable [$writable])"
+	show "$T/nb-py.out"
+fi
 
 run_shim nb-fail "$NODE" "$H/rwnode.js" h403.egress.test 443 /
-assert_contains "$T/nb-fail.out" "err ECONNRESET" "nonblocking: an upstream refusal resets the connection"
+assert_contains "$T/nb-fail.out" "err EACCES" "nonblocking: a proxy's refusal (403) is the connect's error, EACCES"
 
 # ---- the hand-over keeps what the program set
 # (through a proxy, whose names get synthetic addresses)

@@ -9,9 +9,11 @@ results on stdout per subcommand; errors as "err ERRNONAME".
                             blocking connect, then prints what it reads back:
                             "peer ADDR PORT synthetic=0|1 nodelay=N keepalive=N
                             rcvbuf_same=0|1 inheritable=0|1"
-  nonblock NAME PORT PATH   nonblocking connect; prints "returned ERR at T",
-                            then waits for writability, SO_ERROR, connects
-                            again ("again EISCONN"), sends the GET and prints
+  nonblock NAME PORT PATH [early]  nonblocking connect; prints "returned
+                            ERR at T" (with early, connects again at once:
+                            "early ERR"), then waits for writability
+                            ("writable at T"), SO_ERROR, connects again
+                            ("again EISCONN"), sends the GET and prints
                             "ok BODY" or "err ..."
   flood NAME PORT BYTES     sends a GET and then BYTES more, reads until EOF
                             or error: "sent N" and "end EOF|ERRNO"
@@ -22,6 +24,12 @@ results on stdout per subcommand; errors as "err ERRNONAME".
                             and GETs PATH: "ok BODY domain=D sockname=F
                             v6only=V" (D: SO_DOMAIN; F: the family of
                             getsockname; V: IPV6_V6ONLY readable, 0 or 1)
+  back6 NAME PORT [nb]      an AF_INET6 socket (blocking, or with a timeout:
+                            nonblocking) connects to NAME's IPv6 address, and
+                            a second one connects back to a listener on [::]
+                            (IPV6_V6ONLY) at the first one's own address, as
+                            ftplib's active mode does: "ok self=ADDR back=1"
+                            or "err ERRNO self=ADDR"
   hold NAME PORT BYTES SECS connects, sends BYTES, prints "sent", keeps the
                             connection open SECS seconds: "ok"
   bound NAME PORT           binds to 127.0.0.1, port 0, then connects: "ok
@@ -105,7 +113,11 @@ try:
         s.setblocking(False)
         err = s.connect_ex(a)
         print("returned %s at %f" % (errno.errorcode.get(err, err), time.time()), flush=True)
+        if len(sys.argv) > 5:
+            err = s.connect_ex(a)
+            print("early %s" % errno.errorcode.get(err, err), flush=True)
         select.select([], [s], [], 20)
+        print("writable at %f" % time.time(), flush=True)
         so = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if so:
             print("err %s" % errno.errorcode.get(so, so))
@@ -157,6 +169,18 @@ try:
         print("ok %s domain=%d sockname=%d v6only=%d" % (
             body(data), s.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN),
             len(s.getsockname()) == 4 and socket.AF_INET6 or socket.AF_INET, v6only))
+    elif cmd == "back6":
+        a = socket.getaddrinfo(name, int(sys.argv[3]), socket.AF_INET6, socket.SOCK_STREAM)[0][4]
+        lst = socket.create_server(("", 0), family=socket.AF_INET6)
+        lst.settimeout(5)
+        s = socket.create_connection(a[:2], timeout=10 if len(sys.argv) > 4 else None)
+        own = s.getsockname()[0]
+        try:
+            back = socket.create_connection((own, lst.getsockname()[1]), timeout=5)
+            lst.accept()
+            print("ok self=%s back=1" % own)
+        except OSError as e:
+            print("err %s self=%s" % (ename(e), own))
     elif cmd == "hold":
         s = socket.create_connection(addr(name, int(sys.argv[3])))
         s.sendall(b"h" * int(sys.argv[4]))
