@@ -20,7 +20,8 @@
  * the program's as SCM_RIGHTS ancillary data. An ALLOW or DENY verdict with
  * a ttl_ms may carry the broker's generation page (struct proto_page, a
  * sealed memfd that only the broker can write): the first such verdict on
- * each connection does. Every other message carries no descriptor.
+ * each connection does; the shim's note ring comes with a NOTE (below).
+ * Every other message carries no descriptor.
  *
  * Cached verdicts: a shim that holds the page may keep a verdict with a
  * ttl_ms for that long, tagged with the generation the verdict names (the
