@@ -18,6 +18,11 @@ fake() {
 	wait_for 5 test -s "$T/fp-$1.port" || fail "fake proxy $1 did not start"
 }
 fport() { cat "$T/fp-$1.port"; }
+# at_least A B SECS: both times known (seconds since the epoch) and A >= B + SECS
+at_least() {
+	[ -n "$1" ] && [ -n "$2" ] &&
+		"$PY" -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) + float(sys.argv[3]) else 1)' "$1" "$2" "$3"
+}
 fake h403 http:403
 fake h407 http:407
 fake h504 http:504
@@ -245,16 +250,14 @@ assert_eq "$(audit_count op=connect name=slow.egress.test)" $((before + 1)) \
 	"and no second connection through the transport (one audit event)"
 returned=$(sed -n 's/^returned EINPROGRESS at \([0-9.]*\)$/\1/p' "$T/nb-py.out")
 answered=$(tail -n 1 "$T/fp-slow.log" | sed -n 's/^answered //p')
-if [ -n "$returned" ] && [ -n "$answered" ] &&
-	"$PY" -c 'import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)' "$returned" "$answered"; then
+if [ -n "$returned" ] && [ -n "$answered" ] && ! at_least "$returned" "$answered" 0; then
 	pass "python's connect returned EINPROGRESS before the proxy answered"
 else
 	fail "python's connect did not return before the proxy answered (returned [$returned], answered [$answered])"
 	show "$T/nb-py.out"
 fi
 writable=$(sed -n 's/^writable at \([0-9.]*\)$/\1/p' "$T/nb-py.out")
-if [ -n "$writable" ] && [ -n "$returned" ] &&
-	"$PY" -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) + 1.5 else 1)' "$writable" "$returned"; then
+if at_least "$writable" "$returned" 1.5; then
 	pass "and its socket turned writable (connected) only once the proxy had answered, 2 s later"
 else
 	fail "python's socket turned writable before the proxy answered (returned [$returned], writable [$writable])"
