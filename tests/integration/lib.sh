@@ -527,18 +527,26 @@ free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1",
 
 # dante_conf PORT: $T/danted.conf for Debian's dante-server on
 # 127.0.0.1:PORT, relaying UDP ASSOCIATE (and CONNECT) for loopback
-# clients without authentication, logging to $T/danted.log.
+# clients without authentication, logging to $T/danted.log. It sends from
+# 127.0.0.1 and ::1, to any destination of either family ("0/0": dante
+# reads 0.0.0.0/0 as IPv4 only), and passes back replies from loopback of
+# either family (a udpreply rule's "from" is the reply's sender). With
+# 127.0.0.1 its only external address, it refused every datagram to an
+# IPv6 destination ("no IPv6 address configured for our usage on the
+# external interface").
 dante_conf() {
 	cat >"$T/danted.conf" <<EOF
 logoutput: $T/danted.log
 internal: 127.0.0.1 port = $1
 external: 127.0.0.1
+external: ::1
 socksmethod: none
 clientmethod: none
 user.privileged: root
 user.unprivileged: nobody
 client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }
-socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 command: udpassociate udpreply }
+socks pass { from: 127.0.0.0/8 to: 0/0 command: udpassociate udpreply }
+socks pass { from: ::1/128 to: 0/0 command: udpreply }
 EOF
 }
 

@@ -20,6 +20,8 @@ PD=$(free_port)
 PASS=hunter2-$$
 start_server u udp 127.0.0.1
 PU=$(port u)
+start_server u6 udp ::1
+PU6=$(port u6)
 
 printf '127.0.0.1 localhost\n127.0.0.1 api.egress.test sx.egress.test udp.egress.test\n' >"$T/hosts"
 dante_conf "$PD"
@@ -61,6 +63,8 @@ fi
 	policy_rule via-http host=api.egress.test action=rewrite "transport=http://127.0.0.1:$PT"
 	policy_rule via-socks host=sx.egress.test action=rewrite "transport=socks5://egress:$PASS@127.0.0.1:$PS"
 	policy_rule via-dante host=udp.egress.test action=rewrite "transport=socks5://127.0.0.1:$PD"
+	policy_rule via-dante6 cidr=::1/128 "port=$PU6" proto=udp action=rewrite \
+		"transport=socks5://127.0.0.1:$PD"
 } | write_policy
 start_broker || finish
 
@@ -117,6 +121,11 @@ if not_isolated "datagrams do not leave an isolated namespace"; then
 	assert_eq "$(grep -c '^dgram ping' "$T/srv-u.log")" 3 "the UDP server got the three, through dante"
 	assert_audit_ge 1 "recorded as a rewrite through SOCKS5" op=send action=rewrite \
 		name=udp.egress.test "transport=socks5://127.0.0.1:$PD" "upstream=datagram relay"
+	# to a receiver on ::1: dante sends from its IPv6 external address
+	run_shim udp-dante6 "$PY" "$H/rwclient.py" ping ::1 "$PU6" 3 50
+	assert_out udp-dante6 "pongs 3 from ::1:$PU6" \
+		"datagrams to ::1 through dante: three answered, from the address sent to"
+	assert_eq "$(grep -c '^dgram ping' "$T/srv-u6.log")" 3 "the UDP server on ::1 got the three, through dante"
 fi
 
 broker_status st

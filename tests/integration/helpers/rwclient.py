@@ -44,8 +44,9 @@ results on stdout per subcommand; errors as "err ERRNONAME".
   fire NAME PORT N [NAME6 PORT6]  N datagrams, each from a socket closed at
                            once; then one from a socket bound to ::1 to NAME6
                            (its IPv6 address) at PORT6
-  ping NAME PORT N SIZE     N datagrams of SIZE bytes starting "ping", each
-                            answer awaited 0.2 s: "pongs K from ADDR:PORT" (the
+  ping NAME PORT N SIZE     N datagrams of SIZE bytes starting "ping" (from a
+                            socket of NAME's first family), each answer
+                            awaited 0.2 s: "pongs K from ADDR:PORT" (the
                             source recvfrom showed), or "err ERRNO"
   resolve6 NAME             getaddrinfo AF_INET6: "ok ..." or "gaierror NAME"
 """
@@ -233,9 +234,10 @@ try:
             u.close()
         print("ok")
     elif cmd == "ping":
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # of the family NAME has (an address such as ::1 is IPv6)
+        family, _, _, _, dest = socket.getaddrinfo(name, int(sys.argv[3]), 0, socket.SOCK_DGRAM)[0]
+        u = socket.socket(family, socket.SOCK_DGRAM)
         u.settimeout(0.2)
-        dest = socket.getaddrinfo(name, int(sys.argv[3]), socket.AF_INET, socket.SOCK_DGRAM)[0][4]
         pongs, src = 0, None
         for _ in range(int(sys.argv[4])):
             u.sendto(b"ping".ljust(int(sys.argv[5]), b"."), dest)
