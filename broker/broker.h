@@ -602,6 +602,12 @@ int capture_netns(pid_t pid, dev_t *dev, ino_t *ino);
 bool capture_holds(pid_t pid, dev_t ns_dev, ino_t ns_ino, const struct sockaddr *local);
 pid_t capture_owner(pid_t proc_pid, dev_t ns_dev, ino_t ns_ino, const struct sockaddr *peer,
 		    bool stream, char *exe, size_t cap);
+/* The peer of the datagram socket (UDP, or UDP-Lite when udplite) of
+ * proc_pid's network namespace that is bound to a:port, when it is
+ * connected: in *peer and *peer_port (an IPv4-mapped one as IPv4).
+ * Returns 0, or -1 when there is no such socket or it is not connected. */
+int capture_udp_peer(pid_t proc_pid, const struct proto_addr *a, uint16_t port, bool udplite,
+		     struct proto_addr *peer, uint16_t *peer_port);
 /* The inode of the TCP socket of diag's network namespace (diag: a
  * NETLINK_SOCK_DIAG socket) whose own address is local and whose peer is
  * remote, in *inode (0: it has no owner any more). Returns 1, 0 when there
@@ -659,6 +665,12 @@ void dgrams_free(struct dgrams *m);
  * be made. The socket of r's src_port is taken as the process's from now
  * on, once it is found to be. */
 uint16_t dgrams_open(struct dgrams *m, const struct dgram_request *r, bool *v6);
+/* True when r's datagram answers a socket connected to the one that sends
+ * it: a loopback socket (an association's own, or a SOCKS5 proxy's
+ * relay's) whose peer is r's src_port, a socket of r's process. Such a
+ * socket takes datagrams from its peer alone, so only the program's own
+ * socket can reach it; through an association the answer would be lost. */
+bool dgrams_answer(const struct dgrams *m, const struct dgram_request *r);
 /* Ends the associations idle too long; call about once a second. */
 void dgrams_tick(struct dgrams *m);
 /* Associations now and in all (0 without m). */
@@ -743,6 +755,8 @@ struct ask_result {
 	uint16_t to_port;              /* SEND: go to addrs (naddr of them) at this port
 					* instead: a DNS query, to the lookup stub */
 	uint16_t src_port;             /* SEND: the asking socket's own port (0 unknown) */
+	const char *upstream;          /* REWRITE answered ALLOW: what is recorded as its
+					* upstream, NULL for what to_port says (static) */
 	const struct policy_transport *transport; /* REWRITE: owned by the policy */
 	uint64_t limit;                /* REWRITE: relay byte limit */
 	uint32_t timeout_ms;           /* REWRITE: upstream timeout */

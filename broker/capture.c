@@ -104,6 +104,72 @@ static unsigned long table_inode(pid_t proc_pid, const char *table, const char *
 	return inode;
 }
 
+/* Reads an address as /proc/net/{udp,udp6} print it ("0100007F:0035":
+ * each 32-bit word in host order as hex, then the port); an IPv4-mapped
+ * one as the IPv4 address it carries. Returns 0 or -1. */
+static int proc_addr_parse(const char *text, struct proto_addr *a, uint16_t *port)
+{
+	unsigned w[4] = { 0 }, p;
+	size_t hex = strcspn(text, ":");
+
+	memset(a, 0, sizeof *a);
+	if (hex == 8 && sscanf(text, "%8x:%4x", &w[0], &p) == 2)
+		a->family = 4;
+	else if (hex == 32 && sscanf(text, "%8x%8x%8x%8x:%4x", &w[0], &w[1], &w[2], &w[3], &p) == 5)
+		a->family = 6;
+	else
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		uint32_t word = w[i];
+
+		memcpy(a->bytes + 4 * i, &word, 4);
+	}
+	*port = (uint16_t)p;
+	proto_addr_unmap(a);
+	return 0;
+}
+
+/* The peer of table's (a /proc/net file of proc_pid's namespace) socket
+ * bound to a:port when it is connected, in *peer and *peer_port. Returns 0,
+ * or -1 when there is no such socket or it is not connected. */
+static int table_peer(pid_t proc_pid, const char *table, const struct proto_addr *a,
+		      uint16_t port, struct proto_addr *peer, uint16_t *peer_port)
+{
+	char path[64], line[512];
+	int found = -1;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%ld/net/%s", (long)proc_pid, table);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (found < 0 && fgets(line, sizeof line, f)) {
+		char local[64], remote[64];
+		struct proto_addr la;
+		uint16_t lp;
+		unsigned st;
+
+		if (sscanf(line, " %*d: %63s %63s %x", local, remote, &st) == 3 &&
+		    st == 1 /* TCP_ESTABLISHED: a connected datagram socket */ &&
+		    proc_addr_parse(local, &la, &lp) == 0 && lp == port && la.family == a->family &&
+		    memcmp(la.bytes, a->bytes, a->family == 4 ? 4 : 16) == 0 &&
+		    proc_addr_parse(remote, peer, peer_port) == 0)
+			found = 0;
+	}
+	fclose(f);
+	return found;
+}
+
+int capture_udp_peer(pid_t proc_pid, const struct proto_addr *a, uint16_t port, bool udplite,
+		     struct proto_addr *peer, uint16_t *peer_port)
+{
+	/* an IPv4 address may be a dual-stack socket's, in the IPv6 table */
+	if (a->family == 4 &&
+	    table_peer(proc_pid, udplite ? "udplite" : "udp", a, port, peer, peer_port) == 0)
+		return 0;
+	return table_peer(proc_pid, udplite ? "udplite6" : "udp6", a, port, peer, peer_port);
+}
+
 /* Finds in the /proc/net/{tcp,udp}{,6} of proc_pid's namespace the inode of
  * the socket bound to a:port (the peer of what we accepted or received). A
  * dual-stack socket's IPv4 address is in the IPv6 table, mapped; a

@@ -479,6 +479,20 @@ static int destination_socket(const struct proto_addr *a, uint16_t port)
 	return fd;
 }
 
+bool dgrams_answer(const struct dgrams *m, const struct dgram_request *r)
+{
+	struct sockaddr_storage ss;
+	struct proto_addr peer;
+	uint16_t peer_port;
+
+	if (!r->src_port || !ask_addr_loopback(&r->addr) ||
+	    capture_udp_peer(r->pid, &r->addr, r->port, false, &peer, &peer_port) < 0 ||
+	    peer_port != r->src_port || !ask_addr_loopback(&peer))
+		return false;
+	proto_addr_to_sockaddr(&peer, peer_port, false, &ss);
+	return capture_holds(r->pid, m->ns_dev, m->ns_ino, (struct sockaddr *)&ss);
+}
+
 uint16_t dgrams_open(struct dgrams *m, const struct dgram_request *r, bool *v6)
 {
 	struct dgram_key k;

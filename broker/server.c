@@ -661,7 +661,9 @@ static void server_record_result(struct server *s, const struct ask_result *r, p
 		policy_transport_text(r->transport, text, sizeof text);
 		ev.transport = text;
 		if (r->op != PROTO_OP_RESOLVE)
-			ev.upstream = r->to_port ? "datagram relay" : "the program's own socket";
+			ev.upstream = r->upstream  ? r->upstream
+				      : r->to_port ? "datagram relay"
+						   : "the program's own socket";
 	}
 	real_now(&ev.time);
 	server_record(s, &ev);
@@ -790,8 +792,16 @@ static void server_dgram(struct server *s, struct client *c, uint32_t id, struct
 		.timeout_ms = r->timeout_ms,
 	};
 	bool v6 = false;
-	uint16_t port = dgrams_open(s->dgrams, &dr, &v6);
+	uint16_t port;
 
+	if (dgrams_answer(s->dgrams, &dr)) {
+		/* it goes as it is, from the program's own socket, the only
+		 * one the socket it answers takes it from */
+		r->upstream = "the program's own socket (an answer to a socket connected to it)";
+		server_decided(s, c, id, r);
+		return;
+	}
+	port = dgrams_open(s->dgrams, &dr, &v6);
 	if (port) {
 		memset(r->addrs, 0, 2 * sizeof r->addrs[0]);
 		r->addrs[0].family = 4;

@@ -4,7 +4,7 @@
  * among a sandbox's tree (forked children, orphans, threads' children, a
  * process that changed uid, many processes) and then the host's; a
  * process that ends between holding and being read is never named, nor
- * is the one that takes its pid. */
+ * is the one that takes its pid; the peer of a connected datagram socket. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -268,6 +268,90 @@ START_TEST(test_capture_diag_inode_dual_stack)
 }
 END_TEST
 
+/* ------------------------------------------------------- datagram peers */
+
+/* A UDP (or UDP-Lite) socket of family bound to its loopback address, port 0,
+ * nonblocking; its address in *ss. */
+static int udp_bound(int family, int proto, struct sockaddr_storage *ss)
+{
+	socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK, proto);
+
+	ck_assert_int_ge(fd, 0);
+	memset(ss, 0, sizeof *ss);
+	ss->ss_family = (sa_family_t)family;
+	if (family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else
+		((struct sockaddr_in6 *)ss)->sin6_addr = in6addr_loopback;
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)ss, len), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)ss, &len), 0);
+	return fd;
+}
+
+static const struct {
+	int family, proto;
+} peer_cases[] = {
+	{ AF_INET, IPPROTO_UDP },
+	{ AF_INET6, IPPROTO_UDP },
+	{ AF_INET, IPPROTO_UDPLITE },
+	{ AF_INET6, IPPROTO_UDPLITE },
+};
+
+/* A connected datagram socket names its peer; an unconnected one, a
+ * socket of the other protocol and a port nothing is bound to name none. */
+START_TEST(test_capture_udp_peer_connected)
+{
+	int fam = peer_cases[_i].family, proto = peer_cases[_i].proto;
+	bool lite = proto == IPPROTO_UDPLITE;
+	struct sockaddr_storage ca, pa;
+	int c = udp_bound(fam, proto, &ca), p = udp_bound(fam, proto, &pa);
+	struct proto_addr a, want, peer;
+	uint16_t port, want_port, peer_port = 0;
+
+	proto_addr_from_sockaddr((struct sockaddr *)&ca, fam, &a, &port);
+	proto_addr_from_sockaddr((struct sockaddr *)&pa, fam, &want, &want_port);
+	ck_assert_int_eq(capture_udp_peer(getpid(), &a, port, lite, &peer, &peer_port), -1);
+	ck_assert_int_eq(connect(c, (struct sockaddr *)&pa,
+				 fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6)),
+			 0);
+	ck_assert_int_eq(capture_udp_peer(getpid(), &a, port, lite, &peer, &peer_port), 0);
+	ck_assert_uint_eq(peer_port, want_port);
+	ck_assert_int_eq(peer.family, want.family);
+	ck_assert_mem_eq(peer.bytes, want.bytes, sizeof peer.bytes);
+	ck_assert_int_eq(capture_udp_peer(getpid(), &a, port, !lite, &peer, &peer_port), -1);
+	ck_assert_int_eq(capture_udp_peer(getpid(), &want, want_port, lite, &peer, &peer_port), -1);
+	close(c), close(p);
+}
+END_TEST
+
+/* A dual-stack socket connected to an IPv4 peer is found by its IPv4
+ * address, and names its peer as IPv4. */
+START_TEST(test_capture_udp_peer_dual_stack)
+{
+	struct sockaddr_storage pa;
+	struct sockaddr_in6 ca = { .sin6_family = AF_INET6 };
+	socklen_t len = sizeof ca;
+	int p = udp_bound(AF_INET, IPPROTO_UDP, &pa), c = socket(AF_INET6, SOCK_DGRAM, 0), off = 0;
+	struct proto_addr a, peer;
+	uint16_t port, peer_port = 0;
+
+	ck_assert_int_eq(setsockopt(c, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off), 0);
+	ck_assert_int_eq(inet_pton(AF_INET6, "::ffff:127.0.0.1", &ca.sin6_addr), 1);
+	ck_assert_int_eq(bind(c, (struct sockaddr *)&ca, sizeof ca), 0);
+	ca.sin6_port = ((struct sockaddr_in *)&pa)->sin_port; /* the peer, mapped */
+	ck_assert_int_eq(connect(c, (struct sockaddr *)&ca, sizeof ca), 0);
+	ck_assert_int_eq(getsockname(c, (struct sockaddr *)&ca, &len), 0);
+	proto_addr_from_sockaddr((struct sockaddr *)&ca, AF_INET6, &a, &port);
+	proto_addr_unmap(&a); /* as the shim names it */
+	ck_assert_int_eq(a.family, 4);
+	ck_assert_int_eq(capture_udp_peer(getpid(), &a, port, false, &peer, &peer_port), 0);
+	ck_assert_int_eq(peer.family, 4);
+	ck_assert_uint_eq(peer_port, ntohs(((struct sockaddr_in *)&pa)->sin_port));
+	close(c), close(p);
+}
+END_TEST
+
 /* --------------------------------------------------------------- owners */
 
 /* One case: a holder started with body, found in the tree of the test. */
@@ -485,6 +569,9 @@ Suite *suite_capture(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_capture_diag_inode_exact);
 	tcase_add_test(tc, test_capture_diag_inode_dual_stack);
+	tcase_add_loop_test(tc, test_capture_udp_peer_connected, 0,
+			    (int)(sizeof peer_cases / sizeof peer_cases[0]));
+	tcase_add_test(tc, test_capture_udp_peer_dual_stack);
 	tcase_add_loop_test(tc, test_capture_inode_owner_tree, 0,
 			    (int)(sizeof owner_cases / sizeof owner_cases[0]));
 	tcase_add_test(tc, test_capture_inode_owner_many);

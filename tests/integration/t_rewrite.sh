@@ -310,6 +310,14 @@ if not_isolated "$NOUDP: the relay's association is on the host's loopback"; the
 	run_shim udp-lim "$PY" "$H/rwclient.py" ping limited.egress.test "$(port u)" 640 100
 	assert_out udp-lim "pongs 630 from 127.0.0.1:$(port u)" \
 		"relay limit 64K: 630 exchanges of 104 bytes get through, then nothing"
+	# a receiver under egress (an echo server in the sending process, as
+	# asyncio's tests have) answers the sender it sees: the association's
+	# socket, connected to it, which takes a datagram from it alone
+	run_shim udp-echo "$PY" "$H/rwclient.py" echo relay.egress.test 3
+	assert_contains "$T/udp-echo.out" "echoes 3 from 127.0.0.1:" \
+		"relay: an echo server under egress answers through the association, all three back"
+	assert_audit_ge 1 "the answer is recorded as sent by the program's own socket" op=send \
+		action=rewrite transport=relay "upstream=the program's own socket (an answer to a socket connected to it)"
 fi
 # through an HTTP proxy, which cannot carry datagrams: refused, said so
 run_shim udp-http "$PY" "$H/rwclient.py" udp slow.egress.test "$(port u)"
@@ -322,7 +330,7 @@ assert_contains "$T/v6.out" "gaierror" "an IPv6-only lookup of a name a proxy re
 broker_status st2
 assert_eq "$(jget "$T/st2.json" resolver.lookups)" 1 "the broker's only DNS lookup was localhost's"
 if not_isolated "$NOUDP: no datagram relay was made"; then
-	assert_eq "$(jget "$T/st2.json" datagram_relays.active)" 4 "status: four datagram relays active (ping, fire, fire on ::1, limited)"
+	assert_eq "$(jget "$T/st2.json" datagram_relays.active)" 5 "status: five datagram relays active (ping, fire, fire on ::1, limited, echo)"
 	# an association's end (idle, or the broker stopping) is recorded with its bytes
 	stop_broker
 	assert_audit 1 "relay: the association's close has its byte counts" op=close \

@@ -65,6 +65,8 @@ fi
 	policy_rule via-dante host=udp.egress.test action=rewrite "transport=socks5://127.0.0.1:$PD"
 	policy_rule via-dante6 cidr=::1/128 "port=$PU6" proto=udp action=rewrite \
 		"transport=socks5://127.0.0.1:$PD"
+	policy_rule via-dante-lo cidr=127.0.0.1/32 proto=udp action=rewrite \
+		"transport=socks5://127.0.0.1:$PD"
 } | write_policy
 start_broker || finish
 
@@ -126,6 +128,11 @@ if not_isolated "datagrams do not leave an isolated namespace"; then
 	assert_out udp-dante6 "pongs 3 from ::1:$PU6" \
 		"datagrams to ::1 through dante: three answered, from the address sent to"
 	assert_eq "$(grep -c '^dgram ping' "$T/srv-u6.log")" 3 "the UDP server on ::1 got the three, through dante"
+	# a receiver under egress answers the sender it sees: dante's socket,
+	# connected to it (an echo server in the sending process)
+	run_shim udp-dante-echo "$PY" "$H/rwclient.py" echo 127.0.0.1 3
+	assert_contains "$T/udp-dante-echo.out" "echoes 3 from 127.0.0.1:" \
+		"an echo server under egress answers through dante, all three back"
 fi
 
 broker_status st

@@ -48,11 +48,18 @@ results on stdout per subcommand; errors as "err ERRNONAME".
                             socket of NAME's first family), each answer
                             awaited 0.2 s: "pongs K from ADDR:PORT" (the
                             source recvfrom showed), or "err ERRNO"
+  echo NAME N               an echo server of its own on NAME's first
+                            address, port 0 (in a thread, so under egress
+                            too: it answers the sender it sees), and N
+                            datagrams to it from a nonblocking socket, each
+                            answer awaited 1 s: "echoes K from ADDR:PORT"
   resolve6 NAME             getaddrinfo AF_INET6: "ok ..." or "gaierror NAME"
 """
 import errno
+import select
 import socket
 import sys
+import threading
 import time
 
 
@@ -247,6 +254,30 @@ try:
             except socket.timeout:
                 pass
         print("pongs %d from %s:%d" % (pongs, src[0], src[1]) if src else "pongs 0")
+    elif cmd == "echo":
+        family, _, _, _, where = socket.getaddrinfo(name, 0, 0, socket.SOCK_DGRAM)[0]
+        srv = socket.socket(family, socket.SOCK_DGRAM)
+        srv.bind(where[:2])
+        dest = srv.getsockname()
+
+        def serve():
+            while True:
+                data, peer = srv.recvfrom(100)
+                if data == b"stop":
+                    return
+                srv.sendto(data, peer)
+
+        threading.Thread(target=serve, daemon=True).start()
+        u = socket.socket(family, socket.SOCK_DGRAM)
+        u.setblocking(False)
+        echoes, src = 0, None
+        for i in range(int(sys.argv[3])):
+            u.sendto(b"echo %d" % i, dest)
+            if select.select([u], [], [], 1)[0]:
+                data, src = u.recvfrom(100)
+                echoes += data == b"echo %d" % i
+        print("echoes %d from %s:%d" % (echoes, src[0], src[1]) if src else "echoes 0")
+        srv.sendto(b"stop", dest)
     elif cmd == "resolve6":
         print("ok", socket.getaddrinfo(name, 80, socket.AF_INET6))
 except socket.gaierror as e:
