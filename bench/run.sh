@@ -255,6 +255,8 @@ SHIM="env LD_PRELOAD=$LIB EGRESS_SOCKET=$SOCK"
 #   ge:KEY:X       m >= X * median(KEY)
 #   add:KEY:X:FL   m <= median(KEY) + X * median(FL)
 #   lt:KEY         m <  median(KEY)
+#   plus:KEY:C     m <= median(KEY) + C (in the row's unit)
+#   max:C          m <= C
 # or "-" (no target); TEXT says it in words.
 row() { printf '%s|%s|%s|%s|%s|%s|%s\n' "$@" >>"$T/rows"; }
 
@@ -410,7 +412,12 @@ done
 # ------------------------------------------------------------- 8. stream
 section "case 8: one stream of $STREAM_MB MiB"
 row c8.direct "8 stream $STREAM_MB MiB" "direct" "MiB/s" - - -
-row c8.relay "8 stream $STREAM_MB MiB" "egress relay" "MiB/s" c8.direct - -
+if [ "$HAVE_TP" = 1 ]; then
+	row c8.relay "8 stream $STREAM_MB MiB" "egress relay" "MiB/s" c8.direct "ge:c8.direct:0.7;ge:c8.http:3" \
+		">= 0.7 x direct, >= 3 x tinyproxy"
+else
+	row c8.relay "8 stream $STREAM_MB MiB" "egress relay" "MiB/s" c8.direct "ge:c8.direct:0.7" ">= 0.7 x direct"
+fi
 [ "$HAVE_TP" = 1 ] && row c8.http "8 stream $STREAM_MB MiB" "tinyproxy (egress http)" "MiB/s" c8.direct - -
 [ "$HAVE_MS" = 1 ] && row c8.socks "8 stream $STREAM_MB MiB" "microsocks (egress socks5)" "MiB/s" c8.direct - -
 SLIM=$((STREAM_MB / 10 + 60)) # at least 10 MiB/s
@@ -448,7 +455,7 @@ elif ! timeout -k 5 30 "$RUN" --isolate --quiet --policy "$T/iso.ini" -- true >"
 	note "egress-run --isolate does not work here ($(head -n 1 "$T/iso-try.log")): its rows are left out"
 fi
 row c9.bare "9 process start" "bare" us - - -
-row c9.shim "9 process start" "shim preloaded" us c9.bare - -
+row c9.shim "9 process start" "shim preloaded" us c9.bare "plus:c9.bare:200" "<= bare + 0.2 ms"
 row c9.run "9 process start" "egress-run, running broker" us c9.bare - -
 [ "$ISO" = 1 ] && row c9.iso "9 process start" "egress-run --isolate" us c9.bare - -
 row c9e.bare "9 connect+1 B echo" "bare" us - - -
@@ -477,11 +484,11 @@ done
 # ------------------------------------------------------------- 10. memory
 section "case 10: resident memory"
 row c10.bare "10 memory" "process, bare" KiB - - -
-row c10.shim "10 memory" "process, shim preloaded" KiB c10.bare - -
+row c10.shim "10 memory" "process, shim preloaded" KiB c10.bare "plus:c10.bare:256" "<= bare + 256 KiB"
 row c10.bare.priv "10 memory" "process, bare: private" KiB - - -
 row c10.shim.priv "10 memory" "process, shim preloaded: private" KiB c10.bare.priv - -
 row c10.broker.idle "10 memory" "broker, $BIG_RULES rules" KiB - - -
-row c10.broker.clients "10 memory" "broker, $BIG_RULES rules, $N_RSSCLIENTS clients" KiB c10.broker.idle - -
+row c10.broker.clients "10 memory" "broker, $BIG_RULES rules, $N_RSSCLIENTS clients" KiB c10.broker.idle "max:65536" "<= 64 MiB"
 for r in $(seq 1 "$K"); do
 	measure c10.bare "$r" rss_kb - 30 "$B/rss" self 127.0.0.1 "$P_ACC"
 	measure c10.shim "$r" rss_kb - 30 $SHIM "$B/rss" self 127.0.0.1 "$P_ACC"
@@ -538,10 +545,12 @@ function fmt(x) {
 }
 function cond(c, m,    p) { # one target condition on median m: 1, 0, or -1 (no figure)
 	split(c, p, ":")
+	if (p[1] == "max") { LIMIT = p[2]; return m <= LIMIT }
 	if (!(p[2] in M)) return -1
 	if (p[1] == "le") return m <= p[3] * M[p[2]]
 	if (p[1] == "ge") return m >= p[3] * M[p[2]]
 	if (p[1] == "lt") return m < M[p[2]]
+	if (p[1] == "plus") { LIMIT = M[p[2]] + p[3]; return m <= LIMIT }
 	if (p[1] == "add") { if (!(p[4] in M)) return -1; LIMIT = M[p[2]] + p[3] * M[p[4]]; return m <= LIMIT }
 	return -1
 }
